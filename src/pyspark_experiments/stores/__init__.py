@@ -1,0 +1,39 @@
+"""Store backends: one module per tracking-store format, behind :class:`base.Store`.
+
+Example::
+
+    >>> from pyspark_experiments.stores import open_store
+    >>> from pyspark_experiments.uri import resolve_tracking_uri
+    >>> open_store(resolve_tracking_uri("/tmp/mlruns"))
+    FileStore('/tmp/mlruns')
+"""
+
+from __future__ import annotations
+
+from ..uri import TrackingUri
+from .base import Store
+
+
+def open_store(uri: TrackingUri) -> Store:
+    """The backend for a resolved tracking URI (no connection is opened here).
+
+    Example::
+
+        >>> from pyspark_experiments.uri import resolve_tracking_uri
+        >>> type(open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))).__name__
+        'SqlStore'
+    """
+    if uri.kind == "sql":
+        from .sql import SqlStore
+
+        return SqlStore(uri)
+    if uri.kind == "file":
+        from .file import FileStore
+
+        return FileStore(uri)
+    if uri.kind == "rest":
+        raise ValueError(
+            f"tracking URI {uri.display!r}: reading a tracking server over REST is not supported "
+            f"yet; read its backend store directly (sqlite://, postgresql:// or an mlruns folder)"
+        )
+    raise ValueError(f"tracking URI {uri.display!r}: unknown store kind {uri.kind!r}")

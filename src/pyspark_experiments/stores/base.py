@@ -1,0 +1,245 @@
+"""The interface between where run data lives and how Spark sees it.
+
+A :class:`Store` knows one store format. On the driver it lists experiments and plans a table
+read into picklable :class:`Partition`\\ s; on an executor it reads one partition into
+``pyarrow.RecordBatch``\\ es whose schema is the table's (:func:`tables.arrow_schema`). It knows
+nothing of Spark, and opens connections only inside :meth:`Store.read` (and, for planning,
+inside :meth:`Store.plan` / :meth:`Store.list_experiments`), never keeping them on ``self``.
+
+Example::
+
+    >>> from pyspark_experiments.stores import open_store
+    >>> from pyspark_experiments.uri import resolve_tracking_uri
+    >>> store = open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))
+    >>> type(store).__name__
+    'SqlStore'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+
+from .. import tables
+from ..uri import TrackingUri
+
+log = logging.getLogger("pyspark_experiments")
+
+VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
+MODES = ("FAILFAST", "PERMISSIVE")
+
+RUN_STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+
+# Rows per Arrow batch handed to Spark.
+BATCH_ROWS = 65_536
+
+
+def lifecycle_stages(view_type: str) -> tuple[str, ...]:
+    """The lifecycle stages that MLflow's ``ViewType`` admits.
+
+    Example::
+
+        >>> lifecycle_stages("ALL")
+        ('active', 'deleted')
+    """
+    return {
+        "ACTIVE_ONLY": ("active",),
+        "DELETED_ONLY": ("deleted",),
+        "ALL": ("active", "deleted"),
+    }[view_type]
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    """An experiment as planning sees it: id, name and lifecycle stage."""
+
+    experiment_id: str
+    name: str
+    lifecycle_stage: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to read: one table, from resolved experiments, narrowed at the source.
+
+    Example::
+
+        >>> Selection("metrics", ("1",), metric_keys=("loss",)).view_type
+        'ACTIVE_ONLY'
+    """
+
+    table: str
+    experiment_ids: tuple[str, ...]
+    view_type: str = "ACTIVE_ONLY"
+    run_ids: tuple[str, ...] | None = None
+    metric_keys: tuple[str, ...] | None = None
+    min_start_time_ms: int | None = None
+    # Planning targets: rows (metric points, or runs for per-run tables) per partition,
+    # or a fixed number of partitions.
+    rows_per_partition: int | None = None
+    num_partitions: int | None = None
+    mode: str = "FAILFAST"
+
+    def admits_run(self, run_id: str, lifecycle_stage: str, start_time_ms: int | None) -> bool:
+        """Whether a run passes the view type, run-id and start-time narrowing."""
+        if lifecycle_stage not in lifecycle_stages(self.view_type):
+            return False
+        if self.run_ids is not None and run_id not in self.run_ids:
+            return False
+        if self.min_start_time_ms is not None and (
+            start_time_ms is None or start_time_ms < self.min_start_time_ms
+        ):
+            return False
+        return True
+
+    def admits_metric_key(self, key: str) -> bool:
+        return self.metric_keys is None or key in self.metric_keys
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One unit of read work: picklable, small, independent of any open connection.
+
+    ``work`` is the backend's description of what to read (for example a chunk of run ids).
+    """
+
+    index: int
+    selection: Selection
+    work: Any = field(repr=False)
+
+
+class MalformedRecordError(ValueError):
+    """A record in the store that does not parse; the message names where it is."""
+
+
+class Problems:
+    """Collects malformed records under ``mode``: raise at once (FAILFAST) or skip and report.
+
+    PERMISSIVE never drops silently: :meth:`report` logs how many records were skipped and where,
+    as a warning on the executor's log (shown by the job runner), once per partition.
+
+    Example::
+
+        >>> problems = Problems("PERMISSIVE")
+        >>> problems.skip("mlruns/1/abc/metrics/loss, line 3: expected 'timestamp value step'")
+        >>> problems.count
+        1
+    """
+
+    def __init__(self, mode: str, context: str = "") -> None:
+        self.mode = mode
+        self.context = context
+        self.where: list[str] = []
+
+    def skip(self, where: str) -> None:
+        if self.mode == "FAILFAST":
+            raise MalformedRecordError(
+                f"malformed record at {where} (mode FAILFAST; use option('mode', 'PERMISSIVE') "
+                f"to skip malformed records and report them)"
+            )
+        self.where.append(where)
+
+    @property
+    def count(self) -> int:
+        return len(self.where)
+
+    def report(self) -> None:
+        if self.where:
+            shown = "; ".join(self.where[:20])
+            more = f" (and {len(self.where) - 20} more)" if len(self.where) > 20 else ""
+            log.warning(
+                "PERMISSIVE: skipped %d malformed record(s)%s: %s%s",
+                len(self.where), f" in {self.context}" if self.context else "", shown, more,
+            )
+
+
+class Store(ABC):
+    """One tracking-store format. Subclasses: ``SqlStore``, ``FileStore``, ``RestStore``."""
+
+    def __init__(self, uri: TrackingUri) -> None:
+        self.uri = uri
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri.display!r})"
+
+    @abstractmethod
+    def list_experiments(self, view_type: str = "ALL") -> list[ExperimentRef]:
+        """Every experiment of the store whose lifecycle stage ``view_type`` admits."""
+
+    @abstractmethod
+    def plan(self, selection: Selection) -> list[Partition]:
+        """Split reading ``selection`` into partitions of bounded size (driver side)."""
+
+    @abstractmethod
+    def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Read one partition as record batches of the table's Arrow schema (executor side)."""
+
+
+def batches_from_columns(table: str, columns: dict[str, Sequence]) -> Iterator[pa.RecordBatch]:
+    """Turn column lists into record batches of ``table``'s schema, ``BATCH_ROWS`` at a time.
+
+    Example::
+
+        >>> cols = {"experiment_id": ["1"], "run_id": ["r"], "key": ["k"], "value": ["v"]}
+        >>> next(batches_from_columns("params", cols)).num_rows
+        1
+    """
+    schema = tables.arrow_schema(table)
+    rows = len(columns[schema.names[0]]) if columns else 0
+    if rows == 0:
+        return
+    arrays = [pa.array(columns[f.name], type=f.type) for f in schema]
+    batch_table = pa.Table.from_arrays(arrays, schema=schema)
+    yield from batch_table.to_batches(max_chunksize=BATCH_ROWS)
+
+
+def chunk(items: Sequence, size: int) -> list[Sequence]:
+    """Split ``items`` into consecutive chunks of at most ``size``.
+
+    Example::
+
+        >>> chunk([1, 2, 3], 2)
+        [[1, 2], [3]]
+    """
+    size = max(1, int(size))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def ms_to_us(value) -> int | None:
+    """MLflow's epoch milliseconds as Arrow's microseconds (``None`` stays ``None``)."""
+    return None if value is None else int(value) * 1000
+
+
+def pack_partitions(selection: Selection, units: list[tuple[object, int]], default_rows: int) -> list[Partition]:
+    """Group work ``units`` (item, estimated rows) into partitions of about the target size.
+
+    Units keep their order, so a run's keys stay together where they fit; a unit larger than the
+    target gets a partition of its own.
+
+    Example::
+
+        >>> s = Selection("metrics", ("1",), rows_per_partition=10)
+        >>> [len(p.work) for p in pack_partitions(s, [("a", 6), ("b", 6), ("c", 30)], 10)]
+        [1, 1, 1]
+    """
+    total = sum(rows for _, rows in units)
+    target = selection.rows_per_partition or default_rows
+    if selection.num_partitions:
+        target = max(1, math.ceil(total / selection.num_partitions))
+    partitions: list[Partition] = []
+    current: list = []
+    current_rows = 0
+    for item, rows in units:
+        if current and current_rows + rows > target:
+            partitions.append(Partition(len(partitions), selection, tuple(current)))
+            current, current_rows = [], 0
+        current.append(item)
+        current_rows += rows
+    if current:
+        partitions.append(Partition(len(partitions), selection, tuple(current)))
+    return partitions

@@ -1,0 +1,398 @@
+"""MLflow's file store (an ``mlruns/`` folder), read directly from its files.
+
+Layout: ``<root>/<experiment_id>/meta.yaml`` and ``tags/``; deleted experiments under
+``<root>/.trash/``; runs in ``<root>/<experiment_id>/<run_id>/`` with ``meta.yaml``,
+``params/``, ``metrics/``, ``tags/`` (keys holding ``/`` are nested folders) and
+``inputs/<id>/meta.yaml``, whose datasets live in ``<experiment>/datasets/<id>/meta.yaml``.
+Metric files hold one point a line: ``timestamp value [step [dataset_name dataset_digest]]``.
+
+Example::
+
+    >>> from pyspark_experiments.uri import resolve_tracking_uri
+    >>> store = FileStore(resolve_tracking_uri("/tmp/mlruns"))
+    >>> [e.name for e in store.list_experiments()]
+    ['Default', ...]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterator
+
+import pyarrow as pa
+
+from .. import tables
+from .base import (
+    RUN_STATUSES,
+    ExperimentRef,
+    Partition,
+    Problems,
+    Selection,
+    Store,
+    batches_from_columns,
+    lifecycle_stages,
+    ms_to_us,
+    pack_partitions,
+)
+
+TRASH = ".trash"
+META = "meta.yaml"
+# Experiment sub-folders that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
+RESERVED_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
+
+DEFAULT_RUNS_PER_PARTITION = 1_000
+DEFAULT_POINTS_PER_PARTITION = 1_000_000
+# Average bytes of one metric line, to estimate points from file sizes when planning.
+_BYTES_PER_POINT = 32
+
+
+def _yaml_loader():
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: str, problems: Problems | None = None) -> dict | None:
+    """Parse one ``meta.yaml``; ``None`` if it is missing. A corrupt file is a malformed record.
+
+    Example::
+
+        >>> read_yaml("/nonexistent/meta.yaml") is None
+        True
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    try:
+        content = yaml.load(text, Loader=_yaml_loader())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else path
+        _malformed(problems, f"{where}: not valid YAML ({getattr(error, 'problem', error)})")
+        return None
+    if not isinstance(content, dict):
+        _malformed(problems, f"{path}: expected a YAML mapping of MLflow metadata, got {type(content).__name__}")
+        return None
+    return content
+
+
+def _malformed(problems: Problems | None, where: str) -> None:
+    (problems or Problems("FAILFAST")).skip(where)
+
+
+class FileStore(Store):
+    """Reads an MLflow file store."""
+
+    @property
+    def root(self) -> str:
+        return self.uri.location
+
+    def _check_root(self) -> None:
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(
+                f"tracking URI {self.uri.display!r}: no file store at {self.root!r} (folder not found)"
+            )
+        has_store = any(
+            entry.is_dir() and (entry.name.isdigit() or entry.name == TRASH)
+            for entry in os.scandir(self.root)
+        )
+        if not has_store:
+            raise ValueError(
+                f"tracking URI {self.uri.display!r}: {self.root!r} holds no MLflow file store "
+                f"(expected experiment folders such as '0/meta.yaml')"
+            )
+
+    # -- planning (driver) -------------------------------------------------------------------
+
+    def _experiment_dirs(self) -> Iterator[str]:
+        for parent in (self.root, os.path.join(self.root, TRASH)):
+            try:
+                entries = sorted(os.scandir(parent), key=lambda e: e.name)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir() and entry.name != TRASH and os.path.exists(os.path.join(entry.path, META)):
+                    yield entry.path
+
+    def list_experiments(self, view_type: str = "ALL") -> list[ExperimentRef]:
+        self._check_root()
+        stages = lifecycle_stages(view_type)
+        found = []
+        for path in self._experiment_dirs():
+            meta = read_yaml(os.path.join(path, META))
+            if meta is None:
+                continue
+            stage = meta.get("lifecycle_stage", "active")
+            if stage in stages:
+                found.append(ExperimentRef(str(meta.get("experiment_id", os.path.basename(path))), meta.get("name"), stage))
+        return sorted(found, key=lambda e: (len(e.experiment_id), e.experiment_id))
+
+    def experiment_dir(self, experiment_id: str) -> str | None:
+        for parent in (self.root, os.path.join(self.root, TRASH)):
+            path = os.path.join(parent, experiment_id)
+            if os.path.isfile(os.path.join(path, META)):
+                return path
+        return None
+
+    def _run_dirs(self, selection: Selection) -> list[tuple[str, str]]:
+        runs = []
+        for experiment_id in selection.experiment_ids:
+            path = self.experiment_dir(experiment_id)
+            if path is None:
+                continue
+            names = sorted(
+                entry.name for entry in os.scandir(path)
+                if entry.is_dir() and entry.name not in RESERVED_FOLDERS
+            )
+            if selection.run_ids is not None:
+                wanted = set(selection.run_ids)
+                names = [n for n in names if n in wanted]
+            runs.extend((path, name) for name in names)
+        return runs
+
+    def plan(self, selection: Selection) -> list[Partition]:
+        self._check_root()
+        if selection.table == tables.EXPERIMENTS:
+            dirs = tuple(self.experiment_dir(e) for e in selection.experiment_ids)
+            return [Partition(0, selection, tuple(d for d in dirs if d))]
+        run_dirs = self._run_dirs(selection)
+        if selection.table != tables.METRICS:
+            units = [(run, 1) for run in run_dirs]
+            return pack_partitions(selection, units, DEFAULT_RUNS_PER_PARTITION)
+        units = []
+        for experiment_path, run_name in run_dirs:
+            metrics_dir = os.path.join(experiment_path, run_name, "metrics")
+            for key, size in _metric_files(metrics_dir):
+                if selection.admits_metric_key(key):
+                    units.append(((experiment_path, run_name, key), size // _BYTES_PER_POINT + 1))
+        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    # -- reading (executor) ------------------------------------------------------------------
+
+    def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
+        selection = partition.selection
+        problems = Problems(selection.mode, context=f"file store {self.root!r}, partition {partition.index}")
+        table = selection.table
+        if table == tables.EXPERIMENTS:
+            yield from self._read_experiments(partition.work, problems)
+        elif table == tables.METRICS:
+            yield from self._read_metrics(selection, partition.work, problems)
+        else:
+            runs = list(self._admitted_runs(selection, partition.work, problems))
+            if table == tables.RUNS:
+                yield from self._read_runs(runs, problems)
+            elif table in (tables.PARAMS, tables.TAGS):
+                yield from self._read_key_values(table, runs)
+            elif table == tables.INPUTS:
+                yield from self._read_inputs(runs, problems)
+        problems.report()
+
+    def _admitted_runs(self, selection: Selection, run_dirs, problems: Problems) -> Iterator[tuple[str, dict]]:
+        """Yield (run folder, run meta) for the runs that the selection admits."""
+        for experiment_path, run_name in run_dirs:
+            run_dir = os.path.join(experiment_path, run_name)
+            meta_path = os.path.join(run_dir, META)
+            meta = read_yaml(meta_path, problems)
+            if meta is None:
+                # No meta.yaml: not a run (for example an artifact folder), as MLflow treats it.
+                continue
+            run_id = meta.get("run_id") or meta.get("run_uuid")
+            if run_id != run_name:
+                problems.skip(f"{meta_path}: run_id {run_id!r} does not match its folder {run_name!r}")
+                continue
+            if selection.admits_run(run_id, meta.get("lifecycle_stage", "active"), meta.get("start_time")):
+                yield run_dir, meta
+
+    def _read_runs(self, runs, problems: Problems) -> Iterator[pa.RecordBatch]:
+        columns = {name: [] for name in tables.arrow_schema(tables.RUNS).names}
+        for run_dir, meta in runs:
+            latest = []
+            for key, path in _key_files(os.path.join(run_dir, "metrics")):
+                point = _latest_point(path, problems)
+                if point is not None:
+                    latest.append((key, point))
+            columns["run_id"].append(meta.get("run_id") or meta.get("run_uuid"))
+            columns["experiment_id"].append(str(meta.get("experiment_id")))
+            columns["metrics"].append(sorted(latest))
+            columns["params"].append(_read_values(os.path.join(run_dir, "params")))
+            columns["tags"].append(_read_values(os.path.join(run_dir, "tags")))
+            columns["start_time"].append(ms_to_us(meta.get("start_time")))
+            columns["end_time"].append(ms_to_us(meta.get("end_time")))
+            columns["status"].append(_status(meta.get("status")))
+            columns["artifact_uri"].append(meta.get("artifact_uri"))
+            columns["run_name"].append(meta.get("run_name"))
+            columns["user_id"].append(meta.get("user_id"))
+            columns["lifecycle_stage"].append(meta.get("lifecycle_stage", "active"))
+        yield from batches_from_columns(tables.RUNS, columns)
+
+    def _read_key_values(self, table: str, runs) -> Iterator[pa.RecordBatch]:
+        columns = {"experiment_id": [], "run_id": [], "key": [], "value": []}
+        for run_dir, meta in runs:
+            for key, value in _read_values(os.path.join(run_dir, table)):
+                columns["experiment_id"].append(str(meta.get("experiment_id")))
+                columns["run_id"].append(os.path.basename(run_dir))
+                columns["key"].append(key)
+                columns["value"].append(value)
+        yield from batches_from_columns(table, columns)
+
+    def _read_experiments(self, experiment_dirs, problems: Problems) -> Iterator[pa.RecordBatch]:
+        columns = {name: [] for name in tables.arrow_schema(tables.EXPERIMENTS).names}
+        for path in experiment_dirs:
+            meta = read_yaml(os.path.join(path, META), problems)
+            if meta is None:
+                continue
+            columns["experiment_id"].append(str(meta.get("experiment_id")))
+            columns["name"].append(meta.get("name"))
+            columns["artifact_location"].append(meta.get("artifact_location"))
+            columns["lifecycle_stage"].append(meta.get("lifecycle_stage", "active"))
+            columns["creation_time"].append(ms_to_us(meta.get("creation_time")))
+            columns["last_update_time"].append(ms_to_us(meta.get("last_update_time")))
+            columns["tags"].append(_read_values(os.path.join(path, "tags")))
+        yield from batches_from_columns(tables.EXPERIMENTS, columns)
+
+    def _read_inputs(self, runs, problems: Problems) -> Iterator[pa.RecordBatch]:
+        columns = {name: [] for name in tables.arrow_schema(tables.INPUTS).names}
+        for run_dir, meta in runs:
+            inputs_dir = os.path.join(run_dir, "inputs")
+            if not os.path.isdir(inputs_dir):
+                continue
+            found = []
+            for input_id in sorted(os.listdir(inputs_dir)):
+                input_meta = read_yaml(os.path.join(inputs_dir, input_id, META), problems)
+                if not input_meta or input_meta.get("source_type") != "DATASET":
+                    continue
+                dataset_path = os.path.join(os.path.dirname(run_dir), "datasets", str(input_meta.get("source_id")), META)
+                dataset = read_yaml(dataset_path, problems)
+                if dataset is None:
+                    problems.skip(f"{os.path.join(inputs_dir, input_id, META)}: its dataset {dataset_path} is missing")
+                    continue
+                input_tags = {str(k): None if v is None else str(v) for k, v in (input_meta.get("tags") or {}).items()}
+                found.append((dataset.get("name"), dataset.get("digest"), dataset, input_tags))
+            for name, digest, dataset, input_tags in sorted(found, key=lambda f: (f[0] or "", f[1] or "")):
+                columns["experiment_id"].append(str(meta.get("experiment_id")))
+                columns["run_id"].append(os.path.basename(run_dir))
+                columns["dataset_name"].append(name)
+                columns["dataset_digest"].append(digest)
+                columns["dataset_source_type"].append(dataset.get("source_type"))
+                columns["dataset_source"].append(dataset.get("source"))
+                columns["dataset_schema"].append(dataset.get("schema"))
+                columns["dataset_profile"].append(dataset.get("profile"))
+                columns["context"].append(input_tags.get("mlflow.data.context"))
+                columns["tags"].append(sorted(input_tags.items()))
+        yield from batches_from_columns(tables.INPUTS, columns)
+
+    def _read_metrics(self, selection: Selection, work, problems: Problems) -> Iterator[pa.RecordBatch]:
+        schema = tables.arrow_schema(tables.METRICS)
+        by_run: dict[tuple[str, str], list[str]] = {}
+        for experiment_path, run_name, key in work:
+            by_run.setdefault((experiment_path, run_name), []).append(key)
+        admitted = self._admitted_runs(selection, list(by_run), problems)
+        for run_dir, meta in admitted:
+            run_id = os.path.basename(run_dir)
+            keys = by_run[(os.path.dirname(run_dir), run_id)]
+            columns = {"key": [], "value": [], "step": [], "timestamp": []}
+            for key in keys:
+                points = read_metric_file(os.path.join(run_dir, "metrics", key), problems)
+                for timestamp, value, step in points:
+                    columns["key"].append(key)
+                    columns["value"].append(value)
+                    columns["step"].append(step)
+                    columns["timestamp"].append(timestamp * 1000)
+            n = len(columns["key"])
+            if n == 0:
+                continue
+            arrays = [
+                pa.array([str(meta.get("experiment_id"))] * n, type=pa.string()),
+                pa.array([run_id] * n, type=pa.string()),
+                pa.array(columns["key"], type=pa.string()),
+                pa.array(columns["value"], type=pa.float64()),
+                pa.array(columns["step"], type=pa.int64()),
+                pa.array(columns["timestamp"], type=schema.field("timestamp").type),
+            ]
+            yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=65_536)
+
+
+def _status(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return RUN_STATUSES.get(value, str(value))
+    return str(value)
+
+
+def _key_files(folder: str) -> list[tuple[str, str]]:
+    """(key, path) for every file under ``folder``; keys with ``/`` are nested folders."""
+    found = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            found.append((os.path.relpath(path, folder).replace(os.sep, "/"), path))
+    return sorted(found)
+
+
+def _metric_files(folder: str) -> list[tuple[str, int]]:
+    return [(key, os.path.getsize(path)) for key, path in _key_files(folder)]
+
+
+def _read_values(folder: str) -> list[tuple[str, str]]:
+    values = []
+    for key, path in _key_files(folder):
+        with open(path, encoding="utf-8") as handle:
+            values.append((key, handle.read()))
+    return values
+
+
+def read_metric_file(path: str, problems: Problems) -> list[tuple[int, float, int]]:
+    """The points of one metric file as (timestamp ms, value, step), exact duplicates once.
+
+    A last line without its newline is a point still being written: it is left for the next
+    read, not parsed half-written.
+
+    Example::
+
+        >>> read_metric_file("/nonexistent", Problems("FAILFAST"))
+        []
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or a line still being written
+    points = []
+    seen = set()
+    for number, raw in enumerate(lines, start=1):
+        fields = raw.split()
+        try:
+            if len(fields) not in (2, 3, 5):
+                raise ValueError(f"{len(fields)} fields")
+            point = (int(fields[0]), float(fields[1]), int(fields[2]) if len(fields) >= 3 else 0)
+        except ValueError:
+            problems.skip(
+                f"{path}, line {number}: expected 'timestamp value step' "
+                f"(2, 3 or 5 space-separated fields), got {raw[:200].decode('utf-8', 'replace')!r}"
+            )
+            continue
+        identity = (point[0], point[2], point[1] if point[1] == point[1] else "nan")
+        if identity in seen:
+            continue
+        seen.add(identity)
+        points.append(point)
+    return points
+
+
+def _latest_point(path: str, problems: Problems) -> float | None:
+    """The latest value as MLflow picks it: max by (step, timestamp, value), first on ties."""
+    best = None
+    best_key = None
+    for timestamp, value, step in read_metric_file(path, problems):
+        key = (step, timestamp, value)
+        if best_key is None or key > best_key:
+            best, best_key = value, key
+    return best

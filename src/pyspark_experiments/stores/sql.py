@@ -1,0 +1,359 @@
+"""MLflow's SQL tracking store (SQLite, PostgreSQL), read directly with a DB-API driver.
+
+SQLite needs nothing beyond Python's ``sqlite3``; PostgreSQL needs ``psycopg`` (the
+``postgres`` extra). The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
+``runs``, ``params``, ``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``),
+``latest_metrics``, ``datasets``, ``inputs``, ``input_tags``.
+
+Example::
+
+    >>> from pyspark_experiments.uri import resolve_tracking_uri
+    >>> store = SqlStore(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))
+    >>> [e.name for e in store.list_experiments()]
+    ['Default', ...]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+
+from .. import tables
+from ..uri import redact
+from .base import (
+    ExperimentRef,
+    Partition,
+    Selection,
+    Store,
+    batches_from_columns,
+    chunk,
+    lifecycle_stages,
+    ms_to_us,
+    pack_partitions,
+)
+
+# Runs per partition for the per-run tables, metric points per partition for `metrics`.
+DEFAULT_RUNS_PER_PARTITION = 2_000
+DEFAULT_POINTS_PER_PARTITION = 1_000_000
+# Bound on bound parameters per statement (SQLite allows 32,766).
+_IN_LIST = 900
+
+
+class SqlStore(Store):
+    """Reads an MLflow SQL store."""
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self):
+        if self.uri.scheme == "sqlite":
+            import sqlite3
+
+            path = self.uri.location.split("://", 1)[1].split("?", 1)[0][1:]
+            if not os.path.isfile(path):
+                raise FileNotFoundError(
+                    f"tracking URI {self.uri.display!r}: no SQLite database at {path!r}"
+                )
+            # Read-only, so a reader can never create or change a store.
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        elif self.uri.scheme == "postgresql":
+            try:
+                import psycopg
+            except ImportError as error:
+                raise ImportError(
+                    "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
+                ) from error
+            location = self.uri.location.replace("postgresql+psycopg2://", "postgresql://")
+            try:
+                connection = psycopg.connect(location, autocommit=True)
+            except Exception as error:
+                raise ConnectionError(
+                    f"cannot connect to {self.uri.display}: {redact(str(error))}"
+                ) from None
+        else:
+            raise ValueError(
+                f"tracking URI {self.uri.display!r}: SQL dialect {self.uri.scheme!r} is not "
+                f"supported yet; supported: sqlite, postgresql"
+            )
+        try:
+            self._check_schema(connection)
+            yield connection
+        finally:
+            connection.close()
+
+    def _check_schema(self, connection) -> None:
+        try:
+            connection.execute("SELECT run_uuid FROM runs WHERE 1 = 0").fetchall()
+        except Exception:
+            raise ValueError(
+                f"tracking URI {self.uri.display!r} holds no MLflow tracking store "
+                f"(expected MLflow's 'runs' table)"
+            ) from None
+
+    @property
+    def _placeholder(self) -> str:
+        return "?" if self.uri.scheme == "sqlite" else "%s"
+
+    def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
+        sql = sql.replace("?", self._placeholder)
+        return connection.execute(sql, tuple(params)).fetchall()
+
+    def _query_in(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> list[tuple]:
+        """Run ``sql`` whose ``{in}`` stands for a list of ``values``, in bounded chunks."""
+        rows: list[tuple] = []
+        for part in chunk(list(values), _IN_LIST):
+            marks = ", ".join("?" * len(part))
+            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *part]))
+        return rows
+
+    # -- planning (driver) -------------------------------------------------------------------
+
+    def list_experiments(self, view_type: str = "ALL") -> list[ExperimentRef]:
+        stages = lifecycle_stages(view_type)
+        with self._connect() as connection:
+            rows = self._query_in(
+                connection,
+                "SELECT experiment_id, name, lifecycle_stage FROM experiments "
+                "WHERE lifecycle_stage IN ({in}) ORDER BY experiment_id",
+                stages,
+            )
+        return [ExperimentRef(str(i), name, stage) for i, name, stage in rows]
+
+    def plan(self, selection: Selection) -> list[Partition]:
+        if selection.table == tables.EXPERIMENTS:
+            return [Partition(0, selection, selection.experiment_ids)]
+        with self._connect() as connection:
+            run_ids = self._selected_run_ids(connection, selection)
+            if selection.table != tables.METRICS:
+                return _per_run_partitions(selection, run_ids)
+            counts = self._query_in(
+                connection,
+                "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) "
+                "GROUP BY run_uuid, key",
+                run_ids,
+            )
+        units = [
+            ((run_id, key), count) for run_id, key, count in sorted(counts)
+            if selection.admits_metric_key(key)
+        ]
+        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
+        conditions = ["lifecycle_stage IN ({in})".format(**{"in": ", ".join("?" * len(lifecycle_stages(selection.view_type)))})]
+        params: list = list(lifecycle_stages(selection.view_type))
+        if selection.min_start_time_ms is not None:
+            conditions.append("start_time >= ?")
+            params.append(selection.min_start_time_ms)
+        run_ids: list[str] = []
+        for part in chunk(list(selection.experiment_ids), _IN_LIST):
+            sql = (
+                "SELECT run_uuid FROM runs WHERE experiment_id IN ({}) AND {}".format(
+                    ", ".join("?" * len(part)), " AND ".join(conditions)
+                )
+            )
+            run_ids.extend(
+                r[0] for r in self._query(connection, sql, [*(int(e) for e in part), *params])
+            )
+        if selection.run_ids is not None:
+            wanted = set(selection.run_ids)
+            run_ids = [r for r in run_ids if r in wanted]
+        return sorted(run_ids)
+
+    # -- reading (executor) ------------------------------------------------------------------
+
+    def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
+        table = partition.selection.table
+        with self._connect() as connection:
+            if table == tables.EXPERIMENTS:
+                yield from self._read_experiments(connection, partition.work)
+            elif table == tables.METRICS:
+                yield from self._read_metrics(connection, partition)
+            elif table == tables.RUNS:
+                yield from self._read_runs(connection, partition.work)
+            elif table in (tables.PARAMS, tables.TAGS):
+                yield from self._read_key_values(connection, table, partition.work)
+            elif table == tables.INPUTS:
+                yield from self._read_inputs(connection, partition.work)
+
+    def _read_experiments(self, connection, experiment_ids) -> Iterator[pa.RecordBatch]:
+        ids = [int(e) for e in experiment_ids]
+        rows = self._query_in(
+            connection,
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
+            "last_update_time FROM experiments WHERE experiment_id IN ({in}) ORDER BY experiment_id",
+            ids,
+        )
+        tags = defaultdict(list)
+        for experiment_id, key, value in self._query_in(
+            connection,
+            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({in})",
+            ids,
+        ):
+            tags[experiment_id].append((key, value))
+        yield from batches_from_columns(
+            tables.EXPERIMENTS,
+            {
+                "experiment_id": [str(r[0]) for r in rows],
+                "name": [r[1] for r in rows],
+                "artifact_location": [r[2] for r in rows],
+                "lifecycle_stage": [r[3] for r in rows],
+                "creation_time": [ms_to_us(r[4]) for r in rows],
+                "last_update_time": [ms_to_us(r[5]) for r in rows],
+                "tags": [sorted(tags[r[0]]) for r in rows],
+            },
+        )
+
+    def _read_runs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
+        rows = self._query_in(
+            connection,
+            "SELECT run_uuid, experiment_id, start_time, end_time, status, artifact_uri, name, "
+            "user_id, lifecycle_stage FROM runs WHERE run_uuid IN ({in})",
+            run_ids,
+        )
+        metrics = defaultdict(list)
+        for run_id, key, value, is_nan in self._query_in(
+            connection,
+            "SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({in})",
+            run_ids,
+        ):
+            metrics[run_id].append((key, math.nan if is_nan else float(value)))
+        params = self._key_values(connection, "params", run_ids)
+        tags = self._key_values(connection, "tags", run_ids)
+        rows.sort(key=lambda r: r[0])
+        yield from batches_from_columns(
+            tables.RUNS,
+            {
+                "run_id": [r[0] for r in rows],
+                "experiment_id": [str(r[1]) for r in rows],
+                "metrics": [sorted(metrics[r[0]]) for r in rows],
+                "params": [sorted(params[r[0]]) for r in rows],
+                "tags": [sorted(tags[r[0]]) for r in rows],
+                "start_time": [ms_to_us(r[2]) for r in rows],
+                "end_time": [ms_to_us(r[3]) for r in rows],
+                "status": [r[4] for r in rows],
+                "artifact_uri": [r[5] for r in rows],
+                "run_name": [r[6] for r in rows],
+                "user_id": [r[7] for r in rows],
+                "lifecycle_stage": [r[8] for r in rows],
+            },
+        )
+
+    def _key_values(self, connection, table: str, run_ids) -> dict[str, list[tuple[str, str]]]:
+        result = defaultdict(list)
+        for run_id, key, value in self._query_in(
+            connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
+        ):
+            result[run_id].append((key, value))
+        return result
+
+    def _experiment_of(self, connection, run_ids) -> dict[str, str]:
+        return {
+            run_id: str(experiment_id)
+            for run_id, experiment_id in self._query_in(
+                connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
+            )
+        }
+
+    def _read_key_values(self, connection, table: str, run_ids) -> Iterator[pa.RecordBatch]:
+        experiment_of = self._experiment_of(connection, run_ids)
+        rows = sorted(
+            self._query_in(
+                connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
+            )
+        )
+        yield from batches_from_columns(
+            table,
+            {
+                "experiment_id": [experiment_of[r[0]] for r in rows],
+                "run_id": [r[0] for r in rows],
+                "key": [r[1] for r in rows],
+                "value": [r[2] for r in rows],
+            },
+        )
+
+    def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        units = set(partition.work)
+        run_ids = sorted({run_id for run_id, _ in units})
+        keys = sorted({key for _, key in units})
+        experiment_of = self._experiment_of(connection, run_ids)
+        for runs in chunk(run_ids, 200):
+            rows = self._query_in(
+                connection,
+                "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics "
+                "WHERE key IN (%s) AND run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp"
+                % ", ".join("?" * len(keys)),
+                runs,
+                params=keys,
+            ) if len(keys) < _IN_LIST else self._query_in(
+                connection,
+                "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics "
+                "WHERE run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp",
+                runs,
+            )
+            rows = [row for row in rows if (row[0], row[1]) in units]
+            if rows:
+                yield from _metric_batches(experiment_of, rows)
+
+    def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
+        experiment_of = self._experiment_of(connection, run_ids)
+        rows = self._query_in(
+            connection,
+            "SELECT i.destination_id, i.input_uuid, d.name, d.digest, d.dataset_source_type, "
+            "d.dataset_source, d.dataset_schema, d.dataset_profile "
+            "FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id "
+            "WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' "
+            "AND i.destination_id IN ({in})",
+            run_ids,
+        )
+        input_tags = defaultdict(list)
+        for input_id, name, value in self._query_in(
+            connection,
+            "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({in})",
+            [r[1] for r in rows],
+        ):
+            input_tags[input_id].append((name, value))
+        rows.sort(key=lambda r: (r[0], r[2] or "", r[3] or "", r[1]))
+        yield from batches_from_columns(
+            tables.INPUTS,
+            {
+                "experiment_id": [experiment_of[r[0]] for r in rows],
+                "run_id": [r[0] for r in rows],
+                "dataset_name": [r[2] for r in rows],
+                "dataset_digest": [r[3] for r in rows],
+                "dataset_source_type": [r[4] for r in rows],
+                "dataset_source": [r[5] for r in rows],
+                "dataset_schema": [r[6] for r in rows],
+                "dataset_profile": [r[7] for r in rows],
+                "context": [dict(input_tags[r[1]]).get("mlflow.data.context") for r in rows],
+                "tags": [sorted(input_tags[r[1]]) for r in rows],
+            },
+        )
+
+
+def _metric_batches(experiment_of: dict[str, str], rows: list[tuple]) -> Iterator[pa.RecordBatch]:
+    run_ids, keys, values, is_nans, steps, timestamps = zip(*rows)
+    if any(is_nans):
+        values = [math.nan if is_nan else value for value, is_nan in zip(values, is_nans)]
+    schema = tables.arrow_schema(tables.METRICS)
+    arrays = [
+        pa.array([experiment_of[r] for r in run_ids], type=pa.string()),
+        pa.array(run_ids, type=pa.string()),
+        pa.array(keys, type=pa.string()),
+        pa.array(values, type=pa.float64()),
+        pa.array(steps, type=pa.int64()),
+        pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
+    ]
+    yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=65_536)
+
+
+def _per_run_partitions(selection: Selection, run_ids: list[str]) -> list[Partition]:
+    total = len(run_ids)
+    size = selection.rows_per_partition or DEFAULT_RUNS_PER_PARTITION
+    if selection.num_partitions:
+        size = max(1, math.ceil(total / selection.num_partitions))
+    return [Partition(i, selection, tuple(part)) for i, part in enumerate(chunk(run_ids, size))]

@@ -1,0 +1,187 @@
+"""The tables the ``experiments`` source produces: names and schemas, defined once.
+
+Every other module takes its columns from here: the store backends build Arrow batches with
+:func:`arrow_schema`, the Spark adapter declares :func:`spark_schema`, the Delta sync creates
+its tables from them.
+
+Example::
+
+    >>> from pyspark_experiments import tables
+    >>> tables.TABLE_NAMES
+    ('runs', 'metrics', 'params', 'tags', 'experiments', 'inputs')
+    >>> tables.spark_schema("params").fieldNames()
+    ['experiment_id', 'run_id', 'key', 'value']
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pyarrow as pa
+from pyspark.sql.types import (
+    DoubleType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+RUNS = "runs"
+METRICS = "metrics"
+PARAMS = "params"
+TAGS = "tags"
+EXPERIMENTS = "experiments"
+INPUTS = "inputs"
+
+TABLE_NAMES = (RUNS, METRICS, PARAMS, TAGS, EXPERIMENTS, INPUTS)
+
+_STRING_MAP = MapType(StringType(), StringType(), valueContainsNull=True)
+
+_SCHEMAS = {
+    # The first nine columns are those of Databricks' `mlflow-experiment` source.
+    RUNS: StructType(
+        [
+            StructField("run_id", StringType(), False),
+            StructField("experiment_id", StringType(), False),
+            StructField("metrics", MapType(StringType(), DoubleType(), True), False),
+            StructField("params", _STRING_MAP, False),
+            StructField("tags", _STRING_MAP, False),
+            StructField("start_time", TimestampType(), True),
+            StructField("end_time", TimestampType(), True),
+            StructField("status", StringType(), True),
+            StructField("artifact_uri", StringType(), True),
+            StructField("run_name", StringType(), True),
+            StructField("user_id", StringType(), True),
+            StructField("lifecycle_stage", StringType(), True),
+        ]
+    ),
+    METRICS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("key", StringType(), False),
+            StructField("value", DoubleType(), True),
+            StructField("step", LongType(), False),
+            StructField("timestamp", TimestampType(), True),
+        ]
+    ),
+    PARAMS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("key", StringType(), False),
+            StructField("value", StringType(), True),
+        ]
+    ),
+    TAGS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("key", StringType(), False),
+            StructField("value", StringType(), True),
+        ]
+    ),
+    EXPERIMENTS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("name", StringType(), False),
+            StructField("artifact_location", StringType(), True),
+            StructField("lifecycle_stage", StringType(), True),
+            StructField("creation_time", TimestampType(), True),
+            StructField("last_update_time", TimestampType(), True),
+            StructField("tags", _STRING_MAP, False),
+        ]
+    ),
+    INPUTS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("dataset_name", StringType(), True),
+            StructField("dataset_digest", StringType(), True),
+            StructField("dataset_source_type", StringType(), True),
+            StructField("dataset_source", StringType(), True),
+            StructField("dataset_schema", StringType(), True),
+            StructField("dataset_profile", StringType(), True),
+            StructField("context", StringType(), True),
+            StructField("tags", _STRING_MAP, False),
+        ]
+    ),
+}
+
+# Natural keys: the columns that identify a row (used by the Delta sync's MERGE).
+NATURAL_KEYS = {
+    RUNS: ("run_id",),
+    METRICS: ("run_id", "key", "step", "timestamp", "value"),
+    PARAMS: ("run_id", "key"),
+    TAGS: ("run_id", "key"),
+    EXPERIMENTS: ("experiment_id",),
+    INPUTS: ("run_id", "dataset_name", "dataset_digest", "context"),
+}
+
+
+def check_table(name: str) -> str:
+    """Return the canonical table name for ``name`` (case-insensitive) or raise ``ValueError``.
+
+    Example::
+
+        >>> check_table("Metrics")
+        'metrics'
+    """
+    canonical = str(name).strip().lower()
+    if canonical not in _SCHEMAS:
+        raise ValueError(
+            f"option 'table': unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
+        )
+    return canonical
+
+
+def spark_schema(table: str) -> StructType:
+    """The Spark schema of ``table``.
+
+    Example::
+
+        >>> spark_schema("runs").fieldNames()[:3]
+        ['run_id', 'experiment_id', 'metrics']
+    """
+    return _SCHEMAS[check_table(table)]
+
+
+@lru_cache(maxsize=None)
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of ``table``, exactly as Spark's Python data source checks it.
+
+    Timestamps are ``timestamp[us, tz=UTC]``, strings ``string``; names, order and
+    nullability follow :func:`spark_schema`.
+
+    Example::
+
+        >>> arrow_schema("metrics").field("timestamp").type
+        TimestampType(timestamp[us, tz=UTC])
+    """
+    return pa.schema([_arrow_field(field) for field in spark_schema(table).fields])
+
+
+def _arrow_field(field: StructField) -> pa.Field:
+    # Written out rather than taken from pyspark.sql.pandas.types.to_arrow_schema, whose
+    # signature (timezone, map and nullability handling) differs across the Spark 4.x
+    # releases this package supports.
+    return pa.field(field.name, _arrow_type(field.dataType), nullable=field.nullable)
+
+
+def _arrow_type(data_type) -> pa.DataType:
+    if isinstance(data_type, StringType):
+        return pa.string()
+    if isinstance(data_type, DoubleType):
+        return pa.float64()
+    if isinstance(data_type, LongType):
+        return pa.int64()
+    if isinstance(data_type, TimestampType):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(data_type, MapType):
+        return pa.map_(
+            pa.field("key", _arrow_type(data_type.keyType), nullable=False),
+            pa.field("value", _arrow_type(data_type.valueType), nullable=data_type.valueContainsNull),
+        )
+    raise TypeError(f"no Arrow type for {data_type!r}")
