@@ -1,8 +1,9 @@
 """A SparkSession with Delta Lake configured and the ``experiments`` source registered.
 
-On a laptop, :func:`session` starts a local Spark with Delta Lake; Spark resolves the Delta jar
-that matches the installed ``delta-spark`` from the local Maven repository (``~/.m2``, where
-``.ci/run`` and ``mvn dependency:get`` put it) or from Maven Central.
+On a laptop, :func:`session` starts a local Spark with Delta Lake. It takes the Delta jars that
+match the installed ``delta-spark`` from the local Maven repository (``~/.m2``, where
+``.ci/run`` puts them with ``mvn dependency:get``), or else lets Spark resolve them from Maven
+Central (``spark.jars.packages``).
 
 On a cluster that already has Delta (Databricks, or ``--packages io.delta:...``), do not call
 :func:`session`: use the cluster's ``spark`` and call ``pyspark_experiments.register(spark)``
@@ -44,6 +45,27 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{spark_minor}_2.13:{metadata.version('delta-spark')}"
 
 
+def local_delta_jars(package: str | None = None) -> list[str] | None:
+    """The Delta jars for ``package`` in the local Maven repository, or ``None`` if absent.
+
+    Delta's Spark plugin needs two jars at run time, ``delta-spark`` and ``delta-storage``.
+    Taking them straight from ``~/.m2`` avoids Ivy, which stops at the first repository that
+    has a dependency's ``.pom`` even when its ``.jar`` is missing there.
+
+    Example::
+
+        >>> local_delta_jars("io.delta:delta-spark_4.2_2.13:4.4.0")
+        ['/root/.m2/repository/io/delta/delta-spark_4.2_2.13/4.4.0/delta-spark_4.2_2.13-4.4.0.jar', ...]
+    """
+    group, artifact, version = (package or delta_package()).split(":")
+    repository = os.environ.get("MAVEN_REPOSITORY") or os.path.expanduser("~/.m2/repository")
+    jars = [
+        os.path.join(repository, *group.split("."), name, version, f"{name}-{version}.jar")
+        for name in (artifact, "delta-storage")
+    ]
+    return jars if all(os.path.isfile(jar) for jar in jars) else None
+
+
 def session(
     app_name: str = "pyspark-experiments",
     master: str | None = None,
@@ -74,9 +96,10 @@ def session(
         "spark.ui.showConsoleProgress": "false",
     }
     if delta:
+        jars = local_delta_jars()
         settings.update(
             {
-                "spark.jars.packages": delta_package(),
+                **({"spark.jars": ",".join(jars)} if jars else {"spark.jars.packages": delta_package()}),
                 "spark.sql.extensions": DELTA_EXTENSION,
                 "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
             }

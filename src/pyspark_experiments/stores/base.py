@@ -84,6 +84,10 @@ class Selection:
     rows_per_partition: int | None = None
     num_partitions: int | None = None
     mode: str = "FAILFAST"
+    # For `metrics` only: read just these series, each between two positions that
+    # Store.metric_positions reported: ((run_id, key, after, upto), ...). A point belongs to the
+    # range when its position is > after and <= upto, so consecutive ranges never overlap.
+    metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
 
     def admits_run(self, run_id: str, lifecycle_stage: str, start_time_ms: int | None) -> bool:
         """Whether a run passes the view type, run-id and start-time narrowing."""
@@ -178,6 +182,42 @@ class Store(ABC):
     @abstractmethod
     def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
         """Read one partition as record batches of the table's Arrow schema (executor side)."""
+
+    # -- change detection (used by the Delta sync and the stream reader; optional) ---------------
+
+    #: Whether :meth:`metric_positions` are exact read positions: reading a series between two
+    #: of them returns exactly the points logged in between (``metric_ranges``). When false,
+    #: a position only tells that a series changed, and a range read returns its whole history.
+    exact_metric_positions = False
+
+    def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
+        """``{(run_id, key): position}`` for every metric series of the selected runs (driver side).
+
+        A position only grows while points are logged (file store: bytes written to the metric
+        file, which is append-only; SQLite: the largest ``rowid`` of the series; other SQL
+        stores: the number of points). The view type and start time may be applied later, at
+        read time.
+
+        Example::
+
+            >>> store.metric_positions(Selection("metrics", ("1",)))
+            {('3f2a...', 'loss'): 1893, ...}
+        """
+        raise NotImplementedError(f"{type(self).__name__} reports no metric positions")
+
+    def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """``{run_id: (experiment_id, fingerprint)}`` for the selected runs (driver side).
+
+        The fingerprint changes whenever the run's row in ``runs`` (except its latest metrics,
+        which :meth:`metric_positions` covers), its params, tags or dataset inputs change. It is
+        opaque and may also change when nothing visible did (a rewritten file).
+
+        Example::
+
+            >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))
+            {'3f2a...': ('1', '9c1d...'), ...}
+        """
+        raise NotImplementedError(f"{type(self).__name__} reports no run fingerprints")
 
 
 def batches_from_columns(table: str, columns: dict[str, Sequence]) -> Iterator[pa.RecordBatch]:

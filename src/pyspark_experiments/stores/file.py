@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Iterator
 
 import pyarrow as pa
@@ -160,6 +161,8 @@ class FileStore(Store):
         if selection.table == tables.EXPERIMENTS:
             dirs = tuple(self.experiment_dir(e) for e in selection.experiment_ids)
             return [Partition(0, selection, tuple(d for d in dirs if d))]
+        if selection.table == tables.METRICS and selection.metric_ranges is not None:
+            return self._plan_metric_ranges(selection)
         run_dirs = self._run_dirs(selection)
         if selection.table != tables.METRICS:
             units = [(run, 1) for run in run_dirs]
@@ -171,6 +174,72 @@ class FileStore(Store):
                 if selection.admits_metric_key(key):
                     units.append(((experiment_path, run_name, key), size // _BYTES_PER_POINT + 1))
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
+        ranges: dict[str, dict[str, tuple[int, int]]] = {}
+        for run_id, key, after, upto in selection.metric_ranges:
+            if upto > after and selection.admits_metric_key(key):
+                ranges.setdefault(run_id, {})[key] = (after, upto)
+        admitted = None if selection.run_ids is None else set(selection.run_ids)
+        wanted = tuple(r for r in ranges if admitted is None or r in admitted)
+        units = []
+        for experiment_path, run_name in self._run_dirs(replace(selection, run_ids=wanted)):
+            for key, (after, upto) in sorted(ranges[run_name].items()):
+                units.append(((experiment_path, run_name, key, after, upto), (upto - after) // _BYTES_PER_POINT + 1))
+        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    # -- change detection (driver) -----------------------------------------------------------
+
+    exact_metric_positions = True
+
+    def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
+        """Bytes written to each metric file (metric files are append-only).
+
+        Only file sizes are read; the view type and start time apply when points are read.
+        """
+        self._check_root()
+        positions = {}
+        for experiment_path, run_name in self._run_dirs(selection):
+            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics")):
+                if selection.admits_metric_key(key):
+                    positions[(run_name, key)] = size
+        return positions
+
+    def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """A digest of the sizes and modification times of each run's ``meta.yaml``, params, tags
+        and inputs files (no file is parsed unless the view type or start time needs meta.yaml).
+        """
+        import hashlib
+
+        self._check_root()
+        needs_meta = selection.view_type != "ALL" or selection.min_start_time_ms is not None
+        problems = Problems(selection.mode, context=f"file store {self.root!r}")
+        found = {}
+        for experiment_path, run_name in self._run_dirs(selection):
+            run_dir = os.path.join(experiment_path, run_name)
+            try:
+                meta_stat = os.stat(os.path.join(run_dir, META))
+            except FileNotFoundError:
+                continue  # not a run, as MLflow treats it
+            if needs_meta:
+                meta = read_yaml(os.path.join(run_dir, META), problems) or {}
+                if not selection.admits_run(run_name, meta.get("lifecycle_stage", "active"), meta.get("start_time")):
+                    continue
+            digest = hashlib.sha1(f"{META} {meta_stat.st_size} {meta_stat.st_mtime_ns}\n".encode())
+            for folder in ("params", "tags", "inputs"):
+                for parent, dirs, names in os.walk(os.path.join(run_dir, folder)):
+                    dirs.sort()
+                    for name in sorted(names):
+                        path = os.path.join(parent, name)
+                        try:
+                            stat = os.stat(path)
+                        except FileNotFoundError:
+                            continue
+                        relative = os.path.relpath(path, run_dir)
+                        digest.update(f"{relative} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+            found[run_name] = (os.path.basename(experiment_path), digest.hexdigest())
+        problems.report()
+        return found
 
     # -- reading (executor) ------------------------------------------------------------------
 
@@ -288,16 +357,17 @@ class FileStore(Store):
 
     def _read_metrics(self, selection: Selection, work, problems: Problems) -> Iterator[pa.RecordBatch]:
         schema = tables.arrow_schema(tables.METRICS)
-        by_run: dict[tuple[str, str], list[str]] = {}
-        for experiment_path, run_name, key in work:
-            by_run.setdefault((experiment_path, run_name), []).append(key)
+        by_run: dict[tuple[str, str], list[tuple]] = {}
+        for experiment_path, run_name, key, *bounds in work:
+            # bounds: (after, upto) for a metric_ranges read, else empty (whole history)
+            by_run.setdefault((experiment_path, run_name), []).append((key, *bounds))
         admitted = self._admitted_runs(selection, list(by_run), problems)
         for run_dir, meta in admitted:
             run_id = os.path.basename(run_dir)
             keys = by_run[(os.path.dirname(run_dir), run_id)]
             columns = {"key": [], "value": [], "step": [], "timestamp": []}
-            for key in keys:
-                points = read_metric_file(os.path.join(run_dir, "metrics", key), problems)
+            for key, *bounds in keys:
+                points = read_metric_file(os.path.join(run_dir, "metrics", key), problems, *bounds)
                 for timestamp, value, step in points:
                     columns["key"].append(key)
                     columns["value"].append(value)
@@ -347,11 +417,16 @@ def _read_values(folder: str) -> list[tuple[str, str]]:
     return values
 
 
-def read_metric_file(path: str, problems: Problems) -> list[tuple[int, float, int]]:
+def read_metric_file(path: str, problems: Problems, after: int = 0, upto: int | None = None) -> list[tuple[int, float, int]]:
     """The points of one metric file as (timestamp ms, value, step), exact duplicates once.
 
     A last line without its newline is a point still being written: it is left for the next
     read, not parsed half-written.
+
+    With ``after`` / ``upto`` (byte positions, as :meth:`FileStore.metric_positions` reports
+    them), only the points whose line ends after byte ``after`` and at or before byte ``upto``
+    are returned, and only where that line is the point's first occurrence in the file: reads of
+    consecutive ranges return every distinct point exactly once, whatever the ranges' bounds.
 
     Example::
 
@@ -360,30 +435,34 @@ def read_metric_file(path: str, problems: Problems) -> list[tuple[int, float, in
     """
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read() if upto is None else handle.read(upto)
     except FileNotFoundError:
         return []
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: empty, or a line still being written
     points = []
     seen = set()
+    end = 0  # byte position just after the current line's newline
     for number, raw in enumerate(lines, start=1):
+        end += len(raw) + 1
         fields = raw.split()
         try:
             if len(fields) not in (2, 3, 5):
                 raise ValueError(f"{len(fields)} fields")
             point = (int(fields[0]), float(fields[1]), int(fields[2]) if len(fields) >= 3 else 0)
         except ValueError:
-            problems.skip(
-                f"{path}, line {number}: expected 'timestamp value step' "
-                f"(2, 3 or 5 space-separated fields), got {raw[:200].decode('utf-8', 'replace')!r}"
-            )
+            if end > after:
+                problems.skip(
+                    f"{path}, line {number}: expected 'timestamp value step' "
+                    f"(2, 3 or 5 space-separated fields), got {raw[:200].decode('utf-8', 'replace')!r}"
+                )
             continue
         identity = (point[0], point[2], point[1] if point[1] == point[1] else "nan")
         if identity in seen:
             continue
         seen.add(identity)
-        points.append(point)
+        if end > after:
+            points.append(point)
     return points
 
 

@@ -131,6 +131,8 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             if selection.table != tables.METRICS:
                 return _per_run_partitions(selection, run_ids)
+            if selection.metric_ranges is not None:
+                return self._plan_metric_ranges(connection, selection, run_ids)
             counts = self._query_in(
                 connection,
                 "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) "
@@ -142,6 +144,84 @@ class SqlStore(Store):
             if selection.admits_metric_key(key)
         ]
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    def _plan_metric_ranges(self, connection, selection: Selection, run_ids: list[str]) -> list[Partition]:
+        admitted = set(run_ids)
+        ranges = [
+            (run_id, key, after, upto) for run_id, key, after, upto in sorted(selection.metric_ranges)
+            if run_id in admitted and upto > after and selection.admits_metric_key(key)
+        ]
+        counts = {
+            (run_id, key): count
+            for run_id, key, count in self._query_in(
+                connection,
+                "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) GROUP BY run_uuid, key",
+                sorted({r[0] for r in ranges}),
+            )
+        }
+        units = []
+        for run_id, key, after, upto in ranges:
+            count = counts.get((run_id, key), 0)
+            # rowids are unique: a rowid range holds at most (upto - after) points
+            estimate = min(count, upto - after) if self.exact_metric_positions else count
+            units.append(((run_id, key, after, upto), max(1, estimate)))
+        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+
+    # -- change detection (driver) -----------------------------------------------------------
+
+    @property
+    def exact_metric_positions(self) -> bool:
+        # SQLite's rowid orders points as they were committed; other databases have no such
+        # column, so a position there is a point count and a range read returns the history.
+        return self.uri.scheme == "sqlite"
+
+    def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
+        """SQLite: the largest ``rowid`` of each series; other databases: its number of points."""
+        column = "MAX(rowid)" if self.exact_metric_positions else "COUNT(*)"
+        with self._connect() as connection:
+            run_ids = self._selected_run_ids(connection, selection)
+            rows = self._query_in(
+                connection,
+                f"SELECT run_uuid, key, {column} FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, key",
+                run_ids,
+            )
+        return {(run_id, key): int(position) for run_id, key, position in rows if selection.admits_metric_key(key)}
+
+    def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """A digest of each run's ``runs`` row, params, tags, dataset inputs and their tags."""
+        import hashlib
+
+        with self._connect() as connection:
+            run_ids = self._selected_run_ids(connection, selection)
+            content: dict[str, list] = defaultdict(list)
+            experiment_of = {}
+            for row in self._query_in(connection, "SELECT * FROM runs WHERE run_uuid IN ({in})", run_ids):
+                content[row[0]].append(("run", row))
+            for run_id, experiment_id in self._query_in(
+                connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
+            ):
+                experiment_of[run_id] = str(experiment_id)
+            for table in ("params", "tags"):
+                for run_id, key, value in self._query_in(
+                    connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
+                ):
+                    content[run_id].append((table, key, value))
+            for row in self._query_in(
+                connection,
+                "SELECT i.destination_id, i.input_uuid, i.source_type, i.source_id, t.name, t.value "
+                "FROM inputs i LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid "
+                "WHERE i.destination_type = 'RUN' AND i.destination_id IN ({in})",
+                run_ids,
+            ):
+                content[row[0]].append(("input", row[1:]))
+        found = {}
+        for run_id in run_ids:
+            digest = hashlib.sha1()
+            for item in sorted(content[run_id], key=repr):
+                digest.update(repr(item).encode("utf-8", "surrogatepass"))
+                digest.update(b"\n")
+            found[run_id] = (experiment_of[run_id], digest.hexdigest())
+        return found
 
     def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
         conditions = ["lifecycle_stage IN ({in})".format(**{"in": ", ".join("?" * len(lifecycle_stages(selection.view_type)))})]
@@ -276,7 +356,31 @@ class SqlStore(Store):
             },
         )
 
+    def _read_metric_ranges(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
+        run_ids = sorted({run_id for run_id, _ in ranges})
+        experiment_of = self._experiment_of(connection, run_ids)
+        exact = self.exact_metric_positions
+        position = "rowid" if exact else "0"
+        for runs in chunk(run_ids, 200):
+            rows = self._query_in(
+                connection,
+                f"SELECT {position}, run_uuid, key, value, is_nan, step, timestamp FROM metrics "
+                "WHERE run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp",
+                runs,
+            )
+            kept = []
+            for row in rows:
+                bounds = ranges.get((row[1], row[2]))
+                if bounds is not None and (not exact or bounds[0] < row[0] <= bounds[1]):
+                    kept.append(row[1:])
+            if kept:
+                yield from _metric_batches(experiment_of, kept)
+
     def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        if partition.selection.metric_ranges is not None:
+            yield from self._read_metric_ranges(connection, partition)
+            return
         units = set(partition.work)
         run_ids = sorted({run_id for run_id, _ in units})
         keys = sorted({key for _, key in units})
