@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# The reference stores written by real mlflow (tests/fixtures_stores.py).
+pytest_plugins = ["fixtures_stores"]
+
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 os.environ.setdefault("PYSPARK_PYTHON", __import__("sys").executable)
 

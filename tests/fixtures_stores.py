@@ -24,7 +24,8 @@ What is logged (names are unique across the whole store, so runs can be matched 
 - ``ref-beta``: fluent runs ``b-parent`` with nested ``b-child-1`` / ``b-child-2`` (the latter
   deleted) created with ``mlflow.start_run(nested=True)`` as user carol (``LOGNAME``/``USER``),
   dataset inputs via ``mlflow.log_input`` (with and without context, with tags, one dataset
-  shared by two runs); client runs ``b-01`` .. ``b-03``.
+  shared by two runs; ``b-child-2`` logs a metric with ``dataset=``, which the file store writes
+  as a 5-field metric line); client runs ``b-01`` .. ``b-03``.
 - ``ref-gamma``: two runs (one deleted before), then the experiment is deleted with
   ``mlflow.delete_experiment``.
 - Experiment tags on ``ref-alpha`` and ``ref-beta``.
@@ -36,7 +37,6 @@ listed in :data:`WALL_CLOCK_RUNS`; every other time is explicit and identical in
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 
 import pytest
@@ -125,9 +125,9 @@ def _datasets():
     import pandas as pd
 
     train = pd.DataFrame(
-        {"x1": [0.5, 1.5, 2.5, 3.5], "x2": ["a", "b", "c", "d"], "y": [0, 1, 0, 1]}
+        {"x1": [0.5, 1.5, 2.5, 3.5], "x2": ["a", "b", "c", "d"], "y": [0.0, 1.0, 0.0, 1.0]}
     )
-    test = pd.DataFrame({"x1": [9.0, 8.0], "x2": ["z", "y"], "y": [1, 0]})
+    test = pd.DataFrame({"x1": [9.0, 8.0], "x2": ["z", "y"], "y": [1.0, 0.0]})
     train_ds = mlflow.data.from_pandas(
         train, source="https://example.com/data/train.csv", name="train-set", targets="y"
     )
@@ -293,6 +293,26 @@ def log_reference_data(tracking_uri: str) -> dict:
     client.log_metric(nouser, "loss", 0.5, timestamp=start + 1, step=0)
     client.set_terminated(nouser, "FINISHED", end_time=start + 2)
 
+    # A run renamed after creation, and a run deleted then restored.
+    start = BASE_MS + 15 * DAY_MS
+    renamed = new_run(alpha, "a-tmpname", start, user="bob")
+    client.update_run(renamed, name="a-renamed")
+    runs["a-renamed"] = runs.pop("a-tmpname")
+    client.set_terminated(renamed, "FINISHED", end_time=start + 5)
+    restored = new_run(alpha, "a-restored", start + HOUR_MS, user="alice")
+    client.log_param(restored, "lr", "0.2")
+    client.delete_run(restored)
+    client.restore_run(restored)
+
+    # A longer history: 1500 points of one key, 300 of another (log_batch takes 1000 at most).
+    start = BASE_MS + 16 * DAY_MS
+    long_run = new_run(alpha, "a-long", start, user="alice")
+    history = [Metric("loss", 1.0 / (1 + step), start + step * 10, step) for step in range(1500)]
+    history += [Metric("lr", 0.1 * 0.99**step, start + step * 50, step * 5) for step in range(300)]
+    for i in range(0, len(history), 1000):
+        client.log_batch(long_run, metrics=history[i:i + 1000])
+    client.set_terminated(long_run, "FINISHED", end_time=start + 20_000)
+
     # ---- ref-beta: fluent nested runs with dataset inputs, then client runs ----
     train_ds, test_ds = _datasets()
     with _tracking_uri(tracking_uri), _os_user("carol"):
@@ -315,6 +335,11 @@ def log_reference_data(tracking_uri: str) -> dict:
                 runs["b-child-2"] = c2.info.run_id
                 mlflow.log_params({"lr": "0.1", "depth": "5"})
                 mlflow.log_metric("loss", 0.33, step=0, timestamp=t + 10)
+                # A metric linked to a dataset: the file store writes a 5-field line
+                # ("timestamp value step dataset_name dataset_digest"), and mlflow also logs
+                # the dataset as an input of the run (no context, no tags).
+                mlflow.log_metric("eval/score", 0.7, step=0, timestamp=t + 11, dataset=train_ds)
+                mlflow.log_metric("eval/score", 0.75, step=1, timestamp=t + 12)
                 mlflow.set_tag("note", "diverged")
         client.delete_run(runs["b-child-2"])
 
@@ -341,29 +366,34 @@ def log_reference_data(tracking_uri: str) -> dict:
     return {"experiments": experiments, "runs": runs}
 
 
+# One store of each kind per test process, even when these fixtures are registered twice (by
+# tests/conftest.py and by a test module's own import): tests only read the stores.
+_STORES: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def sqlite_store(tmp_path_factory) -> str:
     """URI of a SQLite MLflow store holding the reference data."""
-    folder = tmp_path_factory.mktemp("sqlite-store")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    log_reference_data(uri)
-    return uri
+    if "sqlite" not in _STORES:
+        folder = tmp_path_factory.mktemp("sqlite-store")
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        log_reference_data(uri)
+        _STORES["sqlite"] = uri
+    return _STORES["sqlite"]
 
 
 @pytest.fixture(scope="session")
 def file_store(tmp_path_factory) -> str:
     """Path of an ``mlruns`` file store holding the reference data."""
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    folder = tmp_path_factory.mktemp("file-store") / "mlruns"
-    log_reference_data(str(folder))
-    return str(folder)
+    if "file" not in _STORES:
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        folder = tmp_path_factory.mktemp("file-store") / "mlruns"
+        log_reference_data(str(folder))
+        _STORES["file"] = str(folder)
+    return _STORES["file"]
 
 
 @pytest.fixture(scope="session")
 def reference_stores(sqlite_store, file_store) -> dict:
     """Both reference stores: ``{"sqlite": uri, "file": path}``."""
     return {"sqlite": sqlite_store, "file": file_store}
-
-
-def is_nan(value) -> bool:
-    return isinstance(value, float) and math.isnan(value)
