@@ -246,3 +246,14 @@ def test_a_store_being_written_reads_without_error(spark, tmp_path):
         assert seen == sorted(seen)  # points only ever arrive
     final = [read(spark, uri, table="metrics", path="live").count() for uri in uris]
     assert final[0] == final[1] > 0
+
+
+def test_explain_and_planning_errors_hide_credentials(spark, capsys):
+    uri = "postgresql://ann:hunter2@127.0.0.1:9/mlflow"
+    df = spark.read.format("experiments").option("trackingUri", uri).load("1")
+    df.explain(True)
+    assert "hunter2" not in capsys.readouterr().out + repr(df)
+    with pytest.raises(Exception) as error:
+        df.count()  # no server there: planning fails, without the password in the message
+    assert "hunter2" not in str(error.value)
+    assert "ann:***@127.0.0.1:9" in str(error.value) or "psycopg" in str(error.value)
