@@ -50,12 +50,14 @@ def test_partitions_stay_balanced_for_uneven_runs(uneven_stores, kind):
     selection, partitions = plan_read({"trackingUri": uneven_stores[kind], "table": "metrics", "partitionSize": "600"}, environ={})
     assert len(partitions) >= 3
     units = [unit for p in partitions for unit in p.work]
-    assert len(units) == len(set(units)) == 2 + 30 * 2  # every (run, key) exactly once
-    # Small runs are grouped: far fewer partitions than runs.
-    assert len(partitions) < 31
-    # The big run's two keys are split into separate partitions.
-    big_keys = [p for p in partitions if any("loss" in str(u) for u in p.work) and len(p.work) == 1]
-    assert big_keys, "the big run's history should be split by key"
+    assert len(units) == len(set(units))
+    # Small runs are whole units, grouped: far fewer partitions than runs.
+    whole_runs = [run for run, key in units if key is None]
+    assert len(whole_runs) == 30 and len(partitions) < 31
+    # The big run's history is split by key, its longest key in a partition of its own.
+    split = sorted(key for run, key in units if key is not None)
+    assert split == ["loss", "val/acc"]
+    assert any(len(p.work) == 1 and p.work[0][1] == "loss" for p in partitions)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "file"])

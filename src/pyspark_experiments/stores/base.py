@@ -209,8 +209,10 @@ class Store(ABC):
         """``{run_id: (experiment_id, fingerprint)}`` for the selected runs (driver side).
 
         The fingerprint changes whenever the run's row in ``runs`` (except its latest metrics,
-        which :meth:`metric_positions` covers), its params, tags or dataset inputs change. It is
-        opaque and may also change when nothing visible did (a rewritten file).
+        which :meth:`metric_positions` covers), its params, tags or dataset inputs change; it may
+        also change when nothing visible did (a rewritten file). It reads
+        ``run=<digest>;params=<digest>;tags=<digest>;inputs=<digest>``, one digest per part, so
+        that a reader can tell which of the tables changed (see :func:`fingerprint_parts`).
 
         Example::
 
@@ -218,6 +220,32 @@ class Store(ABC):
             {'3f2a...': ('1', '9c1d...'), ...}
         """
         raise NotImplementedError(f"{type(self).__name__} reports no run fingerprints")
+
+
+FINGERPRINT_PARTS = ("run", "params", "tags", "inputs")
+
+
+def fingerprint(digests: dict[str, str]) -> str:
+    """Join per-part digests into a run fingerprint (parts as in :data:`FINGERPRINT_PARTS`).
+
+    Example::
+
+        >>> fingerprint({"run": "a", "params": "b", "tags": "c", "inputs": "d"})
+        'run=a;params=b;tags=c;inputs=d'
+    """
+    return ";".join(f"{part}={digests[part]}" for part in FINGERPRINT_PARTS)
+
+
+def fingerprint_parts(value: str | None) -> dict[str, str]:
+    """Split a run fingerprint into its parts; ``{}`` for ``None`` or an unstructured one.
+
+    Example::
+
+        >>> fingerprint_parts("run=a;params=b;tags=c;inputs=d")["tags"]
+        'c'
+    """
+    parts = dict(item.partition("=")[::2] for item in (value or "").split(";") if "=" in item)
+    return parts if set(parts) == set(FINGERPRINT_PARTS) else {}
 
 
 def batches_from_columns(table: str, columns: dict[str, Sequence]) -> Iterator[pa.RecordBatch]:
@@ -283,3 +311,34 @@ def pack_partitions(selection: Selection, units: list[tuple[object, int]], defau
     if current:
         partitions.append(Partition(len(partitions), selection, tuple(current)))
     return partitions
+
+
+def metric_units(selection: Selection, counts, default_rows: int) -> list[tuple[tuple[object, str | None], int]]:
+    """Plan units for the metric history from (run, key, points) counts.
+
+    A run whose admitted history fits in one partition is one unit ``(run, None)``, read with
+    one query or folder scan; a bigger run is split into one unit per key ``(run, key)``.
+
+    Example::
+
+        >>> s = Selection("metrics", ("1",), rows_per_partition=100)
+        >>> metric_units(s, [("a", "loss", 10), ("a", "acc", 10), ("b", "loss", 500), ("b", "acc", 5)], 1000)
+        [(('a', None), 20), (('b', 'acc'), 5), (('b', 'loss'), 500)]
+    """
+    target = selection.rows_per_partition or default_rows
+    by_run: dict[object, list[tuple[str, int]]] = {}
+    for run, key, points in counts:
+        if selection.admits_metric_key(key):
+            by_run.setdefault(run, []).append((key, int(points)))
+    total = sum(points for keys in by_run.values() for _, points in keys)
+    if selection.num_partitions:
+        target = max(1, math.ceil(total / selection.num_partitions))
+    units = []
+    for run in sorted(by_run):
+        keys = sorted(by_run[run])
+        points = sum(p for _, p in keys)
+        if points > target and len(keys) > 1:
+            units.extend(((run, key), p) for key, p in keys)
+        else:
+            units.append(((run, None), points))
+    return units

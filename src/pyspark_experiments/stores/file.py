@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+from bisect import bisect_right
+from itertools import accumulate, repeat
 from dataclasses import replace
 from typing import Iterator
 
@@ -25,6 +27,7 @@ import pyarrow as pa
 
 from .. import tables
 from .base import (
+    BATCH_ROWS,
     RUN_STATUSES,
     ExperimentRef,
     Partition,
@@ -33,6 +36,7 @@ from .base import (
     Store,
     batches_from_columns,
     lifecycle_stages,
+    metric_units,
     ms_to_us,
     pack_partitions,
 )
@@ -43,7 +47,7 @@ META = "meta.yaml"
 RESERVED_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 
 DEFAULT_RUNS_PER_PARTITION = 1_000
-DEFAULT_POINTS_PER_PARTITION = 1_000_000
+DEFAULT_POINTS_PER_PARTITION = 250_000
 # Average bytes of one metric line, to estimate points from file sizes when planning.
 _BYTES_PER_POINT = 32
 
@@ -167,12 +171,12 @@ class FileStore(Store):
         if selection.table != tables.METRICS:
             units = [(run, 1) for run in run_dirs]
             return pack_partitions(selection, units, DEFAULT_RUNS_PER_PARTITION)
-        units = []
-        for experiment_path, run_name in run_dirs:
-            metrics_dir = os.path.join(experiment_path, run_name, "metrics")
-            for key, size in _metric_files(metrics_dir):
-                if selection.admits_metric_key(key):
-                    units.append(((experiment_path, run_name, key), size // _BYTES_PER_POINT + 1))
+        counts = [
+            ((experiment_path, run_name), key, size // _BYTES_PER_POINT + 1)
+            for experiment_path, run_name in run_dirs
+            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics"))
+        ]
+        units = metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION)
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
     def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
@@ -185,7 +189,7 @@ class FileStore(Store):
         units = []
         for experiment_path, run_name in self._run_dirs(replace(selection, run_ids=wanted)):
             for key, (after, upto) in sorted(ranges[run_name].items()):
-                units.append(((experiment_path, run_name, key, after, upto), (upto - after) // _BYTES_PER_POINT + 1))
+                units.append((((experiment_path, run_name), key, after, upto), (upto - after) // _BYTES_PER_POINT + 1))
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
     # -- change detection (driver) -----------------------------------------------------------
@@ -225,8 +229,9 @@ class FileStore(Store):
                 meta = read_yaml(os.path.join(run_dir, META), problems) or {}
                 if not selection.admits_run(run_name, meta.get("lifecycle_stage", "active"), meta.get("start_time")):
                     continue
-            digest = hashlib.sha1(f"{META} {meta_stat.st_size} {meta_stat.st_mtime_ns}\n".encode())
+            digests = {"run": hashlib.sha1(f"{meta_stat.st_size} {meta_stat.st_mtime_ns}".encode()).hexdigest()}
             for folder in ("params", "tags", "inputs"):
+                digest = hashlib.sha1()
                 for parent, dirs, names in os.walk(os.path.join(run_dir, folder)):
                     dirs.sort()
                     for name in sorted(names):
@@ -237,7 +242,8 @@ class FileStore(Store):
                             continue
                         relative = os.path.relpath(path, run_dir)
                         digest.update(f"{relative} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-            found[run_name] = (os.path.basename(experiment_path), digest.hexdigest())
+                digests[folder] = digest.hexdigest()
+            found[run_name] = (os.path.basename(experiment_path), fingerprint(digests))
         problems.report()
         return found
 
@@ -358,33 +364,37 @@ class FileStore(Store):
     def _read_metrics(self, selection: Selection, work, problems: Problems) -> Iterator[pa.RecordBatch]:
         schema = tables.arrow_schema(tables.METRICS)
         by_run: dict[tuple[str, str], list[tuple]] = {}
-        for experiment_path, run_name, key, *bounds in work:
-            # bounds: (after, upto) for a metric_ranges read, else empty (whole history)
-            by_run.setdefault((experiment_path, run_name), []).append((key, *bounds))
-        admitted = self._admitted_runs(selection, list(by_run), problems)
-        for run_dir, meta in admitted:
+        for run, key, *bounds in work:
+            # key None: every metric of the run; bounds: (after, upto) for a metricRanges read
+            by_run.setdefault(run, []).append((key, *bounds))
+        for run_dir, meta in self._admitted_runs(selection, list(by_run), problems):
             run_id = os.path.basename(run_dir)
-            keys = by_run[(os.path.dirname(run_dir), run_id)]
-            columns = {"key": [], "value": [], "step": [], "timestamp": []}
-            for key, *bounds in keys:
-                points = read_metric_file(os.path.join(run_dir, "metrics", key), problems, *bounds)
-                for timestamp, value, step in points:
-                    columns["key"].append(key)
-                    columns["value"].append(value)
-                    columns["step"].append(step)
-                    columns["timestamp"].append(timestamp * 1000)
-            n = len(columns["key"])
-            if n == 0:
+            metrics_dir = os.path.join(run_dir, "metrics")
+            files = []
+            for key, *bounds in by_run[(os.path.dirname(run_dir), run_id)]:
+                if key is None:
+                    files.extend((k, path, ()) for k, path in _key_files(metrics_dir) if selection.admits_metric_key(k))
+                else:
+                    files.append((key, os.path.join(metrics_dir, key), bounds))
+            keys, timestamps, values, steps = [], [], [], []
+            for key, path, bounds in files:
+                file_timestamps, file_values, file_steps = read_metric_file(path, problems, *bounds)
+                keys.extend([key] * len(file_values))
+                timestamps.extend(file_timestamps)
+                values.extend(file_values)
+                steps.extend(file_steps)
+            if not values:
                 continue
+            count = len(values)
             arrays = [
-                pa.array([str(meta.get("experiment_id"))] * n, type=pa.string()),
-                pa.array([run_id] * n, type=pa.string()),
-                pa.array(columns["key"], type=pa.string()),
-                pa.array(columns["value"], type=pa.float64()),
-                pa.array(columns["step"], type=pa.int64()),
-                pa.array(columns["timestamp"], type=schema.field("timestamp").type),
+                pa.array([str(meta.get("experiment_id"))] * count, type=pa.string()),
+                pa.array([run_id] * count, type=pa.string()),
+                pa.array(keys, type=pa.string()),
+                pa.array(values, type=pa.float64()),
+                pa.array(steps, type=pa.int64()),
+                pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
             ]
-            yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=65_536)
+            yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=BATCH_ROWS)
 
 
 def _status(value) -> str | None:
@@ -395,13 +405,19 @@ def _status(value) -> str | None:
     return str(value)
 
 
-def _key_files(folder: str) -> list[tuple[str, str]]:
+def _key_files(folder: str, prefix: str = "") -> list[tuple[str, str]]:
     """(key, path) for every file under ``folder``; keys with ``/`` are nested folders."""
     found = []
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            found.append((os.path.relpath(path, folder).replace(os.sep, "/"), path))
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    with entries:
+        for entry in entries:
+            if entry.is_dir():
+                found.extend(_key_files(entry.path, f"{prefix}{entry.name}/"))
+            else:
+                found.append((prefix + entry.name, entry.path))
     return sorted(found)
 
 
@@ -417,11 +433,14 @@ def _read_values(folder: str) -> list[tuple[str, str]]:
     return values
 
 
-def read_metric_file(path: str, problems: Problems, after: int = 0, upto: int | None = None) -> list[tuple[int, float, int]]:
-    """The points of one metric file as (timestamp ms, value, step), exact duplicates once.
+def read_metric_file(
+    path: str, problems: Problems, after: int = 0, upto: int | None = None
+) -> tuple[list[int], list[float], list[int]]:
+    """The points of one metric file as columns (timestamps ms, values, steps), duplicates once.
 
     A last line without its newline is a point still being written: it is left for the next
-    read, not parsed half-written.
+    read, not parsed half-written. Exact duplicate lines (MLflow 3 writes some points twice)
+    are kept once, at their first occurrence.
 
     With ``after`` / ``upto`` (byte positions, as :meth:`FileStore.metric_positions` reports
     them), only the points whose line ends after byte ``after`` and at or before byte ``upto``
@@ -431,47 +450,80 @@ def read_metric_file(path: str, problems: Problems, after: int = 0, upto: int | 
     Example::
 
         >>> read_metric_file("/nonexistent", Problems("FAILFAST"))
-        []
+        ([], [], [])
     """
     try:
         with open(path, "rb") as handle:
             data = handle.read() if upto is None else handle.read(upto)
     except FileNotFoundError:
-        return []
+        return [], [], []
     lines = data.split(b"\n")
     lines.pop()  # after the last newline: empty, or a line still being written
-    points = []
+    first = 0
+    if after > 0:
+        ends = list(accumulate(len(line) + 1 for line in lines))
+        first = bisect_right(ends, after)
+        if first == len(lines):
+            return [], [], []  # nothing new after `after`
+    fast = _parse_three_field_lines(lines, first)
+    if fast is not None:
+        return fast
+    return _parse_lines_one_by_one(path, lines, first, problems)
+
+
+def _parse_three_field_lines(lines: list[bytes], first: int):
+    """The common case in bulk: every line ``timestamp value step``, no duplicate line."""
+    if len(set(lines)) != len(lines) or set(map(bytes.count, lines, repeat(b" "))) - {2}:
+        return None
+    tokens = b" ".join(lines[first:]).split(b" ")
+    try:
+        return list(map(int, tokens[0::3])), list(map(float, tokens[1::3])), list(map(int, tokens[2::3]))
+    except ValueError:
+        return None
+
+
+def _parse_lines_one_by_one(path: str, lines: list[bytes], first: int, problems: Problems):
+    timestamps, values, steps = [], [], []
     seen = set()
-    end = 0  # byte position just after the current line's newline
     for number, raw in enumerate(lines, start=1):
-        end += len(raw) + 1
         fields = raw.split()
         try:
             if len(fields) not in (2, 3, 5):
                 raise ValueError(f"{len(fields)} fields")
-            point = (int(fields[0]), float(fields[1]), int(fields[2]) if len(fields) >= 3 else 0)
+            timestamp, value = int(fields[0]), float(fields[1])
+            step = int(fields[2]) if len(fields) >= 3 else 0
         except ValueError:
-            if end > after:
+            if number > first:
                 problems.skip(
                     f"{path}, line {number}: expected 'timestamp value step' "
                     f"(2, 3 or 5 space-separated fields), got {raw[:200].decode('utf-8', 'replace')!r}"
                 )
             continue
-        identity = (point[0], point[2], point[1] if point[1] == point[1] else "nan")
+        identity = (timestamp, step, value if value == value else "nan")
         if identity in seen:
             continue
         seen.add(identity)
-        if end > after:
-            points.append(point)
-    return points
+        if number > first:
+            timestamps.append(timestamp)
+            values.append(value)
+            steps.append(step)
+    return timestamps, values, steps
 
 
 def _latest_point(path: str, problems: Problems) -> float | None:
-    """The latest value as MLflow picks it: max by (step, timestamp, value), first on ties."""
-    best = None
+    """The latest value as MLflow picks it: ``max`` by (step, timestamp, value), first on ties."""
+    timestamps, values, steps = read_metric_file(path, problems)
+    if not values:
+        return None
+    if any(map(math.isnan, values)):
+        return _python_max(steps, timestamps, values)
+    return max(zip(steps, timestamps, values))[2]
+
+
+def _python_max(steps, timestamps, values) -> float:
+    # NaN compares false both ways, so Python's max() keeps whichever came first: replay it.
     best_key = None
-    for timestamp, value, step in read_metric_file(path, problems):
-        key = (step, timestamp, value)
+    for key in zip(steps, timestamps, values):
         if best_key is None or key > best_key:
-            best, best_key = value, key
-    return best
+            best_key = key
+    return best_key[2]

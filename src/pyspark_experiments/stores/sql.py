@@ -32,14 +32,17 @@ from .base import (
     Store,
     batches_from_columns,
     chunk,
+    fingerprint,
+    BATCH_ROWS,
     lifecycle_stages,
+    metric_units,
     ms_to_us,
     pack_partitions,
 )
 
 # Runs per partition for the per-run tables, metric points per partition for `metrics`.
 DEFAULT_RUNS_PER_PARTITION = 2_000
-DEFAULT_POINTS_PER_PARTITION = 1_000_000
+DEFAULT_POINTS_PER_PARTITION = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
 
@@ -139,11 +142,9 @@ class SqlStore(Store):
                 "GROUP BY run_uuid, key",
                 run_ids,
             )
-        units = [
-            ((run_id, key), count) for run_id, key, count in sorted(counts)
-            if selection.admits_metric_key(key)
-        ]
-        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+        return pack_partitions(
+            selection, metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION), DEFAULT_POINTS_PER_PARTITION
+        )
 
     def _plan_metric_ranges(self, connection, selection: Selection, run_ids: list[str]) -> list[Partition]:
         admitted = set(run_ids)
@@ -195,7 +196,7 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             content: dict[str, list] = defaultdict(list)
             experiment_of = {}
-            for row in self._query_in(connection, "SELECT * FROM runs WHERE run_uuid IN ({in})", run_ids):
+            for row in self._query_in(connection, "SELECT run_uuid, * FROM runs WHERE run_uuid IN ({in})", run_ids):
                 content[row[0]].append(("run", row))
             for run_id, experiment_id in self._query_in(
                 connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
@@ -216,11 +217,12 @@ class SqlStore(Store):
                 content[row[0]].append(("input", row[1:]))
         found = {}
         for run_id in run_ids:
-            digest = hashlib.sha1()
+            digests = {part: hashlib.sha1() for part in ("run", "params", "tags", "inputs")}
             for item in sorted(content[run_id], key=repr):
+                digest = digests["inputs" if item[0] == "input" else item[0]]
                 digest.update(repr(item).encode("utf-8", "surrogatepass"))
                 digest.update(b"\n")
-            found[run_id] = (experiment_of[run_id], digest.hexdigest())
+            found[run_id] = (experiment_of[run_id], fingerprint({p: d.hexdigest() for p, d in digests.items()}))
         return found
 
     def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
@@ -363,11 +365,16 @@ class SqlStore(Store):
         exact = self.exact_metric_positions
         position = "rowid" if exact else "0"
         for runs in chunk(run_ids, 200):
+            # Exact positions are rowids: skip what every range of this chunk has already read.
+            members = set(runs)
+            lowest = min(after for (run_id, _), (after, _) in ranges.items() if run_id in members)
             rows = self._query_in(
                 connection,
                 f"SELECT {position}, run_uuid, key, value, is_nan, step, timestamp FROM metrics "
-                "WHERE run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp",
+                f"WHERE {'rowid > ? AND ' if exact else ''}run_uuid IN ({{in}}) "
+                "ORDER BY run_uuid, key, step, timestamp",
                 runs,
+                params=[lowest] if exact else [],
             )
             kept = []
             for row in rows:
@@ -381,27 +388,27 @@ class SqlStore(Store):
         if partition.selection.metric_ranges is not None:
             yield from self._read_metric_ranges(connection, partition)
             return
-        units = set(partition.work)
-        run_ids = sorted({run_id for run_id, _ in units})
-        keys = sorted({key for _, key in units})
-        experiment_of = self._experiment_of(connection, run_ids)
-        for runs in chunk(run_ids, 200):
-            rows = self._query_in(
-                connection,
-                "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics "
-                "WHERE key IN (%s) AND run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp"
-                % ", ".join("?" * len(keys)),
-                runs,
-                params=keys,
-            ) if len(keys) < _IN_LIST else self._query_in(
-                connection,
-                "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics "
-                "WHERE run_uuid IN ({in}) ORDER BY run_uuid, key, step, timestamp",
-                runs,
+        whole_runs = [run_id for run_id, key in partition.work if key is None]
+        single_keys = [(run_id, key) for run_id, key in partition.work if key is not None]
+        experiment_of = self._experiment_of(connection, whole_runs + [run_id for run_id, _ in single_keys])
+        columns = "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics WHERE "
+        metric_keys = partition.selection.metric_keys
+        # On SQLite, "+key" keeps the planner on the (run_uuid, key, step) index instead of
+        # scanning the primary key's index on key over the whole store.
+        key_filter = "" if metric_keys is None else "%s IN (%s) AND " % (
+            "+key" if self.uri.scheme == "sqlite" else "key", ", ".join("?" * len(metric_keys))
+        )
+        for runs in chunk(whole_runs, _IN_LIST - len(metric_keys or ())):
+            cursor = connection.execute(
+                (columns + key_filter + "run_uuid IN (%s)" % ", ".join("?" * len(runs))).replace("?", self._placeholder),
+                (*(metric_keys or ()), *runs),
             )
-            rows = [row for row in rows if (row[0], row[1]) in units]
-            if rows:
-                yield from _metric_batches(experiment_of, rows)
+            yield from _fetch_metric_batches(cursor, experiment_of)
+        for run_id, key in single_keys:
+            cursor = connection.execute(
+                (columns + "run_uuid = ? AND key = ?").replace("?", self._placeholder), (run_id, key)
+            )
+            yield from _fetch_metric_batches(cursor, experiment_of)
 
     def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
         experiment_of = self._experiment_of(connection, run_ids)
@@ -439,20 +446,36 @@ class SqlStore(Store):
         )
 
 
+def _fetch_metric_batches(cursor, experiment_of: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    while True:
+        rows = cursor.fetchmany(BATCH_ROWS)
+        if not rows:
+            return
+        yield from _metric_batches(experiment_of, rows)
+
+
 def _metric_batches(experiment_of: dict[str, str], rows: list[tuple]) -> Iterator[pa.RecordBatch]:
+    """Rows of (run_uuid, key, value, is_nan, step, timestamp ms) as one metrics batch."""
+    import pyarrow.compute as pc
+
     run_ids, keys, values, is_nans, steps, timestamps = zip(*rows)
-    if any(is_nans):
-        values = [math.nan if is_nan else value for value, is_nan in zip(values, is_nans)]
     schema = tables.arrow_schema(tables.METRICS)
+    run_array = pa.array(run_ids, type=pa.string())
+    distinct_runs = pc.unique(run_array)
+    experiments = pa.array([experiment_of[r] for r in distinct_runs.to_pylist()], type=pa.string())
+    value_array = pa.array(values, type=pa.float64())
+    nan_mask = pa.array(is_nans).cast(pa.bool_())
+    if pc.any(nan_mask).as_py():
+        value_array = pc.if_else(nan_mask, math.nan, value_array)
     arrays = [
-        pa.array([experiment_of[r] for r in run_ids], type=pa.string()),
-        pa.array(run_ids, type=pa.string()),
+        experiments.take(pc.index_in(run_array, value_set=distinct_runs)),
+        run_array,
         pa.array(keys, type=pa.string()),
-        pa.array(values, type=pa.float64()),
+        value_array,
         pa.array(steps, type=pa.int64()),
         pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
     ]
-    yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=65_536)
+    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _per_run_partitions(selection: Selection, run_ids: list[str]) -> list[Partition]:
