@@ -8,7 +8,8 @@ The session-scoped fixtures write the stores once per test run, in a temporary f
 
 - ``sqlite_store``: ``sqlite:///<tmp>/mlflow.db``
 - ``file_store``: ``<tmp>/mlruns`` (a plain path; needs ``MLFLOW_ALLOW_FILE_STORE=true``)
-- ``reference_stores``: ``{"sqlite": <uri>, "file": <path>}``
+- ``postgres_store``: ``postgresql+psycopg://...`` on a real PostgreSQL server on loopback
+- ``reference_stores``: ``{"sqlite": <uri>, "file": <path>, "postgres": <uri>}``
 
 Load them in a test module with ``from fixtures_stores import *  # noqa: F401,F403`` or
 project-wide with ``pytest_plugins = ["fixtures_stores"]`` in ``tests/conftest.py``.
@@ -394,6 +395,27 @@ def file_store(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def reference_stores(sqlite_store, file_store) -> dict:
-    """Both reference stores: ``{"sqlite": uri, "file": path}``."""
-    return {"sqlite": sqlite_store, "file": file_store}
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server on loopback: ``(host, port, user, password)``."""
+    from postgres_server import running_postgres
+
+    with running_postgres(str(tmp_path_factory.mktemp("postgres"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_store(postgres_server) -> str:
+    """URI (``postgresql+psycopg://``) of a PostgreSQL MLflow store holding the reference data."""
+    if "postgres" not in _STORES:
+        from postgres_server import create_database
+
+        uri = create_database(*postgres_server, "mlflow_reference")
+        log_reference_data(uri)
+        _STORES["postgres"] = uri
+    return _STORES["postgres"]
+
+
+@pytest.fixture(scope="session")
+def reference_stores(sqlite_store, file_store, postgres_store) -> dict:
+    """Every reference store: ``{"sqlite": uri, "file": path, "postgres": uri}``."""
+    return {"sqlite": sqlite_store, "file": file_store, "postgres": postgres_store}

@@ -33,7 +33,8 @@ from fixtures_stores import (
     WALL_CLOCK_RUNS,
 )
 
-STORES = ("sqlite", "file")
+STORES = ("sqlite", "file", "postgres")
+SQL_STORES = ("sqlite", "postgres")
 VIEWS = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 SQL_MAX = 1.7976931348623157e308  # what SQL stores write for +inf (and its negative for -inf)
 CONTEXT_TAG = "mlflow.data.context"
@@ -334,7 +335,7 @@ def test_runs_edge_values(spark, uri, kind, client):
     assert special["metrics"]["dup"] == 7.0  # highest step wins over a later timestamp
     assert special["metrics"]["odd_steps"] == -1.25
     assert special["metrics"]["mixed_inf"] == 5.0
-    inf = SQL_MAX if kind == "sqlite" else math.inf
+    inf = SQL_MAX if kind in SQL_STORES else math.inf
     assert special["metrics"]["pos_inf"] == inf and special["metrics"]["neg_inf"] == -inf
     assert len(special["params"]["long_value"]) == len(
         client.get_run(special["run_id"]).data.params["long_value"]
@@ -418,7 +419,7 @@ def test_metric_duplicates_nan_and_inf(spark, uri, kind, client):
     assert len(history) == (3 if kind == "file" else 2)
     assert len(got[(special, "dup")]) == 2
     assert [p[2] for p in sorted(got[(special, "nan_mid")])] == [1.0, NAN, 2.0]
-    inf = SQL_MAX if kind == "sqlite" else math.inf
+    inf = SQL_MAX if kind in SQL_STORES else math.inf
     assert sorted(got[(special, "mixed_inf")]) == [
         (0, sorted(got[(special, "mixed_inf")])[0][1], -inf),
         (1, sorted(got[(special, "mixed_inf")])[1][1], inf),
@@ -619,19 +620,20 @@ def _normalized(spark, uri, table, kind):
     return out, inf_mapped
 
 
+@pytest.mark.parametrize("other", ["file", "postgres"])
 @pytest.mark.parametrize("table", ["runs", "metrics", "params", "tags", "experiments", "inputs"])
-def test_sqlite_and_file_store_read_the_same(spark, reference_stores, table):
+def test_every_store_reads_the_same_as_sqlite(spark, reference_stores, table, other):
     sqlite_rows, sqlite_inf = _normalized(spark, reference_stores["sqlite"], table, "sqlite")
-    file_rows, file_inf = _normalized(spark, reference_stores["file"], table, "file")
+    other_rows, other_inf = _normalized(spark, reference_stores[other], table, other)
     assert sqlite_rows, f"{table}: no rows"
     assert sqlite_inf == 0
-    if table in ("runs", "metrics"):
+    if table in ("runs", "metrics") and other == "file":
         # a-special: pos_inf, neg_inf latest (runs); pos_inf, neg_inf, mixed_inf x2 (metrics)
-        assert file_inf == (2 if table == "runs" else 4)
-    only_sqlite = sqlite_rows - file_rows
-    only_file = file_rows - sqlite_rows
-    assert not only_sqlite and not only_file, (
-        f"{table}: only in sqlite {list(only_sqlite)[:5]}; only in file {list(only_file)[:5]}"
+        assert other_inf == (2 if table == "runs" else 4)
+    only_sqlite = sqlite_rows - other_rows
+    only_other = other_rows - sqlite_rows
+    assert not only_sqlite and not only_other, (
+        f"{table}: only in sqlite {list(only_sqlite)[:5]}; only in {other} {list(only_other)[:5]}"
     )
 
 
@@ -648,9 +650,9 @@ def test_experiment_ids_differ_by_store(spark, reference_stores):
 
 def test_infinity_differs_by_store(spark, reference_stores):
     """Deliberate difference: the file store keeps ±inf, SQL stores clamp to ±1.797e308."""
-    for kind, expected in (("sqlite", SQL_MAX), ("file", math.inf)):
+    for kind, expected in (("sqlite", SQL_MAX), ("postgres", SQL_MAX), ("file", math.inf)):
         rows = read(spark, reference_stores[kind], "metrics", "ALL")
         values = {r["value"] for r in rows if r["key"] in ("pos_inf", "neg_inf", "mixed_inf")}
         assert expected in values and -expected in values, (kind, values)
-        other = math.inf if kind == "sqlite" else SQL_MAX
+        other = math.inf if kind in SQL_STORES else SQL_MAX
         assert other not in values and -other not in values, (kind, values)

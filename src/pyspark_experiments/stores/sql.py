@@ -71,7 +71,8 @@ class SqlStore(Store):
                 raise ImportError(
                     "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
                 ) from error
-            location = self.uri.location.replace("postgresql+psycopg2://", "postgresql://")
+            # SQLAlchemy names a driver in the scheme (postgresql+psycopg2://); libpq does not.
+            location = "postgresql://" + self.uri.location.split("://", 1)[1]
             try:
                 connection = psycopg.connect(location, autocommit=True)
             except Exception as error:
