@@ -14,13 +14,17 @@ os.environ.setdefault("PYSPARK_PYTHON", __import__("sys").executable)
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     from pyspark_experiments import session
 
     spark = session(
         app_name="pyspark-experiments-tests",
         master="local[2]",
-        config={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4"},
+        config={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "4",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
+        },
     )
     spark.sparkContext.setLogLevel("ERROR")
     yield spark

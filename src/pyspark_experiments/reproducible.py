@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -310,7 +311,9 @@ def _salted_hash(salt: str, parts: list[Column], seed: int | None = None) -> Col
 # --------------------------------------------------------------------------------------------
 
 
-def deterministic_layout(df: DataFrame, keys: str | Sequence[str], num_partitions: int) -> DataFrame:
+def deterministic_layout(
+    df: DataFrame, keys: str | Sequence[str], num_partitions: int
+) -> DataFrame:
     """Lay ``df`` out so that each partition's rows and their order are a pure function of the data.
 
     Rows go to partition ``pmod(hash(keys), num_partitions)`` (``repartition(num_partitions,
@@ -339,8 +342,8 @@ def deterministic_layout(df: DataFrame, keys: str | Sequence[str], num_partition
         >>> laid = deterministic_layout(df, ["user_id"], 4)
         >>> laid.rdd.getNumPartitions()
         4
-        >>> [tuple(r) for r in laid.collect()]          # the same on every run and cluster
-        [(1, 'a'), (2, 'a'), (2, 'b')]
+        >>> [tuple(r) for r in laid.collect()]  # partitions in hash order, sorted within
+        [(2, 'a'), (2, 'b'), (1, 'a')]
     """
     schema = _schema_of(df)
     key_names = _resolve_keys(df, keys)
@@ -808,8 +811,9 @@ def log_training_input(
     :func:`deterministic_layout` parameters) and ``layout`` (anything else: split weights and
     seed, shard) are stored as JSON. The run is ``run_id`` or the active run.
 
-    Logged: a dataset input (source type ``delta`` with table and version, digest = the
-    fingerprint, profile = the row count, the schema; ``mlflow.data.context`` = ``context``)
+    Logged: a dataset input (mlflow's source type ``delta_table`` with table and version,
+    digest = the fingerprint, profile = the row count, the schema; ``mlflow.data.context`` =
+    ``context``)
     whose input tags and the run tags are ``<tag_prefix>.table``, ``.version``,
     ``.fingerprint``, ``.rows`` and ``.layout``. Log several inputs on one run with different
     ``tag_prefix`` values. Returns the tags. Needs mlflow (the ``mlflow`` extra).
@@ -829,7 +833,7 @@ def log_training_input(
     from mlflow.data.delta_dataset_source import DeltaDatasetSource
     from mlflow.data.spark_dataset import SparkDataset
     from mlflow.entities import Dataset as DatasetEntity
-    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.entities import DatasetInput, InputTag, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     kind, target = _delta_target(table)
@@ -873,7 +877,9 @@ def log_training_input(
     }
     # The entity is built here rather than by SparkDataset.to_dict(), whose profile starts an
     # approximate count job that keeps running in the background.
-    schema = SparkDataset(df=df, source=source, name=name, digest=fingerprint).schema
+    with warnings.catch_warnings():  # mlflow's hint about integer columns is for model inputs
+        warnings.simplefilter("ignore")
+        schema = SparkDataset(df=df, source=source, name=name, digest=fingerprint).schema
     entity = DatasetEntity(
         name=name,
         digest=fingerprint,
@@ -887,6 +893,5 @@ def log_training_input(
     ]
     client = mlflow.MlflowClient()
     client.log_inputs(run_id, datasets=[DatasetInput(dataset=entity, tags=input_tags)])
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     return tags
