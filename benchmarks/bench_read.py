@@ -1,0 +1,575 @@
+"""Benchmark reading MLflow stores with ``format("experiments")`` against the mlflow client.
+
+For each store kind (SQLite, file store), in one run:
+
+1. ``runs`` table (``count()`` + ``collect()`` of ``run_id``, in a warm SparkSession) vs
+   ``mlflow.search_runs(experiment_ids=<all>, max_results=100_000)``;
+2. full metric history (``count()`` and ``groupBy(key).agg(avg, max)``) vs a loop of
+   ``MlflowClient.get_metric_history`` over every run and key (on a sample of runs, extrapolated
+   linearly and labelled so, when ``--history-sample-runs`` is given or at size L);
+3. a floor: the same full metric read by the simplest single-process Python code
+   (sqlite3 -> pyarrow, or metric files -> pyarrow);
+4. peak memory of the Spark driver: the driver Python process (``getrusage``) and the JVM
+   (``VmHWM`` of the java child), plus the Python workers (sampled RSS);
+
+and, for the profile of where the time goes, the store backend's ``plan()`` + ``read()`` called
+directly without Spark (``--profile`` writes cProfile stats of it).
+
+Each phase runs in a fresh subprocess (so memory peaks are per phase); each measurement is
+repeated ``--repeat`` times and the best is reported. The result is a markdown table ready for
+``docs/benchmarks.md``; the raw numbers go to ``benchmarks/.stores/results-<size>.json``.
+
+Usage::
+
+    python benchmarks/bench_read.py --size S
+    python benchmarks/bench_read.py --size L --kind sqlite --history-sample-runs 500
+    python benchmarks/bench_read.py --store benchmarks/.stores/S --skip-mlflow-history --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STORES = os.path.join(HERE, ".stores")
+sys.path.insert(0, HERE)
+
+import generate_store  # noqa: E402
+
+SEARCH_RUNS_CAP = 100_000
+
+
+# -- process memory (no psutil needed) --------------------------------------------------------
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM of ``pid`` in MB (empty if the process is gone)."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    name, value = line.split(":", 1)
+                    found[name] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return found
+
+
+def _children() -> dict[int, list[tuple[int, str]]]:
+    """ppid -> [(pid, command name)] for every process."""
+    tree: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        tree.setdefault(ppid, []).append((int(entry), name))
+    return tree
+
+
+def _descendants(pid: int, tree=None) -> list[tuple[int, str]]:
+    tree = _children() if tree is None else tree
+    found, todo = [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+class MemorySampler:
+    """Samples the JVM's and the Python workers' RSS in a thread; reads the JVM's VmHWM at the end."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.jvm_pid = None
+        self.jvm_rss_peak = 0.0
+        self.workers_peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            tree = _children()
+            mine = _descendants(os.getpid(), tree)
+            java = [pid for pid, name in mine if name == "java"]
+            if java:
+                self.jvm_pid = java[0]
+                self.jvm_rss_peak = max(self.jvm_rss_peak, _proc_status(java[0]).get("VmRSS", 0))
+                workers = [pid for pid, name in _descendants(java[0], tree) if name.startswith("python")]
+                total = sum(_proc_status(pid).get("VmRSS", 0) for pid in workers)
+                self.workers_peak = max(self.workers_peak, total)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> dict[str, float]:
+        jvm_hwm = _proc_status(self.jvm_pid).get("VmHWM", 0) if self.jvm_pid else 0
+        self._stop.set()
+        self._thread.join()
+        return {
+            "driver_python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "jvm_hwm_mb": max(jvm_hwm, self.jvm_rss_peak),
+            "workers_peak_mb": self.workers_peak,
+        }
+
+
+def best_of(repeat: int, fn):
+    """Run ``fn`` ``repeat`` times; return (best seconds, all seconds, last result)."""
+    times, result = [], None
+    for _ in range(max(1, repeat)):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), times, result
+
+
+# -- phases (each in its own subprocess) ------------------------------------------------------
+
+
+def phase_spark(store: dict, repeat: int, tables: list[str]) -> dict:
+    """Our reads through Spark, in a warm local[2] session, with memory peaks."""
+    sampler = MemorySampler().start()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    import pyspark_experiments
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    spark = pyspark_experiments.session(
+        app_name="bench-read", master="local[2]", delta=False,
+        config={"spark.sql.shuffle.partitions": "4"},
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    result = {"session_start_s": time.perf_counter() - started}
+
+    def load(table):
+        return (spark.read.format("experiments").option("trackingUri", store["uri"])
+                .option("table", table).load())
+
+    # Warm-up: one read of each table we time (JVM, Python workers, imports, OS cache).
+    for table in tables:
+        load(table).count()
+    if "runs" in tables:
+        t_count, times, n = best_of(repeat, lambda: load("runs").count())
+        t_collect, times2, rows = best_of(repeat, lambda: load("runs").select("run_id").collect())
+        t_both, times3, _ = best_of(repeat, lambda: (load("runs").count(), load("runs").select("run_id").collect()))
+        result["runs"] = {"rows": n, "collected": len(rows), "count_s": t_count, "collect_s": t_collect,
+                          "count_collect_s": t_both, "all_s": [times, times2, times3]}
+    if "metrics" in tables:
+        t_count, times, n = best_of(repeat, lambda: load("metrics").count())
+        t_agg, times2, agg = best_of(
+            repeat,
+            lambda: load("metrics").groupBy("key").agg(F.avg("value"), F.max("value")).collect(),
+        )
+        partitions = load("metrics").rdd.getNumPartitions()
+        result["metrics"] = {"rows": n, "keys": len(agg), "partitions": partitions, "count_s": t_count,
+                             "agg_s": t_agg, "all_s": [times, times2]}
+    spark.stop()
+    result["memory"] = sampler.stop()
+    return result
+
+
+def phase_mlflow_search(store: dict, repeat: int) -> dict:
+    generate_store._mlflow_env()
+    import mlflow
+
+    mlflow.set_tracking_uri(store["uri"])
+    ids = [e["id"] for e in store["experiments"]]
+    mlflow.search_runs(experiment_ids=ids[:1], max_results=10)  # warm: imports, store init
+    best, times, frame = best_of(
+        repeat, lambda: mlflow.search_runs(experiment_ids=ids, max_results=SEARCH_RUNS_CAP)
+    )
+    return {"rows": len(frame), "search_runs_s": best, "all_s": times,
+            "driver_python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def phase_mlflow_history(store: dict, repeat: int, sample_runs: int | None) -> dict:
+    """A loop of get_metric_history over every (run, key), or over a sample of runs."""
+    generate_store._mlflow_env()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store["uri"])
+    runs = client.search_runs([e["id"] for e in store["experiments"]], max_results=50_000)
+    token = runs.token
+    runs = list(runs)
+    while token:
+        page = client.search_runs([e["id"] for e in store["experiments"]], max_results=50_000, page_token=token)
+        runs.extend(page)
+        token = page.token
+    work = [(r.info.run_id, sorted(r.data.metrics)) for r in runs]
+    work.sort()
+    total_runs = len(work)
+    total_calls = sum(len(keys) for _, keys in work)
+    if sample_runs and sample_runs < total_runs:
+        step = total_runs / sample_runs  # evenly spread over the store
+        work = [work[int(i * step)] for i in range(sample_runs)]
+    client.get_metric_history(work[0][0], work[0][1][0])  # warm
+
+    def loop():
+        points = 0
+        for run_id, keys in work:
+            for key in keys:
+                points += len(client.get_metric_history(run_id, key))
+        return points
+
+    best, times, points = best_of(repeat, loop)
+    calls = sum(len(keys) for _, keys in work)
+    scale = total_calls / calls
+    return {"runs_measured": len(work), "runs_total": total_runs, "calls": calls, "points": points,
+            "measured_s": best, "all_s": times, "extrapolated": scale != 1, "scale": scale,
+            "history_s": best * scale}
+
+
+def floor_sqlite(uri: str):
+    """The simplest full read of the metric history: sqlite3 -> pyarrow.Table."""
+    import sqlite3
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    path = uri.split("sqlite:///", 1)[1]
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    experiment_of = dict(connection.execute(
+        "SELECT run_uuid, CAST(experiment_id AS TEXT) FROM runs WHERE lifecycle_stage = 'active'"
+    ).fetchall())
+    # One plain scan of the metrics table (a JOIN with runs made SQLite probe per run).
+    rows = connection.execute("SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics").fetchall()
+    connection.close()
+    run_ids, keys, values, is_nan, steps, timestamps = zip(*rows)
+    run_id = pa.array(run_ids, pa.string())
+    runs = pa.array(list(experiment_of), pa.string())
+    experiment_id = pa.array(list(experiment_of.values()), pa.string()).take(pc.index_in(run_id, runs))
+    value = pc.if_else(pa.array(is_nan, pa.int8()).cast(pa.bool_()), float("nan"), pa.array(values, pa.float64()))
+    table = pa.table({
+        "experiment_id": experiment_id,
+        "run_id": run_id,
+        "key": pa.array(keys, pa.string()),
+        "value": value,
+        "step": pa.array(steps, pa.int64()),
+        "timestamp": pa.array(timestamps, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+    })
+    return table.filter(experiment_id.is_valid())  # active runs only
+
+
+def floor_file(root: str):
+    """The simplest full read of the metric history: metric files -> pyarrow.Table."""
+    import pyarrow as pa
+
+    experiment_ids, run_ids, keys, values, steps, timestamps = [], [], [], [], [], []
+    for experiment in os.scandir(root):
+        if not (experiment.is_dir() and experiment.name.isdigit()):
+            continue
+        for run in os.scandir(experiment.path):
+            metrics_dir = os.path.join(run.path, "metrics")
+            if not os.path.isdir(metrics_dir):
+                continue
+            for metric in os.scandir(metrics_dir):
+                with open(metric.path, "rb") as handle:
+                    lines = handle.read().split()
+                n = len(lines) // 3
+                timestamps.extend(map(int, lines[0::3]))
+                values.extend(map(float, lines[1::3]))
+                steps.extend(map(int, lines[2::3]))
+                keys.extend([metric.name] * n)
+                run_ids.extend([run.name] * n)
+                experiment_ids.extend([experiment.name] * n)
+    return pa.table({
+        "experiment_id": pa.array(experiment_ids, pa.string()),
+        "run_id": pa.array(run_ids, pa.string()),
+        "key": pa.array(keys, pa.string()),
+        "value": pa.array(values, pa.float64()),
+        "step": pa.array(steps, pa.int64()),
+        "timestamp": pa.array(timestamps, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+    })
+
+
+def phase_floor(store: dict, kind: str, repeat: int) -> dict:
+    read = floor_sqlite if kind == "sqlite" else floor_file
+    read(store["uri"])  # warm the OS cache as the Spark phase is warmed
+    best, times, table = best_of(repeat, lambda: read(store["uri"]))
+    return {"rows": table.num_rows, "floor_s": best, "all_s": times,
+            "driver_python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def phase_backend(store: dict, repeat: int, tables: list[str], profile_dir: str | None) -> dict:
+    """The store backend's plan() + read() called directly, sequentially, without Spark."""
+    from pyspark_experiments.datasource import plan_read
+
+    def read_all(table):
+        selection, partitions = plan_read({"trackingUri": store["uri"], "table": table}, environ={})
+        from pyspark_experiments.stores import open_store
+        from pyspark_experiments.uri import resolve_tracking_uri
+
+        backend = open_store(resolve_tracking_uri(store["uri"], {}))
+        rows = 0
+        for partition in partitions:
+            for batch in backend.read(partition):
+                rows += batch.num_rows
+        return rows, len(partitions)
+
+    result = {}
+    for table in tables:
+        read_all(table)  # warm
+        best, times, (rows, parts) = best_of(repeat, lambda: read_all(table))
+        plan_best, _, _ = best_of(repeat, lambda: plan_read({"trackingUri": store["uri"], "table": table}, environ={}))
+        result[table] = {"rows": rows, "partitions": parts, "read_s": best, "plan_s": plan_best, "all_s": times}
+        if profile_dir:
+            import cProfile
+            import pstats
+
+            os.makedirs(profile_dir, exist_ok=True)
+            path = os.path.join(profile_dir, f"{store['kind']}-{table}.pstats")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            read_all(table)
+            profiler.disable()
+            profiler.dump_stats(path)
+            result[table]["profile"] = path
+            stream = open(path + ".txt", "w")
+            stats = pstats.Stats(profiler, stream=stream).sort_stats("tottime")
+            stats.print_stats(25)
+            stats.sort_stats("cumulative").print_stats(40)
+            stream.close()
+    return result
+
+
+PHASES = {
+    "spark": lambda a, s: phase_spark(s, a.repeat, a.tables),
+    "search": lambda a, s: phase_mlflow_search(s, a.repeat),
+    "history": lambda a, s: phase_mlflow_history(s, a.mlflow_repeat, a.history_sample_runs),
+    "floor": lambda a, s: phase_floor(s, s["kind"], a.repeat),
+    "backend": lambda a, s: phase_backend(s, a.repeat, a.tables, a.profile_dir),
+}
+
+
+def run_phase(args, phase: str, kind: str) -> dict:
+    """Run one phase in a fresh Python process; return its JSON result.
+
+    Each result is also kept in ``<store>/phases/<kind>-<phase>.json``; ``--reuse`` takes it from
+    there instead of measuring again (to complete a report phase by phase).
+    """
+    saved = os.path.join(args.store, "phases", f"{kind}-{phase}.json")
+    if getattr(args, "reuse", False) and os.path.exists(saved):
+        print(f"  [{kind}] {phase}: reused {saved}")
+        with open(saved) as handle:
+            return json.load(handle)
+    command = [sys.executable, os.path.abspath(__file__), "--phase", phase, "--store", args.store,
+               "--kind", kind, "--repeat", str(args.repeat), "--mlflow-repeat", str(args.mlflow_repeat),
+               "--tables", ",".join(args.tables)]
+    if args.history_sample_runs:
+        command += ["--history-sample-runs", str(args.history_sample_runs)]
+    if args.profile_dir:
+        command += ["--profile-dir", args.profile_dir]
+    print(f"  [{kind}] {phase} ...", end="", flush=True)
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if completed.returncode != 0:
+        print(" FAILED")
+        sys.stderr.write(completed.stderr[-4000:])
+        return {"error": completed.stderr[-2000:]}
+    print(f" {time.perf_counter() - started:.0f} s")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    os.makedirs(os.path.dirname(saved), exist_ok=True)
+    with open(saved, "w") as handle:
+        json.dump(result, handle, indent=2)
+    return result
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _fmt_s(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
+
+
+def _ratio(a, b) -> str:
+    return "–" if not a or not b else f"{a / b:.1f}×"
+
+
+def report(size: str, spec: dict, results: dict) -> str:
+    lines = [
+        f"### Size {size}: {spec['runs']:,} runs × {spec['metrics']} metrics × {spec['steps']} steps "
+        f"({generate_store.Spec(**spec).points:,} points), {spec['params']} params, {spec['experiments']} experiments",
+        "",
+        "| store | what | ours (Spark, local[2]) | mlflow client | mlflow / ours | floor (1 process) | ours / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    def ok(entry):  # a phase that failed or was skipped reports nothing
+        return entry if isinstance(entry, dict) and "error" not in entry and "skipped" not in entry else {}
+
+    results = {kind: {phase: ok(entry) for phase, entry in r.items()} for kind, r in results.items()}
+    for kind, r in results.items():
+        spark = r.get("spark", {})
+        runs = spark.get("runs", {})
+        metrics = spark.get("metrics", {})
+        search = r.get("search", {})
+        history = r.get("history", {})
+        floor = r.get("floor", {})
+        if runs:
+            lines.append(
+                f"| {kind} | runs table: count() + collect(run_id) | {_fmt_s(runs.get('count_collect_s'))} "
+                f"| search_runs {_fmt_s(search.get('search_runs_s'))} | {_ratio(search.get('search_runs_s'), runs.get('count_collect_s'))} | | |"
+            )
+            lines.append(
+                f"| {kind} | runs table: collect(run_id) only | {_fmt_s(runs.get('collect_s'))} "
+                f"| | {_ratio(search.get('search_runs_s'), runs.get('collect_s'))} | | |"
+            )
+        if metrics:
+            label = "get_metric_history loop"
+            if history.get("extrapolated"):
+                label += f" **extrapolated** from {history['runs_measured']:,} of {history['runs_total']:,} runs ({_fmt_s(history['measured_s'])})"
+            hist = history.get("history_s")
+            lines.append(
+                f"| {kind} | metric history: count() | {_fmt_s(metrics.get('count_s'))} "
+                f"| {label} {_fmt_s(hist) if hist else 'not measured'} | {_ratio(hist, metrics.get('count_s'))} "
+                f"| {_fmt_s(floor.get('floor_s'))} | {_ratio(metrics.get('count_s'), floor.get('floor_s'))} |"
+            )
+            lines.append(
+                f"| {kind} | metric history: groupBy(key).agg(avg, max) | {_fmt_s(metrics.get('agg_s'))} "
+                f"| | {_ratio(hist, metrics.get('agg_s'))} | | {_ratio(metrics.get('agg_s'), floor.get('floor_s'))} |"
+            )
+    lines += ["", "| store | backend read() without Spark, 1 process | plan() | rows | partitions |", "|---|---|---|---|---|"]
+    for kind, r in results.items():
+        for table, b in r.get("backend", {}).items():
+            lines.append(f"| {kind} | {table}: {_fmt_s(b['read_s'])} | {_fmt_s(b['plan_s'])} | {b['rows']:,} | {b['partitions']} |")
+    lines += ["", "| store | driver Python peak RSS | JVM peak RSS (VmHWM) | Python workers peak RSS (sum) |", "|---|---|---|---|"]
+    for kind, r in results.items():
+        mem = r.get("spark", {}).get("memory")
+        if mem:
+            lines.append(f"| {kind} | {mem['driver_python_mb']:.0f} MB | {mem['jvm_hwm_mb']:.0f} MB | {mem['workers_peak_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
+def machine_notes() -> str:
+    cpus = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as handle:
+            mem = int(handle.readline().split()[1]) / 1024 / 1024
+    except OSError:
+        mem = 0
+    try:
+        import pyspark
+
+        versions = f"pyspark {pyspark.__version__}"
+    except ImportError:
+        versions = ""
+    try:
+        from importlib.metadata import version
+
+        versions += f", mlflow {version('mlflow')}"
+    except Exception:
+        pass
+    load = os.getloadavg()
+    return (f"{cpus} cores, {mem:.0f} GB RAM, {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}, {versions}; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=("tiny", "issue2", "S", "L", "custom"), default="S")
+    parser.add_argument("--store", help="a folder written by generate_store.py (default: benchmarks/.stores/<size>)")
+    parser.add_argument("--kind", choices=("sqlite", "file", "both"), default="both")
+    parser.add_argument("--repeat", type=int, default=2, help="repetitions of each of our measurements (best reported)")
+    parser.add_argument("--mlflow-repeat", type=int, default=2, help="repetitions of the mlflow measurements")
+    parser.add_argument("--history-sample-runs", type=int,
+                        help="time get_metric_history on this many runs and extrapolate (default: all at S, 1000 at L)")
+    parser.add_argument("--tables", default="runs,metrics", help="tables to time: runs,metrics")
+    parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--skip-mlflow-search", action="store_true")
+    parser.add_argument("--skip-mlflow-history", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--skip-backend", action="store_true")
+    parser.add_argument("--note", default="",
+                        help="a machine note for the output, e.g. 'shared with other test runs'")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse phase results kept in <store>/phases/ instead of measuring again")
+    parser.add_argument("--profile", action="store_true", help="cProfile the backend read into <store>/profiles/")
+    parser.add_argument("--profile-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    # custom size: the generator's flags
+    for name in ("runs", "metrics", "steps", "params", "experiments", "big-run-points"):
+        parser.add_argument(f"--{name}", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.tables = [t.strip() for t in (args.tables.split(",") if isinstance(args.tables, str) else args.tables) if t.strip()]
+
+    if args.phase:  # child process: one phase, JSON on stdout
+        manifest = generate_store.load_manifest(args.store)
+        store = dict(manifest["stores"][args.kind], kind=args.kind)
+        import logging
+
+        logging.disable(logging.WARNING)
+        print(json.dumps(PHASES[args.phase](args, store)))
+        return 0
+
+    kinds = ("sqlite", "file") if args.kind == "both" else (args.kind,)
+    if args.store is None:
+        args.store = os.path.join(STORES, args.size)
+        if args.size == "custom":
+            spec = generate_store.Spec(
+                **{k: getattr(args, k) for k in ("runs", "metrics", "steps", "params", "experiments") if getattr(args, k) is not None},
+                seed=args.seed, big_run_points=args.big_run_points or 0,
+            )
+            args.store = os.path.join(STORES, f"custom-{spec.runs}x{spec.metrics}x{spec.steps}-{spec.big_run_points}")
+        else:
+            spec = generate_store.Spec(**generate_store.SIZES[args.size], seed=args.seed)
+        generate_store.generate(args.store, spec, kinds)
+    args.store = os.path.abspath(args.store)
+    manifest = generate_store.load_manifest(args.store)
+    spec = manifest["spec"]
+    if args.history_sample_runs is None and spec["runs"] > 5_000:
+        args.history_sample_runs = 1_000
+    if args.profile:
+        args.profile_dir = os.path.join(args.store, "profiles")
+
+    phases = [p for p, skip in (("spark", args.skip_spark), ("search", args.skip_mlflow_search),
+                                ("history", args.skip_mlflow_history), ("floor", args.skip_floor),
+                                ("backend", args.skip_backend)) if not skip]
+    if "metrics" not in args.tables:
+        phases = [p for p in phases if p not in ("history", "floor")]
+    if "runs" not in args.tables:
+        phases = [p for p in phases if p != "search"]
+    results = {}
+    print(f"store {args.store}: {spec}")
+    for kind in kinds:
+        if kind not in manifest["stores"]:
+            print(f"  {kind}: not in {args.store}; generate it first")
+            continue
+        results[kind] = {phase: run_phase(args, phase, kind) for phase in phases}
+    out = os.path.join(STORES, f"results-{os.path.basename(args.store)}.json")
+    os.makedirs(STORES, exist_ok=True)
+    notes = machine_notes()
+    if args.note:
+        notes += f"; {args.note}"
+    elif os.getloadavg()[1] > (os.cpu_count() or 1):
+        notes += "; the machine was shared (load above its core count): times are noisy"
+    with open(out, "w") as handle:
+        json.dump({"spec": spec, "store": args.store, "machine": notes, "results": results}, handle, indent=2)
+    print()
+    print(report(os.path.basename(args.store), spec, results))
+    print()
+    print(f"Machine: {notes}. Best of {args.repeat} for our reads and the floor, best of "
+          f"{args.mlflow_repeat} for mlflow; raw numbers in {out}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
