@@ -36,6 +36,8 @@ OPTIONS = (
     "partitionSize",
     "numPartitions",
     "mode",
+    "metricRanges",
+    "maxRowsPerTrigger",
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -60,6 +62,10 @@ class ReadRequest:
     partition_size: int | None = None
     num_partitions: int | None = None
     mode: str = "FAILFAST"
+    # metricRanges: (run_id, key, after, upto) positions, as the sync reads new points
+    metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
+    # maxRowsPerTrigger: streaming reads only, rows (points or runs) per micro-batch
+    max_rows_per_trigger: int | None = None
 
     @classmethod
     def from_options(cls, options, environ=None) -> "ReadRequest":
@@ -98,6 +104,8 @@ class ReadRequest:
             partition_size=_positive_int("partitionSize", given.get("partitionsize")),
             num_partitions=_positive_int("numPartitions", given.get("numpartitions")),
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
+            metric_ranges=_ranges_option(given.get("metricranges")),
+            max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
         )
 
     def selection(self, store, environ=None):
@@ -116,6 +124,7 @@ class ReadRequest:
             rows_per_partition=self.partition_size,
             num_partitions=self.num_partitions,
             mode=self.mode,
+            metric_ranges=self.metric_ranges,
         )
 
 
@@ -143,6 +152,27 @@ def _positive_int(option: str, value: str | None) -> int | None:
     if number <= 0:
         raise ValueError(f"option {option!r}: expected a positive integer, got {value!r}")
     return number
+
+
+def _ranges_option(value: str | None) -> tuple[tuple[str, str, int, int], ...] | None:
+    """``metricRanges``: JSON ``{run_id: {key: [after, upto]}}`` of store positions."""
+    if value is None:
+        return None
+    import json
+
+    try:
+        parsed = json.loads(value)
+        ranges = tuple(sorted(
+            (str(run_id), str(key), int(after), int(upto))
+            for run_id, keys in parsed.items()
+            for key, (after, upto) in keys.items()
+        ))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(
+            "option 'metricRanges': expected JSON {run_id: {metric key: [after, upto]}} with "
+            "integer positions as the store reports them, e.g. '{\"3f2a\": {\"loss\": [0, 1893]}}'"
+        ) from None
+    return ranges
 
 
 def _time_option(option: str, value: str | None) -> int | None:

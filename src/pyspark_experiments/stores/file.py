@@ -35,6 +35,7 @@ from .base import (
     Selection,
     Store,
     batches_from_columns,
+    fingerprint,
     lifecycle_stages,
     metric_units,
     ms_to_us,

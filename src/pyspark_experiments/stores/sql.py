@@ -360,30 +360,32 @@ class SqlStore(Store):
         )
 
     def _read_metric_ranges(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Points of each (run, key) between two positions (rowids on SQLite; elsewhere a
+        position is a count, so the whole history of the series is read)."""
         ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
         run_ids = sorted({run_id for run_id, _ in ranges})
         experiment_of = self._experiment_of(connection, run_ids)
         exact = self.exact_metric_positions
-        position = "rowid" if exact else "0"
-        for runs in chunk(run_ids, 200):
-            # Exact positions are rowids: skip what every range of this chunk has already read.
+        for runs in chunk(run_ids, _IN_LIST - 1):
             members = set(runs)
-            lowest = min(after for (run_id, _), (after, _) in ranges.items() if run_id in members)
-            rows = self._query_in(
-                connection,
-                f"SELECT {position}, run_uuid, key, value, is_nan, step, timestamp FROM metrics "
-                f"WHERE {'rowid > ? AND ' if exact else ''}run_uuid IN ({{in}}) "
-                "ORDER BY run_uuid, key, step, timestamp",
-                runs,
-                params=[lowest] if exact else [],
+            # Exact positions are rowids: skip what every range of this chunk has already read.
+            lowest = min(after for (run_id, _), (after, _) in ranges.items() if run_id in members) if exact else None
+            sql = (
+                f"SELECT {'rowid' if exact else '0'}, run_uuid, key, value, is_nan, step, timestamp FROM metrics "
+                f"WHERE {'rowid > ? AND ' if exact else ''}run_uuid IN ({', '.join('?' * len(runs))})"
             )
-            kept = []
-            for row in rows:
-                bounds = ranges.get((row[1], row[2]))
-                if bounds is not None and (not exact or bounds[0] < row[0] <= bounds[1]):
-                    kept.append(row[1:])
-            if kept:
-                yield from _metric_batches(experiment_of, kept)
+            cursor = connection.execute(sql.replace("?", self._placeholder), (*([lowest] if exact else []), *runs))
+            while True:
+                rows = cursor.fetchmany(BATCH_ROWS)
+                if not rows:
+                    break
+                get = ranges.get
+                if exact:
+                    kept = [row[1:] for row in rows if (b := get((row[1], row[2]))) is not None and b[0] < row[0] <= b[1]]
+                else:
+                    kept = [row[1:] for row in rows if (row[1], row[2]) in ranges]
+                if kept:
+                    yield from _metric_batches(experiment_of, kept)
 
     def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
         if partition.selection.metric_ranges is not None:

@@ -1,0 +1,214 @@
+"""Benchmark of the Delta sync: a full sync of the S store, then incremental syncs.
+
+The S store (2,000 runs, 10 metric keys x 50 steps: 1,000,000 metric points, 10 params and 5
+tags per run, 4 experiments) comes from ``benchmarks/generate_store.py`` (it is copied, since the
+benchmark adds runs to it). Then, per store kind (SQLite, file store):
+
+1. warm-up: a sync of a tiny store (JVM and Python workers warm, as in a long-lived job);
+2. ``full``: a sync into an empty target;
+3. ``noop``: an incremental sync with nothing new;
+4. ``+1% runs``: 20 new runs logged with real mlflow (``log_batch``: 10 params, 5 tags,
+   10 keys x 50 steps = 500 points each), then an incremental sync;
+5. ``+1% changed``: 20 existing runs get a tag, 20 others 50 new points each (and finish),
+   then an incremental sync (updates go through ``MERGE``);
+6. a check: every target table has as many rows as the data source reads from the store.
+
+Usage::
+
+    python benchmarks/bench_sync.py                       # both store kinds, local[2]
+    python benchmarks/bench_sync.py --kind sqlite --json results.json
+
+The issue's target: the incremental sync after 1% more runs costs at most 10% of the full one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
+def _store_copy(kind: str, scratch: str, source: str | None) -> str:
+    """A scratch copy of the S store of ``kind``; generated with generate_store.py if needed."""
+    import generate_store as gen
+
+    origin = source or os.path.join(HERE, ".stores", "S")
+    manifest_path = os.path.join(origin, "manifest.json")
+    spec = gen.Spec(**gen.SIZES["S"])
+    if not (os.path.exists(manifest_path) and kind in gen.load_manifest(origin)["stores"]):
+        print(f"generating the S store ({kind}) in {origin} ...", flush=True)
+        gen.generate(origin, spec, kinds=(kind,), progress=lambda *a: None)
+    uri = gen.load_manifest(origin)["stores"][kind]["uri"]
+    if kind == "sqlite":
+        path = uri.split("sqlite:///", 1)[1]
+        copy = os.path.join(scratch, "mlflow.db")
+        shutil.copyfile(path, copy)
+        return f"sqlite:///{copy}"
+    copy = os.path.join(scratch, "mlruns")
+    shutil.copytree(uri, copy, symlinks=True)
+    return copy
+
+
+def _log_new_runs(uri: str, count: int, first_index: int) -> None:
+    """``count`` new runs with the generator's content, logged by real mlflow."""
+    import generate_store as gen
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    spec = gen.Spec(**gen.SIZES["S"])
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments() if e.name.startswith("bench-")]
+    for i in range(count):
+        data = gen.run_data(spec, first_index + i)
+        run = client.create_run(experiments[i % len(experiments)], start_time=data.start_time,
+                                run_name=data.run_name, tags={"mlflow.user": data.user_id})
+        metrics = [
+            Metric(key, value, data.timestamp(step), step)
+            for key, values in data.metrics.items() for step, value in enumerate(values)
+        ]
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[Param(k, v) for k, v in data.params.items()],
+            tags=[RunTag(k, v) for k, v in data.tags.items() if k not in ("mlflow.runName", "mlflow.user")],
+        )
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=data.end_time)
+
+
+def _change_runs(uri: str, count: int) -> None:
+    """``count`` runs get a tag; ``count`` others 50 new points each and a new end time."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments() if e.name.startswith("bench-")]
+    runs = client.search_runs(experiments, max_results=2 * count, order_by=["attributes.start_time ASC"])
+    now = int(time.time() * 1000)
+    for run in runs[:count]:
+        client.set_tag(run.info.run_id, "reviewed", "yes")
+    for run in runs[count:2 * count]:
+        client.log_batch(run.info.run_id, metrics=[Metric("metric_extra", s * 0.1, now + s, s) for s in range(50)])
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=now + 100)
+
+
+def _check(spark, uri: str, target: str) -> dict:
+    from pyspark_experiments import tables
+
+    counts = {}
+    for table in tables.TABLE_NAMES:
+        source = (spark.read.format("experiments").option("trackingUri", uri).option("table", table)
+                  .option("viewType", "ALL").load().count())
+        written = spark.read.format("delta").load(f"{target}/{table}").count()
+        counts[table] = {"store": source, "delta": written}
+        if source != written:
+            raise AssertionError(f"{table}: {written} rows in Delta, {source} in the store")
+    return counts
+
+
+def run_kind(kind: str, spark, scratch: str, source: str | None) -> dict:
+    from pyspark_experiments.sync import sync
+
+    folder = os.path.join(scratch, kind)
+    os.makedirs(folder)
+    print(f"[{kind}] copying the S store ...", flush=True)
+    uri = _store_copy(kind, folder, source)
+    target = os.path.join(folder, "delta")
+    results: dict = {"store": kind}
+
+    def timed(name: str, **options) -> None:
+        started = time.perf_counter()
+        result = sync(uri, target, spark=spark, progress=False, **options)
+        seconds = time.perf_counter() - started
+        results[name] = {
+            "seconds": round(seconds, 2),
+            "mode": result.mode,
+            "new_runs": result.new_runs,
+            "changed_runs": result.changed_runs,
+            "series_read": result.series_read,
+            "rows_written": {t: r.inserted + r.updated + r.deleted for t, r in result.tables.items()},
+            "delta_commits": sum(r.commits for r in result.tables.values()) + 1,
+        }
+        results[name]["load_average"] = round(os.getloadavg()[0], 2)
+        print(f"[{kind}] {name:<12} {seconds:7.1f} s  {result.mode}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(result.summary(), flush=True)
+
+    timed("full")
+    timed("noop")
+    _log_new_runs(uri, 20, first_index=2_000)
+    timed("+1% runs")
+    _change_runs(uri, 20)
+    timed("+1% changed")
+    results["check"] = _check(spark, uri, target)
+    full = results["full"]["seconds"]
+    for name in ("noop", "+1% runs", "+1% changed"):
+        results[name]["share_of_full"] = round(results[name]["seconds"] / full, 3)
+    return results
+
+
+def _warm_up(spark, scratch: str) -> None:
+    """One small sync first, so that the timings below are those of a warm job."""
+    from mlflow.tracking import MlflowClient
+
+    from pyspark_experiments.sync import sync
+
+    folder = os.path.join(scratch, "warm-up")
+    os.makedirs(folder)
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("warm-up")
+    for i in range(3):
+        run = client.create_run(experiment).info.run_id
+        client.log_metric(run, "m", float(i), step=i)
+        client.log_param(run, "p", str(i))
+    sync(uri, os.path.join(folder, "delta"), spark=spark, progress=False)
+    sync(uri, os.path.join(folder, "delta"), spark=spark, progress=False)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kind", choices=("sqlite", "file", "both"), default="both")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--source", help="folder of the S store (default benchmarks/.stores/S)")
+    parser.add_argument("--scratch", help="folder for store copies and targets (default: a temp folder)")
+    parser.add_argument("--json", dest="json_path", help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from pyspark_experiments import session
+
+    spark = session(app_name="bench-sync", master=args.master)
+    spark.sparkContext.setLogLevel("ERROR")
+    scratch = args.scratch or tempfile.mkdtemp(prefix="bench-sync-")
+    try:
+        _warm_up(spark, scratch)
+        kinds = ("sqlite", "file") if args.kind == "both" else (args.kind,)
+        results = [run_kind(kind, spark, scratch, args.source) for kind in kinds]
+    finally:
+        if not args.scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        spark.stop()
+    print("\n| store | full sync | no-op sync | +1% runs | +1% changed runs |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        cells = [f"{r['full']['seconds']:.1f} s"] + [
+            f"{r[n]['seconds']:.1f} s ({100 * r[n]['share_of_full']:.0f}%)" for n in ("noop", "+1% runs", "+1% changed")
+        ]
+        print(f"| {r['store']} | " + " | ".join(cells) + " |")
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
