@@ -21,9 +21,9 @@ repeated ``--repeat`` times and the best is reported. The result is a markdown t
 
 Usage::
 
-    python benchmarks/bench_read.py --size S
-    python benchmarks/bench_read.py --size L --kind sqlite --history-sample-runs 500
-    python benchmarks/bench_read.py --store benchmarks/.stores/S --skip-mlflow-history --profile
+    python -m benchmarks.bench_read --size S
+    python -m benchmarks.bench_read --size L --kind sqlite --history-sample-runs 500
+    python -m benchmarks.bench_read --store benchmarks/.stores/S --skip-mlflow-history --profile
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ import sys
 import threading
 import time
 
+from benchmarks import generate_store
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 STORES = os.path.join(HERE, ".stores")
-sys.path.insert(0, HERE)
 
-import generate_store  # noqa: E402
 
 SEARCH_RUNS_CAP = 100_000
 
@@ -102,7 +102,7 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "MemorySampler":
+    def start(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -147,8 +147,9 @@ def phase_spark(store: dict, repeat: int, tables: list[str]) -> dict:
     """Our reads through Spark, in a warm local[2] session, with memory peaks."""
     sampler = MemorySampler().start()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    import pyspark_experiments
     from pyspark.sql import functions as F
+
+    import pyspark_experiments
 
     started = time.perf_counter()
     spark = pyspark_experiments.session(
@@ -369,7 +370,7 @@ def run_phase(args, phase: str, kind: str) -> dict:
         print(f"  [{kind}] {phase}: reused {saved}")
         with open(saved) as handle:
             return json.load(handle)
-    command = [sys.executable, os.path.abspath(__file__), "--phase", phase, "--store", args.store,
+    command = [sys.executable, "-m", "benchmarks.bench_read", "--phase", phase, "--store", args.store,
                "--kind", kind, "--repeat", str(args.repeat), "--mlflow-repeat", str(args.mlflow_repeat),
                "--tables", ",".join(args.tables)]
     if args.history_sample_runs:
@@ -378,7 +379,9 @@ def run_phase(args, phase: str, kind: str) -> dict:
         command += ["--profile-dir", args.profile_dir]
     print(f"  [{kind}] {phase} ...", end="", flush=True)
     started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    completed = subprocess.run(
+        command, capture_output=True, text=True, cwd=os.path.dirname(HERE), env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     if completed.returncode != 0:
         print(" FAILED")
         sys.stderr.write(completed.stderr[-4000:])
@@ -426,7 +429,8 @@ def report(size: str, spec: dict, results: dict) -> str:
         if runs:
             lines.append(
                 f"| {kind} | runs table: count() + collect(run_id) | {_fmt_s(runs.get('count_collect_s'))} "
-                f"| search_runs {_fmt_s(search.get('search_runs_s'))} | {_ratio(search.get('search_runs_s'), runs.get('count_collect_s'))} | | |"
+                f"| search_runs {_fmt_s(search.get('search_runs_s'))} "
+                f"| {_ratio(search.get('search_runs_s'), runs.get('count_collect_s'))} | | |"
             )
             lines.append(
                 f"| {kind} | runs table: collect(run_id) only | {_fmt_s(runs.get('collect_s'))} "
@@ -435,7 +439,8 @@ def report(size: str, spec: dict, results: dict) -> str:
         if metrics:
             label = "get_metric_history loop"
             if history.get("extrapolated"):
-                label += f" **extrapolated** from {history['runs_measured']:,} of {history['runs_total']:,} runs ({_fmt_s(history['measured_s'])})"
+                label += (f" **extrapolated** from {history['runs_measured']:,} of {history['runs_total']:,} runs "
+                          f"({_fmt_s(history['measured_s'])})")
             hist = history.get("history_s")
             lines.append(
                 f"| {kind} | metric history: count() | {_fmt_s(metrics.get('count_s'))} "

@@ -19,8 +19,8 @@ table for README.
 
 Usage::
 
-    python benchmarks/bench_reproducible.py                      # 1M and 10M rows
-    python benchmarks/bench_reproducible.py --rows 1000000 --repeat 5
+    python -m benchmarks.bench_reproducible                      # 1M and 10M rows
+    python -m benchmarks.bench_reproducible --rows 1000000 --repeat 5
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 
 from pyspark.sql import functions as F  # noqa: E402
 

@@ -15,8 +15,8 @@ benchmark adds runs to it). Then, per store kind (SQLite, file store):
 
 Usage::
 
-    python benchmarks/bench_sync.py                       # both store kinds, local[2]
-    python benchmarks/bench_sync.py --kind sqlite --json results.json
+    python -m benchmarks.bench_sync                       # both store kinds, local[2]
+    python -m benchmarks.bench_sync --kind sqlite --json results.json
 
 The issue's target: the incremental sync after 1% more runs costs at most 10% of the full one.
 """
@@ -32,13 +32,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 
 def _store_copy(kind: str, scratch: str, source: str | None) -> str:
     """A scratch copy of the S store of ``kind``; generated with generate_store.py if needed."""
-    import generate_store as gen
+    from benchmarks import generate_store as gen
 
     origin = source or os.path.join(HERE, ".stores", "S")
     manifest_path = os.path.join(origin, "manifest.json")
@@ -59,9 +58,10 @@ def _store_copy(kind: str, scratch: str, source: str | None) -> str:
 
 def _log_new_runs(uri: str, count: int, first_index: int) -> None:
     """``count`` new runs with the generator's content, logged by real mlflow."""
-    import generate_store as gen
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
+
+    from benchmarks import generate_store as gen
 
     spec = gen.Spec(**gen.SIZES["S"])
     client = MlflowClient(tracking_uri=uri)

@@ -12,10 +12,10 @@ any run should hold without regenerating the store.
 
 Usage::
 
-    python benchmarks/generate_store.py --size S --kind both --out benchmarks/.stores/S
-    python benchmarks/generate_store.py --runs 5000 --metrics 10 --steps 1 \\
+    python -m benchmarks.generate_store --size S --kind both --out benchmarks/.stores/S
+    python -m benchmarks.generate_store --runs 5000 --metrics 10 --steps 1 \\
         --big-run-points 1000000 --kind sqlite --out /tmp/uneven
-    python benchmarks/generate_store.py --check --out benchmarks/.stores/S
+    python -m benchmarks.generate_store --check --out benchmarks/.stores/S
 
 Layout of ``--out``: ``mlflow.db`` (SQLite store), ``mlruns/`` (file store) and
 ``manifest.json`` (the parameters and the experiment ids of each store).
@@ -209,8 +209,8 @@ def write_sqlite(path: str, spec: Spec, progress=print) -> list[dict]:
     # which is much faster than maintaining them row by row under random uuids.
     bulk_tables = ("runs", "params", "tags", "metrics", "latest_metrics")
     indexes = connection.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (%s)"
-        % ", ".join("?" * len(bulk_tables)),
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ({})".format(", ".join("?" * len(bulk_tables))),
         bulk_tables,
     ).fetchall()
     for name, _ in indexes:

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         usage = "\n".join(f"  {name:<6} {text}" for name, text in COMMANDS.items())
-        print(f"usage: pyspark-experiments COMMAND [options]\n\ncommands:\n{usage}", file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        print(f"usage: pyspark-experiments COMMAND [options]\n\ncommands:\n{usage}", file=sys.stdout if asked else sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command == "demo":

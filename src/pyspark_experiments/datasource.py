@@ -16,9 +16,9 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
@@ -68,7 +68,7 @@ class ReadRequest:
     max_rows_per_trigger: int | None = None
 
     @classmethod
-    def from_options(cls, options, environ=None) -> "ReadRequest":
+    def from_options(cls, options, environ=None) -> ReadRequest:
         """Validate Spark's options (case-insensitive) into a request.
 
         Example::
@@ -190,7 +190,7 @@ def _time_option(option: str, value: str | None) -> int | None:
             f"epoch milliseconds, got {value!r}"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 
@@ -215,7 +215,7 @@ class ExperimentsDataSource(DataSource):
     def schema(self):
         return tables.spark_schema(self.request.table)
 
-    def reader(self, schema) -> "ExperimentsReader":
+    def reader(self, schema) -> ExperimentsReader:
         return ExperimentsReader(self.request)
 
     def streamReader(self, schema):

@@ -100,7 +100,10 @@ def summarize(spark, delta_path: str, experiment_names: dict[str, str] | None = 
             lines.append(f"  {rank}. {row.run_name:<28} {row.test_r2:8.4f}  by {row.user_id}  (experiment {name})")
     lines.append("")
     lines.append("Runs per user:")
-    for row in runs.groupBy("user_id").agg(F.count("*").alias("runs"), F.sum(F.when(F.col("status") == "FINISHED", 1).otherwise(0)).alias("finished")).orderBy(F.desc("runs"), "user_id").collect():
+    per_user = runs.groupBy("user_id").agg(
+        F.count("*").alias("runs"), F.sum(F.when(F.col("status") == "FINISHED", 1).otherwise(0)).alias("finished")
+    )
+    for row in per_user.orderBy(F.desc("runs"), "user_id").collect():
         lines.append(f"  {row.user_id or '(unknown)':<16} {row.runs:5d} runs, {row.finished} finished")
     return "\n".join(lines)
 

@@ -56,9 +56,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import tables
 from .stores.base import FINGERPRINT_PARTS, fingerprint, fingerprint_parts
@@ -160,7 +161,7 @@ class SyncConfig:
     progress: bool | None = None  # None: when stderr is a terminal
 
     @classmethod
-    def from_toml(cls, path: str) -> "SyncConfig":
+    def from_toml(cls, path: str) -> SyncConfig:
         """Load a config file (see ``conf/sync.toml``); unknown sections or keys are errors.
 
         Example::
@@ -180,7 +181,7 @@ class SyncConfig:
         return cls.from_dict(data, source=path)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "SyncConfig":
+    def from_dict(cls, data: dict, source: str = "config") -> SyncConfig:
         """Build a config from the TOML layout (sections ``store``, ``target``, ``sync``, ...).
 
         Example::
@@ -205,7 +206,7 @@ class SyncConfig:
                 values[_TOML_KEYS[section][key]] = value
         return cls().override(**values)
 
-    def override(self, **changes) -> "SyncConfig":
+    def override(self, **changes) -> SyncConfig:
         """A copy with ``changes`` applied; ``None`` values leave a setting as it is.
 
         Example::
@@ -219,7 +220,7 @@ class SyncConfig:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **clean)
 
-    def validate(self) -> "SyncConfig":
+    def validate(self) -> SyncConfig:
         """Check the settings together; returns ``self``.
 
         Example::
@@ -496,7 +497,7 @@ def _holder() -> dict:
         "host": socket.gethostname(),
         "pid": pid,
         "pid_start": _process_start(pid),
-        "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -526,7 +527,7 @@ def _holder_alive(holder: dict, timeout_minutes: float) -> bool:
         since = datetime.fromisoformat(holder["since"])
     except (KeyError, TypeError, ValueError):
         return False
-    return datetime.now(timezone.utc) - since < timedelta(minutes=timeout_minutes)
+    return datetime.now(UTC) - since < timedelta(minutes=timeout_minutes)
 
 
 def _locked_message(holder: dict, target: str, timeout: float) -> str:
@@ -632,7 +633,7 @@ class _Lock:
         """After a failure: mark the claim as failed, so that the next sync takes it over at once
         and merges everything (this one may have committed some tables)."""
         try:
-            failed = dict(self.me, failed=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            failed = dict(self.me, failed=datetime.now(UTC).isoformat(timespec="seconds"))
             if self.key in self.target.properties(LOCK_TABLE):
                 self.target.set_property(LOCK_TABLE, self.key, json.dumps(failed, sort_keys=True))
         except Exception as error:  # a dead holder's claim is taken over anyway
@@ -674,7 +675,7 @@ class _State:
         return len(self.runs) + len(self.series) + len(self.meta)
 
     @classmethod
-    def from_arrow(cls, arrow) -> "_State":
+    def from_arrow(cls, arrow) -> _State:
         state = cls(stored_rows=arrow.num_rows)
         columns = [arrow.column(name).to_pylist() for name in
                    ("kind", "run_id", "key", "experiment_id", "value", "position", "sync_id")]
@@ -884,7 +885,7 @@ class _Sync:
         self.experiment_ids: tuple[str, ...] = ()
         self.result = SyncResult(
             store=self.uri.display, target=self.target.display, mode="full",
-            started_at=datetime.now(timezone.utc).replace(microsecond=0),
+            started_at=datetime.now(UTC).replace(microsecond=0),
         )
 
     # -- orchestration -------------------------------------------------------------------------
@@ -1407,7 +1408,7 @@ class _Sync:
                 "holder": self.me["holder"],
                 "mode": self.result.mode,
                 "started_at": self.result.started_at.isoformat(),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "store": self.uri.display,
                 "experiments": list(self.cfg.experiments or []),
             },

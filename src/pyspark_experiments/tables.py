@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pyarrow as pa
 from pyspark.sql.types import (
@@ -148,7 +148,7 @@ def spark_schema(table: str) -> StructType:
     return _SCHEMAS[check_table(table)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def arrow_schema(table: str) -> pa.Schema:
     """The Arrow schema of ``table``, exactly as Spark's Python data source checks it.
 

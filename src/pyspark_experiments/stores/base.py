@@ -20,13 +20,17 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from .. import tables
-from ..uri import TrackingUri
+from ..errors import MalformedRecordError
+
+if TYPE_CHECKING:
+    from ..uri import TrackingUri
 
 log = logging.getLogger("pyspark_experiments")
 
@@ -117,10 +121,6 @@ class Partition:
     work: Any = field(repr=False)
 
 
-class MalformedRecordError(ValueError):
-    """A record in the store that does not parse; the message names where it is."""
-
-
 class Problems:
     """Collects malformed records under ``mode``: raise at once (FAILFAST) or skip and report.
 
@@ -162,14 +162,69 @@ class Problems:
             )
 
 
+#: What a metric position counts (see :class:`StoreCapabilities`).
+POSITION_KINDS = ("bytes", "rowid", "count", "digest", "none")
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a store can do, declared by each backend (never guessed from its class).
+
+    - ``kind``: the store family, ``sql``, ``file`` or ``rest``.
+    - ``state_key``: a stable name for saved state (the sync's fingerprints and positions): two
+      stores with the same key produce comparable fingerprints. Never a class name.
+    - ``metric_positions``: what :meth:`Store.metric_positions` reports per series: ``bytes``
+      (of an append-only file), ``rowid`` (the largest row id), ``count`` (points), ``digest``
+      (a number that changes whenever the series may have changed, with no order: a change
+      means "re-read the whole series"), or ``none`` (the store reports no positions: readers
+      count points themselves).
+    - ``exact_metric_ranges``: reading a series between two positions returns exactly the points
+      logged in between; otherwise a range read returns the series' whole history.
+    - ``position_units_per_point``: about how many position units one point takes (to turn a
+      row limit into a position range).
+    - ``run_fingerprints``: whether :meth:`Store.run_fingerprints` is implemented.
+
+    Example::
+
+        >>> caps = StoreCapabilities("file", "file", "bytes", True, 32, True)
+        >>> caps.positions_key
+        'file:bytes:exact'
+    """
+
+    kind: str
+    state_key: str
+    metric_positions: str = "none"
+    exact_metric_ranges: bool = False
+    position_units_per_point: int = 1
+    run_fingerprints: bool = False
+
+    def __post_init__(self) -> None:
+        if self.metric_positions not in POSITION_KINDS:
+            raise ValueError(f"metric_positions {self.metric_positions!r}: expected one of {POSITION_KINDS}")
+
+    @property
+    def positions_key(self) -> str:
+        """A stable name for what saved metric positions mean: equal keys, comparable positions."""
+        return f"{self.state_key}:{self.metric_positions}:{'exact' if self.exact_metric_ranges else 'whole'}"
+
+
 class Store(ABC):
-    """One tracking-store format. Subclasses: ``SqlStore``, ``FileStore``, ``RestStore``."""
+    """One tracking-store format. Subclasses: ``SqlStore``, ``FileStore``.
+
+    What a backend can do beyond listing, planning and reading is declared by
+    :attr:`capabilities`; callers decide from it, never from the class.
+    """
 
     def __init__(self, uri: TrackingUri) -> None:
         self.uri = uri
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri.display!r})"
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> StoreCapabilities:
+        """What this store can do (see :class:`StoreCapabilities`)."""
 
     @abstractmethod
     def list_experiments(self, view_type: str = "ALL") -> list[ExperimentRef]:
@@ -183,33 +238,29 @@ class Store(ABC):
     def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
         """Read one partition as record batches of the table's Arrow schema (executor side)."""
 
-    # -- change detection (used by the Delta sync and the stream reader; optional) ---------------
-
-    #: Whether :meth:`metric_positions` are exact read positions: reading a series between two
-    #: of them returns exactly the points logged in between (``metric_ranges``). When false,
-    #: a position only tells that a series changed, and a range read returns its whole history.
-    exact_metric_positions = False
+    # -- change detection (used by the Delta sync and the stream reader) -------------------------
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """``{(run_id, key): position}`` for every metric series of the selected runs (driver side).
 
-        A position only grows while points are logged (file store: bytes written to the metric
-        file, which is append-only; SQLite: the largest ``rowid`` of the series; other SQL
-        stores: the number of points). The view type and start time may be applied later, at
-        read time.
+        Only for stores whose ``capabilities.metric_positions`` is not ``none``. A position only
+        grows while points are logged (file store: bytes written to the metric file, which is
+        append-only; SQLite: the largest ``rowid`` of the series; other SQL stores: the number
+        of points). The view type and start time may be applied later, at read time.
 
         Example::
 
             >>> store.metric_positions(Selection("metrics", ("1",)))
             {('3f2a...', 'loss'): 1893, ...}
         """
-        raise NotImplementedError(f"{type(self).__name__} reports no metric positions")
+        raise NotImplementedError(f"{self.uri.display} reports no metric positions")
 
     def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
         """``{run_id: (experiment_id, fingerprint)}`` for the selected runs (driver side).
 
-        The fingerprint changes whenever the run's row in ``runs`` (except its latest metrics,
-        which :meth:`metric_positions` covers), its params, tags or dataset inputs change; it may
+        Only for stores whose ``capabilities.run_fingerprints`` is true. The fingerprint changes
+        whenever the run's row in ``runs`` (except its latest metrics, which
+        :meth:`metric_positions` covers), its params, tags or dataset inputs change; it may
         also change when nothing visible did (a rewritten file). It reads
         ``run=<digest>;params=<digest>;tags=<digest>;inputs=<digest>``, one digest per part, so
         that a reader can tell which of the tables changed (see :func:`fingerprint_parts`).
@@ -219,7 +270,7 @@ class Store(ABC):
             >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))
             {'3f2a...': ('1', '9c1d...'), ...}
         """
-        raise NotImplementedError(f"{type(self).__name__} reports no run fingerprints")
+        raise NotImplementedError(f"{self.uri.display} reports no run fingerprints")
 
 
 FINGERPRINT_PARTS = ("run", "params", "tags", "inputs")

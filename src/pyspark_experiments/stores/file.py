@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import os
 from bisect import bisect_right
-from itertools import accumulate, repeat
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
+from itertools import accumulate, repeat
 
 import pyarrow as pa
 
@@ -34,6 +34,7 @@ from .base import (
     Problems,
     Selection,
     Store,
+    StoreCapabilities,
     batches_from_columns,
     fingerprint,
     lifecycle_stages,
@@ -195,6 +196,15 @@ class FileStore(Store):
 
     # -- change detection (driver) -----------------------------------------------------------
 
+    #: Metric files are append-only: a position is the bytes written, a range read is exact.
+    capabilities = StoreCapabilities(
+        kind="file",
+        state_key="file",
+        metric_positions="bytes",
+        exact_metric_ranges=True,
+        position_units_per_point=_BYTES_PER_POINT,
+        run_fingerprints=True,
+    )
     exact_metric_positions = True
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:

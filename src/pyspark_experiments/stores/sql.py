@@ -18,22 +18,23 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import pyarrow as pa
 
 from .. import tables
 from ..uri import redact
 from .base import (
+    BATCH_ROWS,
     ExperimentRef,
     Partition,
     Selection,
     Store,
+    StoreCapabilities,
     batches_from_columns,
     chunk,
     fingerprint,
-    BATCH_ROWS,
     lifecycle_stages,
     metric_units,
     ms_to_us,
@@ -172,10 +173,22 @@ class SqlStore(Store):
     # -- change detection (driver) -----------------------------------------------------------
 
     @property
-    def exact_metric_positions(self) -> bool:
+    def capabilities(self) -> StoreCapabilities:
         # SQLite's rowid orders points as they were committed; other databases have no such
         # column, so a position there is a point count and a range read returns the history.
-        return self.uri.scheme == "sqlite"
+        exact = self.uri.scheme == "sqlite"
+        return StoreCapabilities(
+            kind="sql",
+            state_key="sql",
+            metric_positions="rowid" if exact else "count",
+            exact_metric_ranges=exact,
+            position_units_per_point=1,
+            run_fingerprints=True,
+        )
+
+    @property
+    def exact_metric_positions(self) -> bool:
+        return self.capabilities.exact_metric_ranges
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """SQLite: the largest ``rowid`` of each series; other databases: its number of points."""
@@ -398,12 +411,12 @@ class SqlStore(Store):
         metric_keys = partition.selection.metric_keys
         # On SQLite, "+key" keeps the planner on the (run_uuid, key, step) index instead of
         # scanning the primary key's index on key over the whole store.
-        key_filter = "" if metric_keys is None else "%s IN (%s) AND " % (
+        key_filter = "" if metric_keys is None else "{} IN ({}) AND ".format(
             "+key" if self.uri.scheme == "sqlite" else "key", ", ".join("?" * len(metric_keys))
         )
         for runs in chunk(whole_runs, _IN_LIST - len(metric_keys or ())):
             cursor = connection.execute(
-                (columns + key_filter + "run_uuid IN (%s)" % ", ".join("?" * len(runs))).replace("?", self._placeholder),
+                (columns + key_filter + "run_uuid IN ({})".format(", ".join("?" * len(runs)))).replace("?", self._placeholder),
                 (*(metric_keys or ()), *runs),
             )
             yield from _fetch_metric_batches(cursor, experiment_of)

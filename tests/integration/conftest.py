@@ -1,0 +1,23 @@
+"""Integration fixtures: one local SparkSession with Delta Lake for the whole test run."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from pyspark_experiments import session
+
+    spark = session(
+        app_name="pyspark-experiments-tests",
+        master="local[2]",
+        config={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "4",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
+            "spark.log.level": "ERROR",
+        },
+    )
+    yield spark
+    spark.stop()

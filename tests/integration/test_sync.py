@@ -1,0 +1,454 @@
+"""The Delta sync: real MLflow stores (SQLite and file store), real Delta tables.
+
+What must hold: a full sync equals the data source's own tables; after more logging with real
+mlflow (new runs, points, tag changes, deletions), an incremental sync equals a fresh full sync
+into an empty target; a sync killed with SIGKILL at several points and run again ends the same;
+two syncs at once do not corrupt the target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import datetime
+
+import pytest
+
+from pyspark_experiments import tables
+from pyspark_experiments.sync import (
+    EXIT_LOCKED,
+    EXIT_USAGE,
+    KILL_ENV,
+    LOCK_PREFIX,
+    LOCK_TABLE,
+    STATE_TABLE,
+    ConfigError,
+    SyncConfig,
+    SyncLockedError,
+    _State,
+    config_from_args,
+    main,
+    sync,
+)
+from support.stores import BASE_MS, log_reference_data
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _small_delta_snapshots(request):
+    """Delta rebuilds a table's snapshot with 50 tasks by default: slow for these tiny tables on
+    2 cores. The sync lowers it while it runs; the comparisons here do the same."""
+    if "spark" not in request.fixturenames:
+        yield
+        return
+    spark = request.getfixturevalue("spark")
+    key = "spark.databricks.delta.snapshotPartitions"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "2")
+    yield
+    if before is None:
+        spark.conf.unset(key)
+    else:
+        spark.conf.set(key, before)
+
+
+def _normal(value):
+    """Rows as comparable data: maps as sorted items, NaN as a marker."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value)
+    return value
+
+
+def _rows(df) -> list[tuple]:
+    return sorted((tuple(_normal(row[n]) for n in df.columns) for row in df.collect()), key=repr)
+
+
+def source_tables(spark, uri: str) -> dict[str, list[tuple]]:
+    """Every table as the data source reads it: all experiments, deleted ones included."""
+    result = {}
+    for table in tables.TABLE_NAMES:
+        df = (spark.read.format("experiments").option("trackingUri", uri)
+              .option("table", table).option("viewType", "ALL").load())
+        result[table] = _rows(df.select(*tables.spark_schema(table).fieldNames()))
+    return result
+
+
+def target_tables(spark, path: str | None = None, schema: str | None = None) -> dict[str, list[tuple]]:
+    result = {}
+    for table in tables.TABLE_NAMES:
+        df = spark.read.format("delta").load(f"{path}/{table}") if path else spark.read.table(f"{schema}.{table}")
+        result[table] = _rows(df.select(*tables.spark_schema(table).fieldNames()))
+    return result
+
+
+def assert_same(actual: dict, expected: dict) -> None:
+    for table in tables.TABLE_NAMES:
+        a, e = actual[table], expected[table]
+        if a != e:
+            missing = [r for r in e if r not in a][:5]
+            extra = [r for r in a if r not in e][:5]
+            pytest.fail(f"table {table}: {len(a)} rows, expected {len(e)}; missing {missing}; extra {extra}")
+
+
+def new_store(kind: str, tmp_path, reference: bool = True) -> str:
+    folder = tmp_path / f"store-{kind}"
+    folder.mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}" if kind == "sqlite" else str(folder / "mlruns")
+    if reference:
+        manifest = log_reference_data(uri)
+    else:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.create_experiment("small")
+        manifest = {"experiments": {"small": experiment}, "runs": {}}
+        for i in range(3):
+            run = client.create_run(experiment, start_time=BASE_MS + i, run_name=f"s-{i}")
+            client.log_metric(run.info.run_id, "loss", 1.0 / (i + 1), timestamp=BASE_MS + 10, step=0)
+            client.log_param(run.info.run_id, "i", str(i))
+            client.set_terminated(run.info.run_id, "FINISHED", end_time=BASE_MS + 100)
+            manifest["runs"][f"s-{i}"] = run.info.run_id
+    return uri, manifest
+
+
+def log_changes(uri: str, manifest: dict) -> None:
+    """More logging with real mlflow: new runs and points, tag changes, deletions, renames."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = manifest["runs"]
+    alpha = manifest["experiments"]["ref-alpha"]
+    # A new run with history, params, tags.
+    start = BASE_MS + 40 * 86_400_000
+    new = client.create_run(alpha, start_time=start, run_name="a-new", tags={"mlflow.user": "dave"}).info.run_id
+    client.log_batch(
+        new,
+        metrics=[Metric("loss", 1.0 / (s + 1), start + s, s) for s in range(20)] + [Metric("nan", math.nan, start, 0)],
+        params=[Param("lr", "0.3"), Param("layers/n", "4")],
+        tags=[RunTag("stage", "new")],
+    )
+    client.set_terminated(new, "FINISHED", end_time=start + 50)
+    # The running run gets points (a lower step after a higher one, a NaN), then finishes.
+    running = runs["a-running"]
+    t = BASE_MS + 12 * 86_400_000
+    for value, step, ts in ((0.5, 3, t + 1), (0.7, 1, t + 2), (math.nan, 4, t + 3)):
+        client.log_metric(running, "loss", value, timestamp=ts, step=step)
+    client.log_metric(running, "loss", 0.5, timestamp=t + 1, step=3)  # exact duplicate point
+    client.log_param(running, "late", "yes")
+    client.set_terminated(running, "FAILED", end_time=t + 10)
+    # An existing finished run: a point of history that does not change its latest value.
+    client.log_metric(runs["a-01"], "loss", 9.0, timestamp=BASE_MS + 1, step=-1)
+    # Tags: changed, added, deleted.
+    client.set_tag(runs["a-02"], "stage", "retuned")
+    client.set_tag(runs["a-03"], "extra", "x")
+    client.delete_tag(runs["a-04"], "stage")
+    # Lifecycle: a run deleted, a deleted run restored.
+    client.delete_run(runs["a-05"])
+    client.restore_run(runs["a-deleted"])
+    # Experiments: renamed, tagged, a new one.
+    client.rename_experiment(manifest["experiments"]["ref-beta"], "ref-beta-renamed")
+    client.set_experiment_tag(alpha, "team", "vision-2")
+    other = client.create_experiment("ref-delta")
+    r = client.create_run(other, start_time=start, run_name="d-01").info.run_id
+    client.log_metric(r, "acc", 0.1, timestamp=start, step=0)
+
+
+def hard_delete(uri: str, run_id: str) -> None:
+    """Purge a run as `mlflow gc` does."""
+    from mlflow.tracking import MlflowClient
+
+    store = MlflowClient(tracking_uri=uri)._tracking_client.store
+    store._hard_delete_run(run_id)
+
+
+# ------------------------------------------------------------------------------------------------
+# full, incremental, fresh full
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+def test_incremental_sync_equals_fresh_full_sync(spark, tmp_path, kind):
+    uri, manifest = new_store(kind, tmp_path)
+    target = str(tmp_path / "delta")
+
+    first = sync(uri, target, spark=spark)
+    assert first.mode == "full" and first.tables["runs"].inserted == first.runs
+    assert_same(target_tables(spark, target), source_tables(spark, uri))
+
+    # Nothing changed: nothing is read, no table gets a new version.
+    again = sync(uri, target, spark=spark)
+    assert again.mode == "incremental"
+    assert again.new_runs == again.changed_runs == again.series_read == 0
+    assert all(t.version is None and t.inserted == t.updated == t.deleted == 0 for t in again.tables.values())
+
+    log_changes(uri, manifest)
+    incremental = sync(uri, target, spark=spark)
+    assert incremental.mode == "incremental"
+    assert incremental.new_runs == 2
+    # a-running, a-01 (points), a-02..a-05 (tags, deletion), a-deleted (restored)
+    assert incremental.changed_runs == 7, incremental.summary()
+    assert incremental.series_read <= 6, incremental.summary()
+    metrics = incremental.tables["metrics"]
+    assert metrics.inserted == 21 + 3 + 1 + 1 and metrics.updated == 0
+    assert incremental.tables["tags"].deleted == 1
+
+    fresh = str(tmp_path / "fresh")
+    sync(uri, fresh, spark=spark)
+    expected = source_tables(spark, uri)
+    assert_same(target_tables(spark, target), expected)
+    assert_same(target_tables(spark, fresh), expected)
+
+    # The state knows every run and series; no claim is left on the lock.
+    state = _State.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
+    assert set(state.runs) == {row[0] for row in expected["runs"]}
+    assert sum(1 for _ in state.series) == len({(r[1], r[2]) for r in expected["metrics"]})
+    assert not lock_claims(spark, target)
+
+
+def test_full_option_and_purged_runs(spark, tmp_path):
+    uri, manifest = new_store("sqlite", tmp_path, reference=False)
+    target = str(tmp_path / "delta")
+    sync(uri, target, spark=spark)
+    # --full re-reads everything and merges it: nothing changes.
+    result = sync(uri, target, spark=spark, full=True)
+    assert result.mode == "full"
+    for name, table in result.tables.items():
+        assert table.inserted == table.updated == table.deleted == 0, (name, result.summary())
+
+    # A run purged from the store (mlflow gc) stays, until a reconcile is asked for.
+    from mlflow.tracking import MlflowClient
+
+    gone = manifest["runs"]["s-1"]
+    MlflowClient(tracking_uri=uri).delete_run(gone)
+    hard_delete(uri, gone)
+    kept = sync(uri, target, spark=spark)
+    assert kept.purged_runs == 0
+    assert spark.read.format("delta").load(f"{target}/runs").where(f"run_id = '{gone}'").count() == 1
+
+    reconciled = sync(uri, target, spark=spark, reconcile_purged=True)
+    assert reconciled.purged_runs == 1
+    assert reconciled.tables["metrics"].deleted == 1 and reconciled.tables["runs"].deleted == 1
+    assert_same(target_tables(spark, target), source_tables(spark, uri))
+
+
+def test_catalog_schema_target(spark, tmp_path):
+    uri, _ = new_store("file", tmp_path, reference=False)
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS sync_test LOCATION '{tmp_path / 'warehouse'}'")
+    try:
+        result = sync(uri, target_schema="sync_test", spark=spark)
+        assert "catalog schema" in result.target
+        assert_same(target_tables(spark, schema="sync_test"), source_tables(spark, uri))
+        again = sync(uri, target_schema="sync_test", spark=spark)
+        assert again.mode == "incremental" and again.new_runs == 0
+    finally:
+        spark.sql("DROP SCHEMA IF EXISTS sync_test CASCADE")
+
+
+def test_metric_ranges_read_each_point_once(spark, tmp_path):
+    """The data source's metricRanges option: consecutive ranges read every point exactly once."""
+    from mlflow.tracking import MlflowClient
+
+    from pyspark_experiments.stores import open_store
+    from pyspark_experiments.stores.base import Selection
+    from pyspark_experiments.uri import resolve_tracking_uri
+
+    for kind in ("sqlite", "file"):
+        uri, manifest = new_store(kind, tmp_path, reference=False)
+        store = open_store(resolve_tracking_uri(uri))
+        experiment = manifest["experiments"]["small"]
+        selection = Selection("metrics", (experiment,), view_type="ALL")
+        first = store.metric_positions(selection)
+        client = MlflowClient(tracking_uri=uri)
+        run = manifest["runs"]["s-0"]
+        client.log_metric(run, "loss", 0.25, timestamp=BASE_MS + 20, step=1)
+        client.log_metric(run, "loss", 1.0, timestamp=BASE_MS + 10, step=0)  # exact duplicate
+        client.log_metric(run, "acc", float("nan"), timestamp=BASE_MS + 20, step=1)
+        second = store.metric_positions(selection)
+        assert second[(run, "loss")] > first[(run, "loss")] and (run, "acc") in second
+
+        def read(after: dict, upto: dict):
+            ranges = {}
+            for (run_id, key), position in upto.items():
+                ranges.setdefault(run_id, {})[key] = [after.get((run_id, key), 0), position]
+            df = (spark.read.format("experiments").option("trackingUri", uri).option("table", "metrics")
+                  .option("viewType", "ALL").option("metricRanges", json.dumps(ranges)).load(experiment))
+            return _rows(df)
+
+        both = read({}, first) + read(first, second)
+        full = _rows(spark.read.format("experiments").option("trackingUri", uri).option("table", "metrics")
+                     .option("viewType", "ALL").load(experiment))
+        assert sorted(both, key=repr) == full
+        assert len(read(first, second)) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# concurrency and the lock
+# ------------------------------------------------------------------------------------------------
+
+
+def test_two_syncs_at_once_one_fails_clearly_or_both_commit(spark, tmp_path):
+    uri, _ = new_store("sqlite", tmp_path, reference=False)
+    target = str(tmp_path / "delta")
+    outcomes: list = [None, None]
+    barrier = threading.Barrier(2)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = sync(uri, target, spark=spark)
+        except Exception as error:  # noqa: BLE001 - recorded and checked below
+            outcomes[i] = error
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=900)
+    failures = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(failures) <= 1, failures
+    for failure in failures:
+        assert isinstance(failure, SyncLockedError), repr(failure)
+        assert "another sync" in str(failure)
+    assert_same(target_tables(spark, target), source_tables(spark, uri))
+    assert not lock_claims(spark, target)
+    # The lock is free again, and a later sync runs.
+    assert sync(uri, target, spark=spark).mode == "incremental"
+
+
+def lock_claims(spark, target: str) -> dict:
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{target}/{LOCK_TABLE}`").collect()[0]
+    return {k: v for k, v in (detail["properties"] or {}).items() if k.startswith(LOCK_PREFIX)}
+
+
+def _set_lock(spark, target: str, holder: dict) -> None:
+    for key in lock_claims(spark, target):
+        spark.sql(f"ALTER TABLE delta.`{target}/{LOCK_TABLE}` UNSET TBLPROPERTIES ('{key}')")
+    value = json.dumps(holder, sort_keys=True)
+    spark.sql(f"ALTER TABLE delta.`{target}/{LOCK_TABLE}` SET TBLPROPERTIES ('{LOCK_PREFIX}{holder['holder']}' = '{value}')")
+
+
+def test_lock_of_a_live_sync_is_respected_and_of_a_dead_one_taken_over(spark, tmp_path):
+    import socket
+
+    uri, _ = new_store("sqlite", tmp_path, reference=False)
+    target = str(tmp_path / "delta")
+    sync(uri, target, spark=spark)
+
+    live = {"holder": "x", "host": socket.gethostname(), "pid": os.getpid(), "pid_start": None,
+            "since": "2026-01-01T00:00:00+00:00"}
+    _set_lock(spark, target, live)
+    with pytest.raises(SyncLockedError, match="another sync holds .* since 2026-01-01"):
+        sync(uri, target, spark=spark)
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _set_lock(spark, target, dict(live, pid=dead.pid))
+    assert sync(uri, target, spark=spark).mode == "incremental"
+
+
+# ------------------------------------------------------------------------------------------------
+# SIGKILL at several points, then a rerun
+# ------------------------------------------------------------------------------------------------
+
+
+def _cli(args: list[str], kill_at: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true", PYSPARK_PYTHON=sys.executable)
+    env.pop(KILL_ENV, None)
+    if kill_at:
+        env[KILL_ENV] = kill_at
+    command = [sys.executable, "-m", "pyspark_experiments.sync", "--master", "local[2]",
+               "--conf", "spark.sql.shuffle.partitions=4", "--no-progress", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_sync_killed_at_several_points_then_rerun_equals_clean_full_sync(spark, tmp_path):
+    uri, manifest = new_store("file", tmp_path)
+    target = str(tmp_path / "delta")
+    args = ["--tracking-uri", uri, "--target-path", target]
+
+    # 1. The first (full) sync dies while a Spark job reads the store's metrics (and writes them).
+    killed = _cli(args, kill_at="during:metrics")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # 2. A rerun takes over the dead process's lock and completes.
+    assert sync(uri, target, spark=spark).mode == "full"
+    # 3. More logging; the incremental sync dies between two table commits (tags done, inputs not).
+    log_changes(uri, manifest)
+    killed = _cli(args, kill_at="after-write:tags")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # 4. Then once every table is committed but the state is not.
+    killed = _cli(args, kill_at="before-state")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # 5. A clean rerun from the command line: exit code 0, the summary on stdout.
+    done = _cli(args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pyspark-experiments sync #" in done.stdout and ": OK, incremental" in done.stdout, done.stdout
+    assert "taking over the lock" in done.stderr
+
+    fresh = str(tmp_path / "fresh")
+    sync(uri, fresh, spark=spark)
+    expected = target_tables(spark, fresh)
+    assert_same(target_tables(spark, target), expected)
+    assert_same(expected, source_tables(spark, uri))
+
+
+# ------------------------------------------------------------------------------------------------
+# config and command line (no Spark)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_example_config_loads_and_flags_override(tmp_path):
+    cfg = SyncConfig.from_toml(os.path.join(REPO, "conf", "sync.toml"))
+    assert cfg.tracking_uri == "sqlite:///mlflow.db" and cfg.target_path == "mlflow-delta"
+    assert cfg.experiments is None and cfg.full is False and cfg.progress is None
+    assert cfg.spark_conf["spark.sql.shuffle.partitions"] == "8"
+
+    cfg, _ = config_from_args([
+        "--config", os.path.join(REPO, "conf", "sync.toml"), "--full", "--experiments", "a, 3",
+        "--conf", "spark.x=1", "--target-path", "/tmp/elsewhere",
+    ])
+    assert cfg.full and cfg.experiments == ("a", "3") and cfg.target_path == "/tmp/elsewhere"
+    assert cfg.spark_conf == {"spark.sql.shuffle.partitions": "8", "spark.driver.memory": "2g", "spark.x": "1"}
+
+
+def test_invalid_configs_are_clear_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[target]\npath = "/a"\nfolder = "/b"\n')
+    with pytest.raises(ConfigError, match="unknown key 'folder' in \\[target\\]; expected one of path, schema"):
+        SyncConfig.from_toml(str(bad))
+    both = tmp_path / "both.toml"
+    both.write_text('[target]\npath = "/a"\nschema = "s"\n')
+    assert main(["--config", str(both)]) == EXIT_USAGE
+    assert "exactly one target" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml")]) == EXIT_USAGE
+    assert main(["--tracking-uri", "x", "--no-such-flag"]) == EXIT_USAGE
+    with pytest.raises(ConfigError, match="read_mode"):
+        SyncConfig(target_path="/a", read_mode="LENIENT").validate()
+
+
+def test_summary_fits_one_screen_and_hides_credentials():
+    from pyspark_experiments.sync import SyncResult, TableResult
+
+    result = SyncResult(store="postgresql://bob:***@db/mlflow", target="/data (folder of Delta tables)",
+                        mode="incremental", started_at=datetime(2026, 1, 1), duration_s=3.2, runs=10,
+                        tables={"runs": TableResult("runs", inserted=1, updated=2, unchanged=7, version=4)})
+    text = result.summary()
+    assert len(text.splitlines()) <= 20 and max(len(line) for line in text.splitlines()) <= 100
+    assert "***" in text and "runs" in text and " 4" in text
+    assert EXIT_LOCKED == 75
