@@ -31,7 +31,7 @@ from pyspark_experiments.reproducible import (
 ROWS = 3000
 KEYS = ["user_id"]
 PARTITIONS = 5
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager

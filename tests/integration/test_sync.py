@@ -37,7 +37,7 @@ from pyspark_experiments.sync import (
 )
 from support.stores import BASE_MS, log_reference_data
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ------------------------------------------------------------------------------------------------
