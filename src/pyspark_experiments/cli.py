@@ -1,4 +1,7 @@
-"""The ``pyspark-experiments`` command: ``demo`` and ``sync``.
+"""The ``pyspark-experiments`` command: a registry of sub-commands.
+
+Each command is a module with a ``main(argv) -> int``; adding one is one line in
+:data:`COMMANDS`.
 
 Example::
 
@@ -8,34 +11,48 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-COMMANDS = {
-    "demo": "read a tracking store (a sample one by default) into Delta and print a summary",
-    "sync": "incrementally copy a tracking store into Delta tables",
+#: name -> (module with ``main(argv) -> int``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pyspark_experiments.demo", "read a tracking store (a sample one by default) into Delta and print a summary"),
+    "sync": ("pyspark_experiments.sync.cli", "incrementally copy a tracking store into Delta tables"),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a sub-command; returns the exit code.
+def usage() -> str:
+    """The command list.
 
     Example::
 
-        >>> main(["demo", "--output", "/tmp/demo"])
+        >>> print(usage().splitlines()[0])
+        usage: pyspark-experiments COMMAND [options]
+    """
+    width = max(len(name) for name in COMMANDS)
+    lines = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items())
+    return f"usage: pyspark-experiments COMMAND [options]\n\ncommands:\n{lines}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a sub-command; returns the exit code (2 for an unknown command).
+
+    Example::
+
+        >>> main(["--help"])                                                  # doctest: +SKIP
         0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        usage = "\n".join(f"  {name:<6} {text}" for name, text in COMMANDS.items())
-        asked = bool(argv) and argv[0] in ("-h", "--help")
-        print(f"usage: pyspark-experiments COMMAND [options]\n\ncommands:\n{usage}", file=sys.stdout if asked else sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    command, rest = argv[0], argv[1:]
-    if command == "demo":
-        from .demo import main as run
-    else:
-        from .sync import main as run
-    return run(rest)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        if argv:
+            print(f"pyspark-experiments: unknown command {argv[0]!r}", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module, _ = COMMANDS[argv[0]]
+    return importlib.import_module(module).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ from pyspark.sql.types import (
     VariantType,
 )
 
+from .target import is_table_path, table_path
+
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
@@ -724,10 +726,8 @@ def _delta_target(table: str) -> tuple[str, str]:
     if not isinstance(table, str) or not table.strip():
         raise TypeError(f"table must be a Delta table path or name, got {table!r}")
     table = table.strip()
-    if table.lower().startswith("delta.`") and table.endswith("`"):
-        return "path", table[len("delta.`") : -1]
-    if "/" in table or "\\" in table or ":" in table:
-        return "path", table
+    if is_table_path(table):  # THE rule: pyspark_experiments.target.is_table_path
+        return "path", table_path(table)
     return "name", table
 
 

@@ -30,7 +30,7 @@ from pyspark_experiments.sync import (
     ConfigError,
     SyncConfig,
     SyncLockedError,
-    _State,
+    SyncState,
     config_from_args,
     main,
     sync,
@@ -215,7 +215,7 @@ def test_incremental_sync_equals_fresh_full_sync(spark, tmp_path, kind):
     assert_same(target_tables(spark, fresh), expected)
 
     # The state knows every run and series; no claim is left on the lock.
-    state = _State.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
+    state = SyncState.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
     assert set(state.runs) == {row[0] for row in expected["runs"]}
     assert sum(1 for _ in state.series) == len({(r[1], r[2]) for r in expected["metrics"]})
     assert not lock_claims(spark, target)

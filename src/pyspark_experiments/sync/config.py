@@ -1,0 +1,176 @@
+"""The sync's settings: :class:`SyncConfig`, from a TOML file (the job layer's loader), flags
+or keyword arguments.
+
+Example::
+
+    >>> cfg = SyncConfig(tracking_uri="sqlite:///mlflow.db", target_path="/tmp/delta")
+    >>> cfg.override(full=True).full
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..jobs import LOG_LEVELS, Key, load_config, parse_config
+
+READ_MODES = ("FAILFAST", "PERMISSIVE")
+
+_STRING = (str,)
+_BOOL = (bool,)
+_NUMBER = (int, float)
+
+#: The TOML layout of ``conf/sync.toml``: section -> key -> the setting it fills.
+LAYOUT: dict[str, dict[str, Key]] = {
+    "store": {
+        "tracking_uri": Key("tracking_uri", _STRING, "a tracking URI (string)"),
+        "experiments": Key("experiments", (list, str), "a list of experiment ids or names"),
+        "read_mode": Key("read_mode", _STRING, "FAILFAST or PERMISSIVE", READ_MODES),
+    },
+    "target": {
+        "path": Key("target_path", _STRING, "a folder of Delta tables (string)"),
+        "schema": Key("target_schema", _STRING, "a catalog schema (string)"),
+    },
+    "sync": {
+        "full": Key("full", _BOOL, "true or false"),
+        "reconcile_purged": Key("reconcile_purged", _BOOL, "true or false"),
+        "optimize": Key("optimize", _BOOL, "true or false"),
+        "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes"),
+    },
+    "spark": {
+        "master": Key("master", _STRING, "a Spark master URL (string)"),
+        "conf": Key("spark_conf", (dict,), "a table of Spark settings"),
+        "log_level": Key("spark_log_level", _STRING, "a Spark log level (string)"),
+    },
+    "logging": {
+        "level": Key("log_level", _STRING, "DEBUG, INFO, WARNING or ERROR", LOG_LEVELS),
+        "progress": Key("progress", (bool, str), '"auto", true or false', ("AUTO", True, False)),
+    },
+}
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """What to sync where, from a TOML file (:meth:`from_toml`), flags, or keyword arguments.
+
+    Exactly one of ``target_path`` (a folder of Delta tables, any Hadoop path such as
+    ``s3a://bucket/mlflow``) and ``target_schema`` (a catalog schema, ``schema`` or
+    ``catalog.schema``) is required. ``experiments``: ids or names; none means every experiment
+    of the store, deleted ones included. ``tracking_uri``: none means MLflow's rules
+    (``MLFLOW_TRACKING_URI``, then the defaults); prefer the environment variable for URIs that
+    hold a password.
+
+    Example::
+
+        >>> cfg = SyncConfig(tracking_uri="sqlite:///mlflow.db", target_path="/tmp/delta")
+        >>> cfg.override(full=True, experiments=None).full
+        True
+    """
+
+    tracking_uri: str | None = None
+    experiments: tuple[str, ...] | None = None
+    target_path: str | None = None
+    target_schema: str | None = None
+    full: bool = False
+    reconcile_purged: bool = False
+    optimize: bool = False
+    read_mode: str = "FAILFAST"
+    lock_timeout_minutes: float = 360.0
+    master: str | None = None
+    spark_conf: dict = field(default_factory=dict)
+    spark_log_level: str = "ERROR"
+    log_level: str = "INFO"
+    progress: bool | None = None  # None: when stderr is a terminal
+
+    @classmethod
+    def from_toml(cls, path: str) -> SyncConfig:
+        """Load a config file (see ``conf/sync.toml``); unknown sections or keys, wrong types,
+        a missing file or a folder are :class:`ConfigurationError`\\ s naming the key and file.
+
+        Example::
+
+            >>> SyncConfig.from_toml("conf/sync.toml").target_path
+            'mlflow-delta'
+        """
+        return cls().override(**load_config(path, LAYOUT))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> SyncConfig:
+        """Build a config from the TOML layout (sections ``store``, ``target``, ``sync``, ...).
+
+        Example::
+
+            >>> SyncConfig.from_dict({"target": {"path": "/tmp/delta"}}).target_path
+            '/tmp/delta'
+        """
+        return cls().override(**parse_config(data, LAYOUT, source))
+
+    def override(self, **changes) -> SyncConfig:
+        """A copy with ``changes`` applied; ``None`` values leave a setting as it is.
+
+        Example::
+
+            >>> SyncConfig(target_path="/a").override(target_path=None, full=True).target_path
+            '/a'
+        """
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
+        clean = {k: _coerce(k, v) for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **clean)
+
+    def validate(self) -> SyncConfig:
+        """Check the settings together; returns ``self``.
+
+        Example::
+
+            >>> SyncConfig(target_path="/tmp/delta").validate().read_mode
+            'FAILFAST'
+        """
+        if bool(self.target_path) == bool(self.target_schema):
+            raise ConfigurationError(
+                "set exactly one target: a folder of Delta tables (--target-path, [target] path) "
+                "or a catalog schema (--target-schema, [target] schema)"
+            )
+        if self.read_mode not in READ_MODES:
+            raise ConfigurationError(f"read_mode {self.read_mode!r}: expected one of {', '.join(READ_MODES)}")
+        if self.lock_timeout_minutes <= 0:
+            raise ConfigurationError("lock_timeout_minutes must be positive")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigurationError(f"log level {self.log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
+        return self
+
+
+def _coerce(name: str, value: Any):
+    try:
+        if name == "experiments":
+            if isinstance(value, str):
+                value = value.split(",")
+            items = tuple(str(v).strip() for v in value if str(v).strip())
+            return items or None
+        if name in ("full", "reconcile_purged", "optimize"):
+            if isinstance(value, str):
+                value = {"true": True, "false": False}[value.strip().lower()]
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if name == "progress":
+            if isinstance(value, str):
+                value = {"auto": None, "true": True, "false": False, "always": True, "never": False}[value.strip().lower()]
+            return value
+        if name == "lock_timeout_minutes":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if name == "spark_conf":
+            if not isinstance(value, dict):
+                raise TypeError
+            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        if name in ("read_mode", "log_level", "spark_log_level"):
+            return str(value).strip().upper()
+        return str(value)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigurationError(f"setting {name!r}: invalid value {value!r}") from None

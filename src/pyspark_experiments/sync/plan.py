@@ -1,0 +1,249 @@
+"""The sync's decisions, as a pure function: from what the store holds now (:class:`Scan`), what
+the last completed sync saw (:class:`~.state.SyncState`) and the flags (:class:`Flags`), to what
+this sync reads and how it writes it (:class:`Plan`). No Spark, no store, no I/O.
+
+The rules:
+
+- a first sync, ``full``, or saved fingerprints taken with another ``state_key`` (a store of
+  another kind) re-read everything and MERGE it (mode ``full``);
+- a run is re-read for each part of its fingerprint that changed (run row, params, tags,
+  inputs); a run's row is also re-read when any of its metric series moved;
+- a metric series whose position grew is read between the saved and the current position; a
+  series that shrank, or whose positions are of kind ``digest`` (no order: "changed"), is read
+  whole and replaces the saved series; positions of another ``positions_key`` than the saved
+  ones are read from 0;
+- rows of runs the target has never seen are appended, and exactly-bounded new points too
+  (``exact_metric_ranges``, the previous sync's ranges exact as well); everything else is
+  merged. After a killed or failed sync (``recovering``) everything is merged: it may have
+  written some of it.
+
+Example::
+
+    >>> scan = Scan(("1",), {"r": ("1", "run=a;params=b;tags=c;inputs=d")}, {("r", "loss"): 96},
+    ...             state_key="file", positions_key="file:bytes:exact", position_kind="bytes", exact_ranges=True)
+    >>> plan = make_plan(scan, SyncState(), Flags())
+    >>> plan.mode, sorted(plan.changed["runs"]), plan.ranges
+    ('full', ['r'], {('r', 'loss'): (0, 96)})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .. import tables
+from ..stores.base import FINGERPRINT_PARTS, fingerprint_parts
+from .state import SyncState
+
+#: Above this many series a narrowed read lists no ranges but reads whole runs and merges.
+MAX_LISTED_SERIES = 50_000
+
+PER_RUN_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.RUNS)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the store holds now, cheaply: the selected experiments, a fingerprint per run and a
+    position per metric series, with the keys they were taken with (from
+    :class:`~pyspark_experiments.stores.base.StoreCapabilities`).
+
+    ``position_kind`` is ``bytes``, ``rowid``, ``count`` or ``digest`` (a store that reports
+    none is counted: ``count``); ``exact_ranges``: a read between two positions returns exactly
+    the points logged in between.
+    """
+
+    experiment_ids: tuple[str, ...]
+    fingerprints: Mapping[str, tuple[str, str]]
+    positions: Mapping[tuple[str, str], int]
+    state_key: str
+    positions_key: str
+    position_kind: str = "count"
+    exact_ranges: bool = False
+
+
+@dataclass(frozen=True)
+class Flags:
+    """How this sync was asked to run, and what the lock found.
+
+    ``recovering``: the lock was taken over from a sync that did not save its state
+    (:func:`is_recovery`).
+    """
+
+    full: bool = False
+    recovering: bool = False
+    max_listed_series: int = MAX_LISTED_SERIES
+
+
+@dataclass
+class Plan:
+    """What one sync reads and how it writes it."""
+
+    mode: str  # "full" or "incremental"
+    full: bool
+    recovering: bool
+    experiment_ids: tuple[str, ...]
+    fingerprints: dict[str, tuple[str, str]]
+    positions: dict[tuple[str, str], int]
+    changed: dict[str, set[str]]  # per-run table -> runs to re-read
+    new_runs: set[str]  # runs the target has never seen
+    ranges: dict[tuple[str, str], tuple[int, int]]  # series -> (after, upto]
+    whole_series: set[tuple[str, str]] = field(default_factory=set)  # read whole, replace
+    append_metrics: bool = False
+    metrics_exact: bool = False
+    bounded: bool = True  # the series are few enough to list them in the read
+    state_key: str = ""
+    positions_key: str = ""
+
+    def appends(self, table: str) -> bool:
+        """Whether ``table``'s rows are appended (only runs the target never saw, no recovery)
+        rather than merged.
+
+        Example::
+
+            >>> Plan("incremental", False, False, (), {}, {}, {"tags": {"r"}}, {"r"}, {}).appends("tags")
+            True
+        """
+        if table == tables.METRICS:
+            return self.append_metrics
+        return bool(self.changed.get(table)) and self.changed[table] <= self.new_runs and not self.full and not self.recovering
+
+    @property
+    def series_read(self) -> int:
+        return len(self.ranges) + len(self.whole_series)
+
+    @property
+    def touched_runs(self) -> set[str]:
+        runs = set()
+        for table in PER_RUN_TABLES:
+            runs |= self.changed.get(table, set())
+        return runs
+
+    @property
+    def new_run_count(self) -> int:
+        return len(self.touched_runs & self.new_runs)
+
+    @property
+    def changed_run_count(self) -> int:
+        return len(self.touched_runs - self.new_runs)
+
+
+def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
+    """The plan of a sync (see the module documentation for the rules).
+
+    Example::
+
+        >>> fp = "run=a;params=b;tags=c;inputs=d"
+        >>> scan = Scan(("1",), {"r": ("1", fp)}, {("r", "loss"): 5}, "sql", "sql:rowid:exact", "rowid", True)
+        >>> saved = SyncState(runs={"r": ("1", fp)}, series={("r", "loss"): 3},
+        ...                   meta={"sync": {"sync_id": 1}, "state_key": "sql", "positions_key": "sql:rowid:exact",
+        ...                         "metrics_exact": True})
+        >>> plan = make_plan(scan, saved)
+        >>> plan.mode, plan.ranges, plan.append_metrics, sorted(plan.changed["runs"]), plan.changed["tags"]
+        ('incremental', {('r', 'loss'): (3, 5)}, True, ['r'], set())
+    """
+    same_kind = state.meta.get("state_key") == scan.state_key
+    full = flags.full or state.empty or not same_kind
+    comparable_series = not full and state.meta.get("positions_key") == scan.positions_key
+    old_runs = {} if full else state.runs
+    old_series = state.series if comparable_series else {}
+    known = set(state.runs) if same_kind else set()
+
+    changed: dict[str, set[str]] = {part: set() for part in FINGERPRINT_PARTS}
+    for run_id, (_, value) in scan.fingerprints.items():
+        old = old_runs.get(run_id, (None, None))[1]
+        if old == value:
+            continue
+        new_parts, old_parts = fingerprint_parts(value), fingerprint_parts(old)
+        for part in FINGERPRINT_PARTS:
+            if not new_parts or not old_parts or new_parts[part] != old_parts[part]:
+                changed[part].add(run_id)
+
+    ranges: dict[tuple[str, str], tuple[int, int]] = {}
+    whole: set[tuple[str, str]] = set()
+    for pair, position in scan.positions.items():
+        before = old_series.get(pair)
+        if before == position:
+            continue
+        if scan.position_kind == "digest":
+            whole.add(pair)  # no order: changed means re-read the whole series
+        elif before is None:
+            ranges[pair] = (0, position)
+        elif position < before:
+            whole.add(pair)  # shrank: not an append-only history any more
+        else:
+            ranges[pair] = (before, position)
+
+    # A run's row holds its params, tags and latest metrics, not its inputs.
+    moved = {run_id for run_id, _ in ranges} | {run_id for run_id, _ in whole}
+    runs_changed = changed["run"] | changed["params"] | changed["tags"] | moved
+    bounded = len(ranges) + len(whole) <= flags.max_listed_series
+    exact = scan.exact_ranges and bounded
+    return Plan(
+        mode="full" if full else "incremental",
+        full=full,
+        recovering=flags.recovering,
+        experiment_ids=tuple(scan.experiment_ids),
+        fingerprints=dict(scan.fingerprints),
+        positions=dict(scan.positions),
+        changed={
+            tables.PARAMS: changed["params"], tables.TAGS: changed["tags"],
+            tables.INPUTS: changed["inputs"], tables.RUNS: runs_changed,
+        },
+        new_runs=set(scan.fingerprints) - known,
+        ranges=ranges,
+        whole_series=whole,
+        # Reads bounded by the scanned positions return exactly the points not in the table yet
+        # when the previous sync completed with exact positions: those are appended.
+        append_metrics=exact and comparable_series and not whole and not flags.recovering
+        and bool(state.meta.get("metrics_exact")),
+        metrics_exact=exact,
+        bounded=bounded,
+        state_key=scan.state_key,
+        positions_key=scan.positions_key,
+    )
+
+
+def is_recovery(taken_over: Iterable[Mapping], last_sync: Mapping) -> bool:
+    """Whether a claim taken over belonged to a sync that did not save its state (it may have
+    committed some tables: this sync merges everything).
+
+    Example::
+
+        >>> is_recovery([{"holder": "b"}], {"holder": "a"}), is_recovery([{"holder": "a"}], {"holder": "a"})
+        (True, False)
+    """
+    return any(holder.get("holder") != last_sync.get("holder") for holder in taken_over)
+
+
+def purged_runs(found: Mapping[str, str], present: Iterable[str], experiment_ids: Iterable[str],
+                all_experiments: bool) -> set[str]:
+    """Runs in the target's tables (``{run_id: experiment_id}``) that the store no longer
+    holds, within the selected experiments (or all, when every experiment is synced).
+
+    Example::
+
+        >>> sorted(purged_runs({"a": "1", "b": "1", "c": "2"}, {"a"}, ["1"], all_experiments=False))
+        ['b']
+    """
+    present, selected = set(present), set(experiment_ids)
+    return {run_id for run_id, experiment_id in found.items()
+            if run_id not in present and (all_experiments or experiment_id in selected)}
+
+
+def next_state(state: SyncState, plan: Plan, purged: Iterable[str] = ()) -> tuple[dict, dict]:
+    """The runs and series the state records after this sync: the scanned ones, plus those of
+    runs that left the store (or the selection) until a reconcile deletes them.
+
+    Example::
+
+        >>> saved = SyncState(runs={"gone": ("1", "x")}, series={("gone", "loss"): 3})
+        >>> plan = make_plan(Scan(("1",), {}, {}, "sql", "sql:rowid:exact"), saved)
+        >>> next_state(saved, plan), next_state(saved, plan, purged={"gone"})
+        (({'gone': ('1', 'x')}, {('gone', 'loss'): 3}), ({}, {}))
+    """
+    purged = set(purged)
+    runs = {r: v for r, v in state.runs.items() if r not in purged}
+    runs.update(plan.fingerprints)
+    series = {p: v for p, v in state.series.items() if p[0] not in purged and p[0] not in plan.fingerprints}
+    series.update(plan.positions)
+    return runs, series

@@ -1,0 +1,830 @@
+"""The Spark side of the sync: scan the store, read what the plan says, write the tables,
+commit the state. Every decision is :func:`~.plan.make_plan`'s; this module only carries it out.
+
+Only SparkSession SQL and DataFrame APIs are used (through
+:class:`~pyspark_experiments.target.DeltaTarget`): the sync runs from a classic or a Spark
+Connect session alike. See ``docs/sync.md`` for how a run works.
+
+Example::
+
+    >>> from pyspark_experiments.sync import sync
+    >>> result = sync("sqlite:///mlflow.db", "/tmp/mlflow-delta", spark=spark)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .. import jobs, tables
+from ..errors import TargetLockedError
+from ..stores.base import Selection, fingerprint
+from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
+from ..uri import TrackingUri, resolve_tracking_uri
+from .config import SyncConfig
+from .plan import PER_RUN_TABLES, Flags, Plan, Scan, is_recovery, make_plan, next_state, purged_runs
+from .state import STATE_TABLE, SyncState, read_state, should_compact, state_schema, state_update, write_state
+
+try:  # experiment resolution moves next to the stores (issue 8)
+    from ..stores.resolve import resolve_experiments
+except ImportError:  # pragma: no cover - before that move lands
+    from ..uri import resolve_experiments
+
+log = logging.getLogger("pyspark_experiments.sync")
+
+#: The order in which tables are committed: runs last, so that a run's row appears once its
+#: params, tags, inputs and metrics are there.
+COMMIT_ORDER = (tables.EXPERIMENTS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.RUNS)
+
+#: Test hook: a comma-separated list of phases at which the process SIGKILLs itself, e.g.
+#: ``after-write:params``, ``before-state`` or ``during:metrics`` (while that table's write runs).
+KILL_ENV = "PYSPARK_EXPERIMENTS_SYNC_KILL_AT"
+
+# Above this size a narrowed read lists no run ids but reads all and filters.
+_MAX_LISTED_RUNS = 5_000
+# Up to these sizes, what changed is read on the driver through the same store backend the data
+# source uses, and handed to Spark as one Arrow table: a Spark job per table costs more than the
+# read itself. Larger reads go through the data source, spread over the executors.
+_DRIVER_READ_RUNS = 500
+_DRIVER_READ_POINTS = 250_000
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableResult:
+    """What one sync did to one table; ``version`` is the Delta version it wrote, if any."""
+
+    table: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    version: int | None = None
+    commits: int = 0
+
+
+@dataclass
+class SyncResult:
+    """The outcome of :func:`sync`: per-table counts, Delta versions, what changed in the store.
+
+    Example::
+
+        >>> result = sync("sqlite:///mlflow.db", "/tmp/delta", spark=spark)   # doctest: +SKIP
+        >>> result.tables["runs"].inserted                                    # doctest: +SKIP
+        42
+    """
+
+    store: str
+    target: str
+    mode: str  # "full" or "incremental"
+    started_at: datetime
+    duration_s: float = 0.0
+    experiments: int = 0
+    runs: int = 0
+    new_runs: int = 0
+    changed_runs: int = 0
+    purged_runs: int = 0
+    series_read: int = 0
+    tables: dict[str, TableResult] = field(default_factory=dict)
+    state_version: int | None = None
+    sync_id: int = 0
+
+    def summary(self) -> str:
+        """A one-screen report for a job log.
+
+        Example::
+
+            >>> print(result.summary())                                      # doctest: +SKIP
+            pyspark-experiments sync #3: OK, incremental, 12.4 s
+            ...
+        """
+        lines = [
+            f"pyspark-experiments sync #{self.sync_id}: OK, {self.mode}, {self.duration_s:.1f} s "
+            f"(started {self.started_at:%Y-%m-%d %H:%M:%S} UTC)",
+            f"  store   {self.store}",
+            f"          {self.experiments:,} experiments, {self.runs:,} runs: {self.new_runs:,} new, "
+            f"{self.changed_runs:,} changed, {self.purged_runs:,} purged; "
+            f"{self.series_read:,} metric series read",
+            f"  target  {self.target}",
+            "",
+            f"  {'table':<12} {'inserted':>10} {'updated':>9} {'deleted':>9} {'unchanged':>11}  delta version",
+        ]
+        for name in COMMIT_ORDER:
+            t = self.tables.get(name) or TableResult(name)
+            version = "-" if t.version is None else (f"{t.version}" + (f" ({t.commits} commits)" if t.commits > 1 else ""))
+            lines.append(
+                f"  {name:<12} {t.inserted:>10,} {t.updated:>9,} {t.deleted:>9,} {t.unchanged:>11,}  {version}"
+            )
+        lines.append(f"  {STATE_TABLE:<12} {'':>10} {'':>9} {'':>9} {'':>11}  {self.state_version}")
+        return jobs.hide("\n".join(lines))
+
+    def to_dict(self) -> dict:
+        """The result as plain data (JSON-ready).
+
+        Example::
+
+            >>> json.dumps(result.to_dict())                                # doctest: +SKIP
+        """
+        data = dataclasses.asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        return data
+
+
+# ------------------------------------------------------------------------------------------------
+# Fault injection (tests only)
+# ------------------------------------------------------------------------------------------------
+
+
+def _wanted_faults() -> list[str]:
+    return [p.strip() for p in os.environ.get(KILL_ENV, "").split(",") if p.strip()]
+
+
+def _kill(phase: str) -> None:
+    log.warning("%s=%s: killing this process (SIGKILL)", KILL_ENV, phase)
+    for handler in logging.getLogger("pyspark_experiments").handlers:
+        handler.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fault(phase: str) -> None:
+    """SIGKILL this process at ``phase`` when :data:`KILL_ENV` names it (crash tests)."""
+    if phase in _wanted_faults():
+        _kill(phase)
+
+
+def _fault_during(phase: str, target: DeltaTarget) -> None:
+    """SIGKILL this process while the write of table ``phase`` runs, when :data:`KILL_ENV` names
+    ``during:<phase>``: as soon as a new data file appears in the table's folder (written by
+    the Spark job, before or as Delta commits it). No SparkContext: works over Spark Connect.
+    Folder targets on a local file system only (a test hook)."""
+    if f"during:{phase}" not in _wanted_faults():
+        return
+    if not target.path or "://" in target.path:
+        log.warning("%s=during:%s: only for a local folder target; ignored", KILL_ENV, phase)
+        return
+    folder = target.name(phase)
+
+    def files() -> set[str]:
+        found = set()
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if d != "_delta_log"]
+            found.update(os.path.join(root, n) for n in names if n.endswith(".parquet"))
+        return found
+
+    before = files()
+
+    def watch() -> None:
+        while True:
+            if files() - before:
+                _kill(f"during:{phase}")
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True, name=f"kill-during-{phase}").start()
+
+
+# ------------------------------------------------------------------------------------------------
+# The sync
+# ------------------------------------------------------------------------------------------------
+
+
+def sync(
+    tracking_uri: str | None = None,
+    target_path: str | None = None,
+    *,
+    target_schema: str | None = None,
+    experiments: Sequence[str] | str | None = None,
+    full: bool | None = None,
+    reconcile_purged: bool | None = None,
+    optimize: bool | None = None,
+    read_mode: str | None = None,
+    lock_timeout_minutes: float | None = None,
+    spark=None,
+    config: SyncConfig | None = None,
+    progress: bool | None = None,
+) -> SyncResult:
+    """Bring the Delta tables at the target in step with a tracking store; returns a summary.
+
+    The first run copies everything; later runs read and write only what changed (see
+    ``docs/sync.md``). ``full=True`` re-reads everything and merges it (the tables end the
+    same; use it after editing the target by hand). ``reconcile_purged=True`` also deletes the
+    runs that are no longer in the store (``mlflow gc``) from every table; without it they stay.
+    ``optimize=True`` compacts the tables' small files (Delta ``OPTIMIZE``) after the sync.
+    Keyword arguments override ``config``. ``spark`` defaults to the active session, or a new
+    :func:`pyspark_experiments.session`; a Spark Connect session works too.
+
+    Raises :class:`~pyspark_experiments.errors.TargetLockedError` (``SyncLockedError``) if
+    another job holds the target, :class:`~pyspark_experiments.errors.ConfigurationError` for
+    invalid settings, and the store's or Delta's error otherwise; in every case the target stays
+    consistent and the next run completes the work.
+
+    Example::
+
+        >>> from pyspark_experiments import session
+        >>> from pyspark_experiments.sync import sync
+        >>> spark = session(master="local[2]")                                # doctest: +SKIP
+        >>> sync("sqlite:///mlflow.db", "/tmp/mlflow-delta", spark=spark).mode  # doctest: +SKIP
+        'full'
+        >>> sync("sqlite:///mlflow.db", "/tmp/mlflow-delta", spark=spark).mode  # doctest: +SKIP
+        'incremental'
+    """
+    cfg = (config or SyncConfig()).override(
+        tracking_uri=tracking_uri,
+        target_path=target_path,
+        target_schema=target_schema,
+        experiments=experiments,
+        full=full,
+        reconcile_purged=reconcile_purged,
+        optimize=optimize,
+        read_mode=read_mode,
+        lock_timeout_minutes=lock_timeout_minutes,
+        progress=progress,
+    ).validate()
+    if spark is None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            spark = jobs.job_session("sync", master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
+    from .. import register
+
+    register(spark)
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    steps = 7 + bool(cfg.reconcile_purged) + bool(cfg.optimize)
+    with _small_table_settings(spark):
+        return _Runner(spark, cfg, jobs.Progress("sync", bool(show), steps=steps, logger=log)).run()
+
+
+_SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
+
+
+def _cores(spark) -> int:
+    """The session's parallelism without a SparkContext: ``spark.default.parallelism``, the
+    cores of a ``local[N]`` master, else this machine's."""
+    for key in ("spark.default.parallelism",):
+        value = spark.conf.get(key, None)
+        if value and str(value).isdigit():
+            return int(value)
+    master = str(spark.conf.get("spark.master", "") or "")
+    match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
+    if match:
+        return int(match.group(1))
+    return os.cpu_count() or 2
+
+
+@contextlib.contextmanager
+def _small_table_settings(spark):
+    """While the sync runs, Delta rebuilds the snapshots of small tables (its state, the lock)
+    with as many tasks as the session has cores instead of Delta's default 50, unless the
+    session sets ``spark.databricks.delta.snapshotPartitions`` itself (measured: a read after a
+    commit took 10 s with 50 tasks, 3 s with 2, on 2 cores)."""
+    try:
+        if spark.conf.get(_SNAPSHOT_PARTITIONS, None) is not None:
+            yield
+            return
+    except Exception:  # a Connect server that does not let us read it
+        yield
+        return
+    spark.conf.set(_SNAPSHOT_PARTITIONS, str(max(2, min(50, _cores(spark)))))
+    try:
+        yield
+    finally:
+        spark.conf.unset(_SNAPSHOT_PARTITIONS)
+
+
+def _password_of(location: str) -> str | None:
+    """The password in a URI or libpq keyword string, to hide it even where redact's patterns
+    would miss it (say, in a driver's message)."""
+    match = re.search(r"(?i)\bpassword\s*=\s*('[^']*'|\S+)", location)
+    if match:
+        return match.group(1).strip("'")
+    scheme, sep, rest = location.partition("://")
+    if sep:
+        userinfo = rest.rpartition("@")[0]
+        if userinfo:
+            return userinfo.partition(":")[2] or None
+    return None
+
+
+def _plain(value):
+    """Rows as JSON-ready data for digests and comparisons (NaN marked, datetimes as ISO)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _digest(row: dict) -> str:
+    return hashlib.sha256(json.dumps(_plain(row), sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Runner:
+    def __init__(self, spark, cfg: SyncConfig, progress: jobs.Progress) -> None:
+        from ..stores import open_store
+
+        self.spark = spark
+        self.cfg = cfg
+        self.progress = progress
+        self.uri: TrackingUri = resolve_tracking_uri(cfg.tracking_uri)
+        jobs.add_secret(_password_of(self.uri.location))
+        self.store = open_store(self.uri)
+        self.caps = self.store.capabilities
+        self.target = DeltaTarget(spark, path=cfg.target_path, schema=cfg.target_schema)
+        self.lock = TargetLock(self.target, job="sync", timeout_minutes=cfg.lock_timeout_minutes)
+        self.me = self.lock.me
+        self.rows: dict[str, int] = {}
+        self.versions: dict[str, int] = {}
+        self.experiment_ids: tuple[str, ...] = ()
+        self.experiment_digests: dict[str, str] = {}
+        self.state_read_version = -1
+        self._average_series = 0
+        self.result = SyncResult(
+            store=self.uri.display, target=self.target.display, mode="full",
+            started_at=datetime.now(UTC).replace(microsecond=0),
+        )
+
+    # -- orchestration -------------------------------------------------------------------------
+
+    def run(self) -> SyncResult:
+        started = time.monotonic()
+        log.info("sync: store %s -> target %s", self.uri.display, self.target.display)
+        self.progress.step("taking the target's lock, reading the sync state, scanning the store")
+        self.target.prepare()
+        # Two first syncs at once both create these: one ends with the tables, the other with
+        # them too or with TargetLockedError (never Delta's "non-empty location").
+        self.lock.ensure_table()
+        if not self.target.exists(STATE_TABLE):
+            self.target.create(STATE_TABLE, state_schema())
+        # Three independent waits at once: the lock (Delta metadata commits), the state (a
+        # Delta read) and the store scan (file sizes or one SQL query per table).
+        scan_error = None
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-start") as pool:
+            locking = pool.submit(self.lock.acquire)
+            reading = pool.submit(read_state, self.target)
+            try:
+                scan, experiments = self._scan()
+            except BaseException as error:  # noqa: BLE001 - re-raised below, after the lock
+                scan_error = error
+        if locking.exception() is not None:
+            raise locking.exception()
+        try:
+            if scan_error is not None or reading.exception() is not None:
+                raise scan_error or reading.exception()
+            state, version = reading.result()
+            if self.target.latest_version(STATE_TABLE) != version:  # a sync finished before this one got the lock
+                state, version = read_state(self.target)
+            self.state_read_version = version
+            _fault("after-lock")
+            recovering = is_recovery(self.lock.taken_over, state.last_sync)
+            if recovering:
+                log.warning("the previous sync did not finish: this one merges everything it reads")
+            plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering))
+            self._carry_out(state, plan, experiments)
+            self.progress.step("releasing the lock")
+            self.lock.release()
+        except BaseException:
+            self.lock.give_up()
+            raise
+        finally:
+            self.progress.done()
+        self.result.duration_s = round(time.monotonic() - started, 2)
+        log.info("sync #%d done in %.1f s", self.result.sync_id, self.result.duration_s)
+        return self.result
+
+    def _carry_out(self, state: SyncState, plan: Plan, experiments) -> None:
+        previous = state.last_sync
+        if previous.get("store") and previous["store"] != self.uri.display:
+            log.warning("the target was last synced from %s; now syncing %s into it", previous["store"], self.uri.display)
+        if not state.empty and state.meta.get("state_key") != plan.state_key:
+            log.warning("the saved state was taken from a store of another kind (%s, now %s): re-reading everything",
+                        state.meta.get("state_key"), plan.state_key)
+        result = self.result
+        result.sync_id = int(previous.get("sync_id", 0)) + 1
+        result.mode = plan.mode
+        result.experiments = len(plan.experiment_ids)
+        result.runs = len(plan.fingerprints)
+        result.new_runs = plan.new_run_count
+        result.changed_runs = plan.changed_run_count
+        result.series_read = plan.series_read
+        log.info(
+            "%s sync: %d experiments, %d runs (%d new, %d changed), %d metric series with new points",
+            plan.mode, result.experiments, result.runs, result.new_runs, result.changed_runs, plan.series_read,
+        )
+        self.rows = dict(state.meta.get("rows", {}))
+        self.versions = dict(state.meta.get("versions", {}))
+        self._average_series = int(self.rows.get(tables.METRICS, 0) / len(state.series)) if state.series else 0
+
+        _fault("after-scan")
+        for table in COMMIT_ORDER:
+            if (plan.full or table not in self.versions) and not self.target.exists(table):
+                self.target.create(table, tables.spark_schema(table))
+                self.rows[table], self.versions[table] = 0, self.target.latest_version(table)
+
+        self.progress.step("experiments")
+        self._sync_experiments(state, plan, experiments)
+
+        # The tables are independent: their reads, writes and commits overlap. (A reader of the
+        # target may see a run's new params a moment before its row, or the other way round.)
+        self.progress.step(
+            ", ".join(f"{t}: {len(plan.changed[t]):,} runs" for t in PER_RUN_TABLES)
+            + f", metrics: {plan.series_read:,} series"
+        )
+        self._parallel([(lambda t=t: self._sync_per_run(t, plan)) for t in PER_RUN_TABLES]
+                       + [lambda: self._sync_metrics(plan)])
+
+        purged: set[str] = set()
+        if self.cfg.reconcile_purged:
+            self.progress.step("reconciling runs purged from the store")
+            purged = self._reconcile_purged(plan)
+        self.progress.step("saving the sync state")
+        _fault("before-state")
+        self._save_state(state, plan, purged)
+        _fault("after-state")
+        if self.cfg.optimize:
+            self.progress.step("compacting small files (OPTIMIZE)")
+            for table in (*COMMIT_ORDER, STATE_TABLE):
+                self.target.optimize(table)
+
+    @staticmethod
+    def _parallel(tasks) -> None:
+        """Run independent table commits at once: their Spark jobs and commits overlap."""
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="sync") as pool:
+            futures = [pool.submit(task) for task in tasks]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+
+    @property
+    def _all_experiments(self) -> bool:
+        return not self.cfg.experiments
+
+    # -- the scan: what the store holds now ------------------------------------------------------
+
+    def _scan(self):
+        """Experiment rows, run fingerprints and series positions, cheaply."""
+        import pyarrow as pa
+
+        caps = self.caps
+        experiment_ids = resolve_experiments(self.store, self.cfg.experiments, "ALL", tables.RUNS, environ={})
+        self.experiment_ids = experiment_ids
+        selection = Selection(tables.METRICS, experiment_ids, view_type="ALL", mode=self.cfg.read_mode)
+        # Positions first: whatever is read later is at least as new as they are.
+        state_key, positions_key, kind, exact = caps.state_key, caps.positions_key, caps.metric_positions, caps.exact_metric_ranges
+        if not experiment_ids:
+            positions = {}
+        elif caps.metric_positions != "none":
+            positions = self.store.metric_positions(selection)
+        else:
+            positions = self._counted_positions()
+            kind, exact, positions_key = "count", False, f"{caps.state_key}:count:whole"
+        run_selection = dataclasses.replace(selection, table=tables.RUNS)
+        if not experiment_ids:
+            fingerprints = {}
+        elif caps.run_fingerprints:
+            fingerprints = self.store.run_fingerprints(run_selection)
+        else:
+            fingerprints = self._hashed_fingerprints()
+            state_key = f"{caps.state_key}:hashed"
+        # A handful of rows: read on the driver, through the store backend.
+        selection = dataclasses.replace(selection, table=tables.EXPERIMENTS)
+        batches = [b for p in self.store.plan(selection) for b in self.store.read(p)] if experiment_ids else []
+        experiments = pa.Table.from_batches(batches, schema=tables.arrow_schema(tables.EXPERIMENTS))
+        scan = Scan(experiment_ids, fingerprints, positions, state_key=state_key, positions_key=positions_key,
+                    position_kind=kind, exact_ranges=exact)
+        return scan, experiments
+
+    def _counted_positions(self) -> dict[tuple[str, str], int]:
+        log.info("%s reports no metric positions: counting points per series", self.uri.display)
+        counts = self._reader(tables.METRICS).groupBy("run_id", "key").count().collect()
+        return {(r["run_id"], r["key"]): int(r["count"]) for r in counts}
+
+    def _hashed_fingerprints(self) -> dict[str, tuple[str, str]]:
+        from pyspark.sql import functions as F
+
+        log.info("%s reports no run fingerprints: hashing the runs and inputs tables", self.uri.display)
+        columns = [c for c in tables.spark_schema(tables.RUNS).fieldNames() if c != "metrics"]
+        runs = self._reader(tables.RUNS).select(
+            "run_id", "experiment_id", F.sha2(F.to_json(F.struct(*columns)), 256).alias("h"))
+        inputs = self._reader(tables.INPUTS).groupBy("run_id").agg(
+            F.sha2(F.to_json(F.sort_array(F.collect_list(F.to_json(F.struct("*"))))), 256).alias("i"))
+        rows = runs.join(inputs, "run_id", "left").collect()
+        # One digest for the run's row (params and tags included), one for its inputs.
+        return {
+            r["run_id"]: (r["experiment_id"], fingerprint(
+                {"run": r["h"], "params": r["h"], "tags": r["h"], "inputs": str(r["i"])}))
+            for r in rows
+        }
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _reader(self, table: str, run_ids=None, ranges=None):
+        """The store's ``table`` through the ``experiments`` data source, read on the executors,
+        narrowed to ``run_ids`` and, for metrics, to ``ranges``."""
+        from pyspark.sql import functions as F
+
+        reader = (
+            self.spark.read.format("experiments")
+            .option("trackingUri", self.uri.location)
+            .option("table", table)
+            .option("viewType", "ALL")
+            .option("mode", self.cfg.read_mode)
+        )
+        if ranges is not None:
+            listed: dict[str, dict[str, list[int]]] = {}
+            for (run_id, key), (after, upto) in ranges.items():
+                listed.setdefault(run_id, {})[key] = [after, upto]
+            reader = reader.option("metricRanges", json.dumps(listed, separators=(",", ":")))
+        semi = None
+        if run_ids is not None and ranges is None:
+            if len(run_ids) <= _MAX_LISTED_RUNS:
+                reader = reader.option("runIds", ",".join(sorted(run_ids)))
+            else:
+                semi = self.spark.createDataFrame([(r,) for r in sorted(run_ids)], "run_id string")
+        df = reader.load(",".join(self.experiment_ids))
+        if semi is not None:
+            df = df.join(F.broadcast(semi), "run_id", "left_semi")
+        return df
+
+    def _driver_read(self, table: str, run_ids=None, ranges=None):
+        """A small read on the driver, through the store backend the data source uses: a Spark
+        job per table would cost more than the read. Returns (DataFrame, rows)."""
+        import pyarrow as pa
+
+        selection = Selection(
+            table, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode,
+            run_ids=None if run_ids is None else tuple(sorted(run_ids)),
+            metric_ranges=None if ranges is None else tuple(
+                (run_id, key, after, upto) for (run_id, key), (after, upto) in sorted(ranges.items())
+            ),
+        )
+        batches = [batch for partition in self.store.plan(selection) for batch in self.store.read(partition)]
+        arrow = pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
+        return self._arrow_frame(arrow, table), arrow.num_rows
+
+    def _arrow_frame(self, arrow, table: str):
+        if arrow.num_rows == 0:  # pyspark 4.2 cannot convert an Arrow table without chunks
+            return self.spark.createDataFrame([], schema=tables.spark_schema(table))
+        # One file per table and sync, not one per core.
+        return self.spark.createDataFrame(arrow, schema=tables.spark_schema(table)).coalesce(1)
+
+    def _estimated_points(self, ranges: dict) -> int:
+        """About how many points ``ranges`` hold (only chooses between driver and executors)."""
+        if self.caps.metric_positions == "bytes":
+            per_point = max(1, self.caps.position_units_per_point)
+            return sum(max(0, upto - after) // per_point + 1 for after, upto in ranges.values())
+        # Row ids (or counts): a range spans other series' rows too; cap each range at the
+        # average series length of the last sync.
+        average = self._average_series or 1_000
+        return sum(min(max(0, upto - after), average) for after, upto in ranges.values())
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _commit_info(self, table: str) -> tuple[int, dict, int | None]:
+        """The table's latest version, and the metrics and read version of its latest commit
+        that changed data (an OPTIMIZE, e.g. Delta's auto compaction, may follow a write)."""
+        rows = self.target.history(table, 3)
+        data = next((r for r in rows if r["operation"] != "OPTIMIZE"), rows[0])
+        read = data["readVersion"]
+        return int(rows[0]["version"]), dict(data["operationMetrics"] or {}), None if read is None else int(read)
+
+    def _known_rows(self, table: str) -> int:
+        """Rows in ``table`` as the state knows them (counted when it does not)."""
+        if table not in self.rows:
+            self.rows[table] = self.target.read(table).count()
+        return int(self.rows[table])
+
+    def _finish_write(self, table: str, *, inserted: int | None = None, updated: int = 0, deleted: int = 0,
+                      rows_after: int | None = None) -> None:
+        """Book a commit just made to ``table``: its version and row counts, from one look at
+        the table's history (the commit's read version tells whether anybody else wrote)."""
+        version, metrics, read_version = self._commit_info(table)
+        if inserted is None:
+            inserted = int(metrics.get("numOutputRows", 0))
+        if rows_after is None:
+            if table in self.rows and read_version is not None and self.versions.get(table) == read_version:
+                rows_after = int(self.rows[table]) + inserted - deleted
+            else:
+                log.info("%s: written outside the sync since its last run: counting its rows", table)
+                rows_after = self.target.read(table).count()
+        result = self.result.tables.setdefault(table, TableResult(table))
+        result.inserted += inserted
+        result.updated += updated
+        result.deleted += deleted
+        result.version = version
+        result.commits += 1
+        self.versions[table] = version
+        self.rows[table] = rows_after
+        result.unchanged = max(0, rows_after - result.inserted - result.updated)
+
+    def _untouched(self, table: str) -> None:
+        result = self.result.tables.setdefault(table, TableResult(table))
+        if table not in self.rows:
+            self.rows[table] = self.target.read(table).count()
+            self.versions[table] = self.target.latest_version(table)
+        result.unchanged = max(0, self.rows[table] - result.inserted - result.updated)
+
+    def _append(self, table: str, source) -> None:
+        _fault(f"before-write:{table}")
+        _fault_during(table, self.target)
+        self.target.write(source, table, "append")
+        self._finish_write(table)
+        _fault(f"after-write:{table}")
+
+    def _merge(self, table: str, source, *, insert_only: bool, runs=None, delete_stale: str | None = None) -> None:
+        """MERGE ``source`` into ``table`` on its natural keys (null- and NaN-safe).
+
+        ``runs``: the runs the source covers (lets Delta skip other runs' files);
+        ``delete_stale``: a condition on the target's rows (``t.``) that the source lacks and
+        that are deleted. An empty table is simply appended to.
+        """
+        if self._known_rows(table) == 0:
+            self._append(table, source)
+            return
+        _fault(f"before-write:{table}")
+        _fault_during(table, self.target)
+        keys = tables.NATURAL_KEYS[table]
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        if runs is not None and len(runs) <= _MAX_LISTED_RUNS:
+            on += " AND t.run_id IN ({})".format(", ".join(sql_string(r) for r in sorted(runs)))
+        differs = None
+        if not insert_only:
+            differs = " OR ".join(
+                f"NOT (to_json(t.`{f.name}`) <=> to_json(s.`{f.name}`))" if f.dataType.typeName() == "map"
+                else f"NOT (t.`{f.name}` <=> s.`{f.name}`)"
+                for f in tables.spark_schema(table).fields if f.name not in keys
+            )
+        counts = self.target.merge(table, source, on, update=not insert_only, update_when=differs,
+                                   delete_when=delete_stale)
+        self._finish_write(
+            table,
+            inserted=counts.get("num_inserted_rows", 0),
+            updated=counts.get("num_updated_rows", 0),
+            deleted=counts.get("num_deleted_rows", 0),
+        )
+        _fault(f"after-write:{table}")
+
+    def _sync_experiments(self, state: SyncState, plan: Plan, arrow) -> None:
+        """A handful of rows, read on the driver during the scan, compared with the digests the
+        state keeps per experiment; the table is rewritten in one commit when any changed."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        schema = tables.arrow_schema(tables.EXPERIMENTS)
+        wanted = {r["experiment_id"]: _digest(r) for r in arrow.to_pylist()}
+        known = {} if plan.full or plan.recovering else dict(state.meta.get("experiments", {}))
+        rows_before = self._known_rows(tables.EXPERIMENTS)
+        if rows_before and not known:  # no digests to compare with: compare with the table
+            known = {r["experiment_id"]: _digest(r)
+                     for r in self.target.read(tables.EXPERIMENTS).toArrow().select(schema.names).to_pylist()}
+        gone = set(known) - set(wanted)
+        reconcile = self.cfg.reconcile_purged and self._all_experiments
+        inserted = len(set(wanted) - set(known))
+        updated = sum(1 for e in wanted if e in known and wanted[e] != known[e])
+        deleted = len(gone) if reconcile else 0
+        # Experiments that left the store (or the selection) stay, unless purged ones are
+        # reconciled; their digests stay in the state with them.
+        self.experiment_digests = dict(wanted, **{e: known[e] for e in gone if not reconcile})
+        if not inserted and not updated and not deleted:
+            self._untouched(tables.EXPERIMENTS)
+            return
+        if gone and not reconcile:
+            target = self.target.read(tables.EXPERIMENTS).toArrow().select(schema.names)
+            kept = target.filter(pc.is_in(target.column("experiment_id"), value_set=pa.array(sorted(gone))))
+            arrow = pa.concat_tables([arrow, kept.cast(schema)])
+        _fault(f"before-write:{tables.EXPERIMENTS}")
+        self.target.write(self._arrow_frame(arrow, tables.EXPERIMENTS), tables.EXPERIMENTS, "overwrite")
+        self._finish_write(tables.EXPERIMENTS, inserted=inserted, updated=updated, deleted=deleted,
+                           rows_after=len(arrow))
+        _fault(f"after-write:{tables.EXPERIMENTS}")
+
+    def _sync_per_run(self, table: str, plan: Plan) -> None:
+        run_ids = plan.changed[table]
+        if not run_ids:
+            self._untouched(table)
+            return
+        append = plan.appends(table)
+        stale = table in (tables.TAGS, tables.INPUTS)  # MLflow never deletes params
+        if len(run_ids) <= _DRIVER_READ_RUNS:
+            source, count = self._driver_read(table, run_ids=run_ids)
+            if count == 0 and (append or not stale):
+                self._untouched(table)
+                return
+        else:
+            source = self._reader(table, run_ids=run_ids)
+        if append:
+            self._append(table, source)
+        else:
+            delete = "t.run_id IN ({})".format(", ".join(sql_string(r) for r in sorted(run_ids))) if stale else None
+            self._merge(table, source, insert_only=False, runs=run_ids, delete_stale=delete)
+
+    def _sync_metrics(self, plan: Plan) -> None:
+        ranges = dict(plan.ranges)
+        whole = set(plan.whole_series)
+        if not ranges and not whole:
+            self._untouched(tables.METRICS)
+            return
+        runs = {run_id for run_id, _ in ranges} | {run_id for run_id, _ in whole}
+        if plan.bounded:
+            # A whole series: from 0 to its scanned position (digests have no order: to the end).
+            ordered = self.caps.metric_positions != "digest"
+            listed = {**ranges, **{pair: (0, plan.positions[pair] if ordered else 2**62) for pair in whole}}
+            if self._estimated_points(ranges) + len(whole) * max(1, self._average_series) <= _DRIVER_READ_POINTS:
+                source, count = self._driver_read(tables.METRICS, ranges=listed)
+                if count == 0 and not whole:
+                    self._untouched(tables.METRICS)
+                    return
+            else:
+                source = self._reader(tables.METRICS, ranges=listed)
+        else:
+            # Too many series to list them: the whole histories of their runs, merged.
+            source = self._reader(tables.METRICS, run_ids=runs)
+        if plan.append_metrics:
+            self._append(tables.METRICS, source)
+            return
+        # Series read whole replace what the table holds of them (a shrunk or rewritten series).
+        stale = " OR ".join(f"(t.run_id = {sql_string(r)} AND t.key = {sql_string(k)})" for r, k in sorted(whole))
+        self._merge(tables.METRICS, source, insert_only=True, runs=runs, delete_stale=stale or None)
+
+    def _reconcile_purged(self, plan: Plan) -> set[str]:
+        """Delete the rows of runs that are in the tables but no longer in the store."""
+        found: dict[str, str] = {}
+        for table in (tables.RUNS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS):
+            for row in self.target.read(table).select("run_id", "experiment_id").distinct().collect():
+                found.setdefault(row["run_id"], row["experiment_id"])
+        purged = purged_runs(found, plan.fingerprints, self.experiment_ids, self._all_experiments)
+        self.result.purged_runs = len(purged)
+        if not purged:
+            return purged
+        log.info("reconciling %d run(s) purged from the store: deleting their rows", len(purged))
+        listed = ", ".join(sql_string(r) for r in sorted(purged))
+        for table in COMMIT_ORDER:
+            if table == tables.EXPERIMENTS:
+                continue
+            before = self.target.latest_version(table)
+            _fault(f"before-purge:{table}")
+            self.target.delete(table, f"run_id IN ({listed})")
+            version, operation, _ = self._commit_info(table)
+            if version != before:
+                self._finish_write(table, inserted=0, deleted=int(operation.get("numDeletedRows", 0)))
+        return purged
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _save_state(self, state: SyncState, plan: Plan, purged: set[str]) -> None:
+        if not self.lock.held():
+            raise TargetLockedError(
+                f"the lock on {self.target.display} was taken over while this sync ran; the data "
+                f"it wrote is kept, its state is not saved (the next sync redoes the work)"
+            )
+        sync_id = self.result.sync_id
+        compact, appends = should_compact(state, plan.full)
+        meta = {
+            "sync": {
+                "sync_id": sync_id,
+                "holder": self.me["holder"],
+                "mode": self.result.mode,
+                "started_at": self.result.started_at.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "store": self.uri.display,
+                "experiments": list(self.cfg.experiments or []),
+            },
+            "rows": self.rows,
+            "versions": self.versions,
+            "experiments": self.experiment_digests,
+            "state_key": plan.state_key,
+            "positions_key": plan.positions_key,
+            # whether the saved positions are exactly what the metrics table holds
+            "metrics_exact": plan.metrics_exact,
+            "appends": appends,
+        }
+        runs, series = next_state(state, plan, purged)
+        columns = state_update(state, runs, series, meta, sync_id, compact)
+        write_state(self.target, columns, compact)
+        # This sync holds the lock: nobody else writes the state, so this commit is the next one.
+        self.result.state_version = self.state_read_version + 1
+        log.info("state saved (%s, %d rows, %d live)", "rewritten" if compact else "appended",
+                 len(columns["kind"]), len(runs) + len(series) + len(meta))
+
+
+__all__ = ["COMMIT_ORDER", "KILL_ENV", "LOCK_TABLE", "SyncResult", "TableResult", "sync"]

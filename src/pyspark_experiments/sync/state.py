@@ -1,0 +1,226 @@
+"""The sync's own Delta table, ``_sync_state``: what the last completed sync saw.
+
+An append-only log of rows, the latest row per entry winning (by ``sync_id``):
+
+- ``kind = "run"``: a run's experiment and fingerprint (``value``; null: removed);
+- ``kind = "series"``: a metric series' position (``position``; null: removed);
+- ``kind = "meta"``: one JSON value per ``key``: ``sync`` (id, holder, mode, times, store),
+  ``rows`` and ``versions`` per table, ``experiments`` (a digest per experiment),
+  ``state_key`` and ``positions_key`` (the store's :class:`StoreCapabilities` keys the
+  fingerprints and positions were taken with), ``metrics_exact``, ``appends``.
+
+State written by 0.1.0 recorded store kinds as class names (meta ``fingerprints`` =
+``"SqlStore"`` / ``"FileStore"``, ``positions`` = ``"SqlStore:sqlite:exact"``, ...);
+:func:`migrate_meta` maps them to the capability keys, so such targets keep syncing
+incrementally.
+
+Example::
+
+    >>> migrate_meta({"fingerprints": "SqlStore", "positions": "SqlStore:sqlite:exact"})
+    {'state_key': 'sql', 'positions_key': 'sql:rowid:exact'}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The sync's state table in the target.
+STATE_TABLE = "_sync_state"
+
+STATE_COLUMNS = ("kind", "run_id", "key", "experiment_id", "value", "position", "sync_id")
+
+# 0.1.0 recorded class names; these are the capability keys the same stores declare now.
+_LEGACY_STATE_KEYS = {"SqlStore": "sql", "FileStore": "file"}
+_LEGACY_POSITION_KINDS = {
+    ("SqlStore", "exact"): "sql:rowid:exact",
+    ("SqlStore", "count"): "sql:count:whole",
+    ("FileStore", "exact"): "file:bytes:exact",
+}
+
+
+def state_schema():
+    """The Spark schema of ``_sync_state``."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    return StructType([
+        StructField("kind", StringType(), False),  # run | series | meta
+        StructField("run_id", StringType(), True),
+        StructField("key", StringType(), True),
+        StructField("experiment_id", StringType(), True),
+        StructField("value", StringType(), True),  # run: fingerprint (null: removed); meta: JSON
+        StructField("position", LongType(), True),  # series: position (null: removed)
+        StructField("sync_id", LongType(), False),
+    ])
+
+
+def arrow_state_schema():
+    """The Arrow schema of ``_sync_state``'s rows."""
+    import pyarrow as pa
+
+    return pa.schema([
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("key", pa.string()),
+        pa.field("experiment_id", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("position", pa.int64()),
+        pa.field("sync_id", pa.int64(), nullable=False),
+    ])
+
+
+def migrate_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """State meta with 0.1.0's class-name kinds replaced by capability keys.
+
+    Unknown legacy values map to nothing (the next sync then re-reads that part in full).
+
+    Example::
+
+        >>> migrate_meta({"fingerprints": "FileStore", "positions": "FileStore:file:exact", "rows": {}})
+        {'rows': {}, 'state_key': 'file', 'positions_key': 'file:bytes:exact'}
+        >>> migrate_meta({"fingerprints": "SqlStore", "positions": "SqlStore:postgresql:count"})["positions_key"]
+        'sql:count:whole'
+        >>> migrate_meta({"state_key": "sql", "positions_key": "sql:rowid:exact"})
+        {'state_key': 'sql', 'positions_key': 'sql:rowid:exact'}
+    """
+    meta = dict(meta)
+    legacy_fingerprints = meta.pop("fingerprints", None)
+    legacy_positions = meta.pop("positions", None)
+    if "state_key" not in meta and isinstance(legacy_fingerprints, str):
+        meta["state_key"] = _LEGACY_STATE_KEYS.get(legacy_fingerprints)
+    if "positions_key" not in meta and isinstance(legacy_positions, str):
+        parts = legacy_positions.split(":")
+        meta["positions_key"] = _LEGACY_POSITION_KINDS.get((parts[0], parts[-1])) if len(parts) == 3 else None
+    return meta
+
+
+@dataclass
+class SyncState:
+    """The state as the last completed sync left it.
+
+    Example::
+
+        >>> state = SyncState.from_rows([("meta", None, "sync", None, '{"sync_id": 1}', None, 1),
+        ...                              ("run", "r1", None, "1", "run=a;params=b;tags=c;inputs=d", None, 1)])
+        >>> state.empty, state.runs["r1"][0]
+        (False, '1')
+    """
+
+    runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> (experiment, fingerprint)
+    series: dict[tuple[str, str], int] = field(default_factory=dict)  # (run_id, key) -> position
+    meta: dict[str, Any] = field(default_factory=dict)
+    stored_rows: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """No sync ever completed on this target."""
+        return not self.meta.get("sync")
+
+    @property
+    def live_rows(self) -> int:
+        return len(self.runs) + len(self.series) + len(self.meta)
+
+    @property
+    def last_sync(self) -> dict:
+        return dict(self.meta.get("sync") or {})
+
+    @classmethod
+    def from_rows(cls, rows) -> SyncState:
+        """From ``(kind, run_id, key, experiment_id, value, position, sync_id)`` tuples, in any
+        order; migrates legacy meta (:func:`migrate_meta`)."""
+        rows = list(rows)
+        state = cls(stored_rows=len(rows))
+        meta: dict[str, Any] = {}
+        for kind, run_id, key, experiment_id, value, position, _ in sorted(rows, key=lambda r: r[6]):
+            if kind == "run":
+                if value is None:
+                    state.runs.pop(run_id, None)
+                else:
+                    state.runs[run_id] = (experiment_id, value)
+            elif kind == "series":
+                if position is None:
+                    state.series.pop((run_id, key), None)
+                else:
+                    state.series[(run_id, key)] = int(position)
+            elif kind == "meta":
+                meta[key] = json.loads(value)
+        state.meta = migrate_meta(meta)
+        return state
+
+    @classmethod
+    def from_arrow(cls, arrow) -> SyncState:
+        """From the state table read as an Arrow table."""
+        columns = [arrow.column(name).to_pylist() for name in STATE_COLUMNS]
+        return cls.from_rows(zip(*columns))
+
+
+def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dict[tuple[str, str], int],
+                 meta: dict[str, Any], sync_id: int, compact: bool) -> dict[str, list]:
+    """The rows a sync writes to the state, as columns: with ``compact``, every live entry
+    (the table is overwritten); otherwise only what differs from ``state``, removals as nulls
+    (appended).
+
+    Example::
+
+        >>> old = SyncState(runs={"a": ("1", "x"), "b": ("1", "y")})
+        >>> cols = state_update(old, {"a": ("1", "x2")}, {}, {"sync": {"sync_id": 2}}, 2, compact=False)
+        >>> list(zip(cols["kind"], cols["run_id"], cols["value"]))
+        [('run', 'a', 'x2'), ('run', 'b', None), ('meta', None, '{"sync_id": 2}')]
+    """
+    columns: dict[str, list] = {name: [] for name in STATE_COLUMNS}
+
+    def add(kind, run_id=None, key=None, experiment_id=None, value=None, position=None):
+        for name, item in zip(STATE_COLUMNS, (kind, run_id, key, experiment_id, value, position, sync_id)):
+            columns[name].append(item)
+
+    for run_id, (experiment_id, value) in sorted(runs.items()):
+        if compact or state.runs.get(run_id) != (experiment_id, value):
+            add("run", run_id=run_id, experiment_id=experiment_id, value=value)
+    for (run_id, key), position in sorted(series.items()):
+        if compact or state.series.get((run_id, key)) != position:
+            add("series", run_id=run_id, key=key, position=position)
+    if not compact:
+        for run_id in sorted(set(state.runs) - set(runs)):
+            add("run", run_id=run_id)  # removed
+        for run_id, key in sorted(set(state.series) - set(series)):
+            add("series", run_id=run_id, key=key)  # removed
+    for name, value in meta.items():
+        add("meta", key=name, value=json.dumps(value, sort_keys=True))
+    return columns
+
+
+def should_compact(state: SyncState, full: bool) -> tuple[bool, int]:
+    """Whether this sync rewrites the state in one file (Delta reads many small files slowly),
+    and the ``appends`` count to record.
+
+    Example::
+
+        >>> should_compact(SyncState(meta={"appends": 3}), full=False)
+        (False, 4)
+    """
+    appends = int(state.meta.get("appends", 0)) + 1
+    compact = full or appends > 50 or state.stored_rows > 2 * state.live_rows + 10_000
+    return compact, 0 if compact else appends
+
+
+def read_state(target) -> tuple[SyncState, int]:
+    """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) and the
+    version it was read at.
+
+    Example::
+
+        >>> state, version = read_state(target)                                # doctest: +SKIP
+    """
+    version = target.latest_version(STATE_TABLE)
+    arrow = target.read(STATE_TABLE, version=version).toArrow()
+    return SyncState.from_arrow(arrow), version
+
+
+def write_state(target, columns: dict[str, list], compact: bool) -> None:
+    """Write the rows of :func:`state_update` in one commit (overwrite when ``compact``)."""
+    import pyarrow as pa
+
+    arrow = pa.Table.from_pydict(columns, schema=arrow_state_schema())
+    df = target.spark.createDataFrame(arrow, schema=state_schema())
+    target.write(df.coalesce(1), STATE_TABLE, "overwrite" if compact else "append")

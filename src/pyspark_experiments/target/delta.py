@@ -1,0 +1,378 @@
+"""A Delta target: a folder of Delta tables or a catalog schema, through SQL only.
+
+Every writer of synced tables (the sync, later the analytics job and the cleanup command) goes
+through :class:`DeltaTarget`. It uses only SparkSession SQL and DataFrame APIs, so it works the
+same from a classic session and from a Spark Connect session (Delta's Python ``DeltaTable`` API
+does not work over Connect).
+
+The rule for a target is explicit: :meth:`DeltaTarget.at_path` (``<folder>/<table>``) or
+:meth:`DeltaTarget.in_schema` (``<schema>.<table>``, or ``<catalog>.<schema>.<table>``). For a
+single table given as one string, :func:`is_table_path` is the rule.
+
+Example::
+
+    >>> target = DeltaTarget.at_path(spark, "/data/mlflow")                 # doctest: +SKIP
+    >>> target.sql_name("runs")                                              # doctest: +SKIP
+    'delta.`/data/mlflow/runs`'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from ..errors import ConfigurationError, TargetError, TargetLockedError
+from ..uri import redact
+
+# Error markers of a Delta commit that lost a race against another writer.
+_CONFLICT_MARKERS = (
+    "DELTA_CONCURRENT", "ConcurrentAppend", "ConcurrentDelete", "ConcurrentTransaction",
+    "ConcurrentWrite", "ProtocolChanged", "MetadataChanged", "DELTA_PROTOCOL_CHANGED",
+    "DELTA_METADATA_CHANGED", "FileAlreadyExistsException",
+)
+# Two writers creating one table at once: the loser finds a folder that is not a table yet.
+_CREATE_RACE_MARKERS = (
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION", "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "DELTA_TABLE_ALREADY_EXISTS", "already exists",
+)
+_NOT_A_TABLE_MARKERS = (
+    "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "PATH_NOT_FOUND",
+    "is not a Delta table", "DELTA_PATH_DOES_NOT_EXIST", "doesn't exist", "does not exist",
+)
+
+
+def is_table_path(reference: str) -> bool:
+    """Whether a table reference string is a path (``True``) or a catalog table name (``False``).
+
+    THE rule, used wherever one string names a Delta table: a reference that holds a ``/``, a
+    ``\\`` or a ``:`` (a scheme such as ``s3a://`` or ``file:``, a Windows drive) is a path;
+    anything else (``table``, ``schema.table``, ``catalog.schema.table``, backquoted parts) is a
+    catalog name. ``delta.`/p``` is a path. A relative folder must therefore be written with a
+    slash (``./events``).
+
+    Example::
+
+        >>> is_table_path("/data/events"), is_table_path("s3a://b/t"), is_table_path("./events")
+        (True, True, True)
+        >>> is_table_path("main.ml.events"), is_table_path("events")
+        (False, False)
+    """
+    if not isinstance(reference, str) or not reference.strip():
+        raise ConfigurationError(f"table must be a Delta table path or name, got {reference!r}")
+    text = reference.strip()
+    if text.lower().startswith("delta.`") and text.endswith("`"):
+        return True
+    return any(mark in text for mark in ("/", "\\", ":"))
+
+
+def table_path(reference: str) -> str:
+    """The path of a path reference (``delta.`/p``` unwrapped).
+
+    Example::
+
+        >>> table_path("delta.`/data/events`")
+        '/data/events'
+    """
+    text = reference.strip()
+    if text.lower().startswith("delta.`") and text.endswith("`"):
+        return text[len("delta.`"):-1]
+    return text
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal.
+
+    Example::
+
+        >>> sql_string("it's")
+        "'it\\\\'s'"
+    """
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_name(name: str) -> str:
+    """A dotted catalog name with each part backquoted.
+
+    Example::
+
+        >>> quote_name("main.ml")
+        '`main`.`ml`'
+    """
+    return ".".join("`{}`".format(part.strip("`").replace("`", "``")) for part in name.split("."))
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a Delta commit conflict (another writer committed first).
+
+    Example::
+
+        >>> is_conflict(RuntimeError("[DELTA_CONCURRENT_APPEND] ..."))
+        True
+    """
+    text = f"{type(error).__name__}: {error}"
+    return any(marker in text for marker in _CONFLICT_MARKERS)
+
+
+def _ddl(schema) -> str:
+    return ", ".join(
+        "`{}` {}{}".format(f.name.replace("`", "``"), f.dataType.simpleString(), "" if f.nullable else " NOT NULL")
+        for f in schema.fields
+    )
+
+
+class DeltaTarget:
+    """A folder of Delta tables (``<path>/<table>``) or a catalog schema (``<schema>.<table>``).
+
+    Build it with :meth:`at_path` or :meth:`in_schema` (or the constructor with exactly one of
+    ``path`` and ``schema``). A local path is made absolute; ``display`` never shows credentials.
+
+    Example::
+
+        >>> target = DeltaTarget.at_path(spark, "/data/mlflow")               # doctest: +SKIP
+        >>> target.write(df, "runs", "append")                               # doctest: +SKIP
+        >>> target.read("runs").count()                                      # doctest: +SKIP
+    """
+
+    def __init__(self, spark, path: str | None = None, schema: str | None = None) -> None:
+        if bool(path) == bool(schema):
+            raise ConfigurationError("a Delta target is a folder (path) or a catalog schema (schema): give exactly one")
+        self.spark = spark
+        self.schema = schema.strip() if schema else None
+        if path is not None and "://" not in path and not path.startswith("file:"):
+            path = os.path.abspath(os.path.expanduser(path))
+        self.path = path.rstrip("/") if path else None
+
+    @classmethod
+    def at_path(cls, spark, path: str) -> DeltaTarget:
+        """A folder of Delta tables, any Hadoop path (``/data``, ``s3a://bucket/mlflow``).
+
+        Example::
+
+            >>> DeltaTarget.at_path(None, "s3a://bucket/mlflow").name("runs")
+            's3a://bucket/mlflow/runs'
+        """
+        return cls(spark, path=path)
+
+    @classmethod
+    def in_schema(cls, spark, schema: str) -> DeltaTarget:
+        """A catalog schema (``schema`` or ``catalog.schema``); tables are created in it.
+
+        Example::
+
+            >>> DeltaTarget.in_schema(None, "main.ml").sql_name("runs")
+            '`main`.`ml`.`runs`'
+        """
+        return cls(spark, schema=schema)
+
+    def __repr__(self) -> str:
+        return f"DeltaTarget({self.display!r})"
+
+    @property
+    def display(self) -> str:
+        """The target for logs and summaries, credentials hidden.
+
+        Example::
+
+            >>> DeltaTarget.at_path(None, "s3a://key:secret@bucket/m").display
+            's3a://key:***@bucket/m (folder of Delta tables)'
+        """
+        if self.path:
+            return f"{redact(self.path)} (folder of Delta tables)"
+        return f"{self.schema} (catalog schema)"
+
+    # -- names -------------------------------------------------------------------------------
+
+    def name(self, table: str) -> str:
+        """The table's path (folder targets) or its quoted catalog name.
+
+        Example::
+
+            >>> DeltaTarget.at_path(None, "/d").name("runs")
+            '/d/runs'
+        """
+        if self.path:
+            return f"{self.path}/{table}"
+        return quote_name(f"{self.schema}.{table}")
+
+    def sql_name(self, table: str) -> str:
+        """The table as SQL names it (``delta.`<path>``` or ``schema.table``).
+
+        Example::
+
+            >>> DeltaTarget.at_path(None, "/d").sql_name("runs")
+            'delta.`/d/runs`'
+        """
+        if self.path:
+            return "delta.`{}`".format(self.name(table).replace("`", "``"))
+        return self.name(table)
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the catalog schema if it does not exist (folders need nothing)."""
+        if self.schema:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote_name(self.schema)}")
+
+    def exists(self, table: str) -> bool:
+        """Whether ``table`` is a Delta table of the target.
+
+        Example::
+
+            >>> target.exists("runs")                                        # doctest: +SKIP
+            True
+        """
+        if self.schema:
+            return bool(self.spark.catalog.tableExists(self.name(table).replace("`", "")))
+        try:
+            self.spark.sql(f"DESCRIBE HISTORY {self.sql_name(table)} LIMIT 1").collect()
+            return True
+        except Exception as error:  # AnalysisException, classic or Connect
+            if any(marker in str(error) for marker in _NOT_A_TABLE_MARKERS):
+                return False
+            raise
+
+    def create(self, table: str, schema, attempts: int = 8) -> bool:
+        """Create ``table`` with ``schema`` unless it exists; ``True`` if this call created it.
+
+        Two writers creating one table at once end with one table: the loser's commit conflict
+        (or Delta's ``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``, when it sees the winner's
+        folder before its first commit) is retried until the table is there. If it never
+        appears, :class:`TargetLockedError` (another job is creating it; retry later).
+
+        Example::
+
+            >>> target.create("runs", tables.spark_schema("runs"))            # doctest: +SKIP
+            True
+        """
+        statement = f"CREATE TABLE IF NOT EXISTS {self.sql_name(table)} ({_ddl(schema)}) USING delta"
+        last: BaseException | None = None
+        for attempt in range(attempts):
+            if attempt and self.exists(table):
+                return False
+            try:
+                self.spark.sql(statement).collect()
+                return True
+            except Exception as error:
+                text = str(error)
+                if not (is_conflict(error) or any(marker in text for marker in _CREATE_RACE_MARKERS)):
+                    raise
+                last = error
+                time.sleep(0.25 * (attempt + 1))
+        if self.exists(table):
+            return False
+        raise TargetLockedError(
+            f"another job is creating the table {table} of {self.display} at the same moment; "
+            f"try again when it has finished ({redact(str(last).splitlines()[0] if last else '')})"
+        )
+
+    def read(self, table: str, version: int | None = None):
+        """The table as a DataFrame, at its latest or a given version.
+
+        Example::
+
+            >>> target.read("runs", version=3).count()                         # doctest: +SKIP
+        """
+        if version is not None:
+            return self.spark.sql(f"SELECT * FROM {self.sql_name(table)} VERSION AS OF {int(version)}")
+        if self.path:
+            return self.spark.read.format("delta").load(self.name(table))
+        return self.spark.read.table(self.name(table))
+
+    def write(self, df, table: str, mode: str) -> None:
+        """Write ``df`` to ``table`` in one commit: ``append`` or ``overwrite``.
+
+        Example::
+
+            >>> target.write(df, "runs", "append")                             # doctest: +SKIP
+        """
+        if mode not in ("append", "overwrite"):
+            raise TargetError(f"write mode {mode!r}: expected append or overwrite")
+        writer = df.write.format("delta").mode(mode)
+        if self.path:
+            writer.save(self.name(table))
+        else:
+            writer.saveAsTable(self.name(table).replace("`", ""))
+
+    def merge(self, table: str, source, on: str, *, update_when: str | None = None, update: bool = True,
+              delete_when: str | None = None) -> dict[str, int]:
+        """``MERGE INTO table t USING source s ON <on>``: update matched rows (where
+        ``update_when`` holds), insert the others, and delete target rows with no source row
+        where ``delete_when`` holds. Returns Delta's counts (``num_inserted_rows``, ...).
+
+        Example::
+
+            >>> target.merge("tags", df, "t.run_id <=> s.run_id AND t.key <=> s.key")   # doctest: +SKIP
+            {'num_affected_rows': 3, 'num_updated_rows': 1, 'num_deleted_rows': 0, 'num_inserted_rows': 2}
+        """
+        view = f"_pyspark_experiments_merge_{uuid.uuid4().hex}"
+        source.createOrReplaceTempView(view)
+        try:
+            clauses = []
+            if update:
+                clauses.append(f"WHEN MATCHED{f' AND ({update_when})' if update_when else ''} THEN UPDATE SET *")
+            clauses.append("WHEN NOT MATCHED THEN INSERT *")
+            if delete_when:
+                clauses.append(f"WHEN NOT MATCHED BY SOURCE AND ({delete_when}) THEN DELETE")
+            rows = self.spark.sql(
+                f"MERGE INTO {self.sql_name(table)} t USING {view} s ON {on} " + " ".join(clauses)
+            ).collect()
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return {k: int(v or 0) for k, v in (rows[0].asDict() if rows else {}).items()}
+
+    def delete(self, table: str, condition: str) -> None:
+        """``DELETE FROM table WHERE condition``.
+
+        Example::
+
+            >>> target.delete("runs", "run_id IN ('a')")                       # doctest: +SKIP
+        """
+        self.spark.sql(f"DELETE FROM {self.sql_name(table)} WHERE {condition}").collect()
+
+    def optimize(self, table: str) -> None:
+        """Compact the table's small files (``OPTIMIZE``)."""
+        self.spark.sql(f"OPTIMIZE {self.sql_name(table)}").collect()
+
+    # -- metadata: no Spark job --------------------------------------------------------------
+
+    def properties(self, table: str) -> dict[str, str]:
+        """The table's properties (``SHOW TBLPROPERTIES``: metadata only).
+
+        Example::
+
+            >>> target.properties("_sync_lock")                                  # doctest: +SKIP
+            {'delta.minReaderVersion': '1', ...}
+        """
+        return {row["key"]: row["value"] for row in self.spark.sql(f"SHOW TBLPROPERTIES {self.sql_name(table)}").collect()}
+
+    def set_property(self, table: str, key: str, value: str) -> None:
+        """Set one table property (a metadata-only commit)."""
+        self.spark.sql(f"ALTER TABLE {self.sql_name(table)} SET TBLPROPERTIES ({sql_string(key)} = {sql_string(value)})")
+
+    def unset_property(self, table: str, key: str) -> None:
+        """Remove one table property if present (a metadata-only commit)."""
+        self.spark.sql(f"ALTER TABLE {self.sql_name(table)} UNSET TBLPROPERTIES IF EXISTS ({sql_string(key)})")
+
+    def history(self, table: str, limit: int | None = None) -> list:
+        """The table's latest commits, newest first (``DESCRIBE HISTORY``): rows with
+        ``version``, ``operation``, ``operationParameters``, ``operationMetrics``, ``readVersion``.
+
+        Example::
+
+            >>> target.history("runs", 1)[0]["version"]                          # doctest: +SKIP
+            7
+        """
+        limit_sql = f" LIMIT {int(limit)}" if limit else ""
+        return self.spark.sql(f"DESCRIBE HISTORY {self.sql_name(table)}{limit_sql}").select(
+            "version", "operation", "operationParameters", "operationMetrics", "readVersion").collect()
+
+    def latest_version(self, table: str) -> int:
+        """The table's latest version.
+
+        Example::
+
+            >>> target.latest_version("runs")                                    # doctest: +SKIP
+            7
+        """
+        return int(self.history(table, 1)[0]["version"])
