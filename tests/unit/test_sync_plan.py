@@ -1,0 +1,207 @@
+"""The sync's plan without Spark: from (store scan, saved state, flags) to what is read and how
+it is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyspark_experiments.stores.base import StoreCapabilities, fingerprint
+from pyspark_experiments.sync.plan import Flags, Scan, is_recovery, make_plan, next_state, purged_runs
+from pyspark_experiments.sync.state import SyncState, migrate_meta
+
+FILE = StoreCapabilities("file", "file", "bytes", True, 32, True)
+SQLITE = StoreCapabilities("sql", "sql", "rowid", True, 1, True)
+POSTGRES = StoreCapabilities("sql", "sql", "count", False, 1, True)
+DIGEST = StoreCapabilities("rest", "rest", "digest", False, 1, True)
+
+
+def fp(run="r", params="p", tags="t", inputs="i") -> str:
+    return fingerprint({"run": run, "params": params, "tags": tags, "inputs": inputs})
+
+
+def scan(runs: dict, positions: dict, caps: StoreCapabilities = FILE, experiments=("1",)) -> Scan:
+    return Scan(tuple(experiments), {r: ("1", v) for r, v in runs.items()}, dict(positions),
+                state_key=caps.state_key, positions_key=caps.positions_key,
+                position_kind=caps.metric_positions, exact_ranges=caps.exact_metric_ranges)
+
+
+def saved(runs: dict, positions: dict, caps: StoreCapabilities = FILE, exact: bool = True, **meta) -> SyncState:
+    return SyncState(
+        runs={r: ("1", v) for r, v in runs.items()}, series=dict(positions),
+        meta={"sync": {"sync_id": 1, "holder": "h1"}, "state_key": caps.state_key,
+              "positions_key": caps.positions_key, "metrics_exact": exact, **meta},
+    )
+
+
+BASE_RUNS = {"a": fp(), "b": fp()}
+BASE_SERIES = {("a", "loss"): 64, ("b", "loss"): 96}
+
+
+def test_first_sync_reads_everything_and_merges_into_empty_tables():
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES), SyncState())
+    assert plan.mode == "full" and plan.full
+    assert plan.ranges == {("a", "loss"): (0, 64), ("b", "loss"): (0, 96)}
+    for table in ("params", "tags", "inputs", "runs"):
+        assert plan.changed[table] == {"a", "b"}
+        assert not plan.appends(table)
+    assert not plan.append_metrics and plan.metrics_exact
+    assert (plan.new_run_count, plan.changed_run_count, plan.series_read) == (2, 0, 2)
+
+
+def test_nothing_changed_reads_nothing():
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES), saved(BASE_RUNS, BASE_SERIES))
+    assert plan.mode == "incremental"
+    assert not any(plan.changed.values()) and not plan.ranges and not plan.whole_series
+    assert (plan.new_run_count, plan.changed_run_count, plan.series_read) == (0, 0, 0)
+
+
+def test_new_runs_are_appended():
+    runs = dict(BASE_RUNS, c=fp(run="c"))
+    plan = make_plan(scan(runs, {**BASE_SERIES, ("c", "loss"): 32}), saved(BASE_RUNS, BASE_SERIES))
+    assert plan.new_runs == {"c"}
+    assert all(plan.changed[t] == {"c"} for t in ("params", "tags", "inputs", "runs"))
+    assert all(plan.appends(t) for t in ("params", "tags", "inputs", "runs"))
+    assert plan.ranges == {("c", "loss"): (0, 32)} and plan.append_metrics
+    assert (plan.new_run_count, plan.changed_run_count) == (1, 0)
+
+
+@pytest.mark.parametrize("part, tables", [
+    ("run", {"runs"}),
+    ("params", {"params", "runs"}),
+    ("tags", {"tags", "runs"}),
+    ("inputs", {"inputs"}),
+])
+def test_a_changed_fingerprint_part_rereads_its_tables_and_merges(part, tables):
+    runs = dict(BASE_RUNS, a=fp(**{part: "changed"}))
+    plan = make_plan(scan(runs, BASE_SERIES), saved(BASE_RUNS, BASE_SERIES))
+    assert {t for t, changed in plan.changed.items() if changed} == tables
+    assert all(plan.changed[t] == {"a"} and not plan.appends(t) for t in tables)
+    assert (plan.new_run_count, plan.changed_run_count) == (0, 1)
+
+
+def test_an_unstructured_fingerprint_rereads_every_part():
+    plan = make_plan(scan(dict(BASE_RUNS, a="opaque-2"), BASE_SERIES), saved(dict(BASE_RUNS, a="opaque-1"), BASE_SERIES))
+    assert all(plan.changed[t] == {"a"} for t in ("params", "tags", "inputs", "runs"))
+
+
+@pytest.mark.parametrize("caps", [FILE, SQLITE], ids=["bytes", "rowid"])
+def test_new_points_are_read_between_positions_and_appended(caps):
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 64, ("b", "loss"): 160, ("b", "acc"): 10}, caps),
+                     saved(BASE_RUNS, BASE_SERIES, caps))
+    assert plan.ranges == {("b", "loss"): (96, 160), ("b", "acc"): (0, 10)}
+    assert plan.append_metrics and not plan.whole_series
+    assert plan.changed["runs"] == {"b"} and not plan.changed["params"]  # the row's latest metrics
+    assert (plan.new_run_count, plan.changed_run_count, plan.series_read) == (0, 1, 2)
+
+
+def test_counted_positions_are_read_whole_and_merged():
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 5, ("b", "loss"): 3}, POSTGRES),
+                     saved(BASE_RUNS, {("a", "loss"): 4, ("b", "loss"): 3}, POSTGRES, exact=False))
+    assert plan.ranges == {("a", "loss"): (4, 5)}
+    assert not plan.append_metrics and not plan.metrics_exact
+
+
+def test_previous_sync_with_inexact_ranges_means_merge():
+    plan = make_plan(scan(BASE_RUNS, {**BASE_SERIES, ("a", "loss"): 99}), saved(BASE_RUNS, BASE_SERIES, exact=False))
+    assert plan.ranges == {("a", "loss"): (64, 99)} and not plan.append_metrics
+
+
+def test_a_shrunk_series_is_read_whole_and_replaced():
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 32, ("b", "loss"): 96}), saved(BASE_RUNS, BASE_SERIES))
+    assert plan.whole_series == {("a", "loss")} and not plan.ranges
+    assert not plan.append_metrics and plan.changed["runs"] == {"a"}
+    assert plan.series_read == 1
+
+
+def test_digest_positions_reread_a_changed_series_whole_and_merge():
+    positions = {("a", "loss"): 111, ("b", "loss"): 222}
+    state = saved(BASE_RUNS, positions, DIGEST, exact=False)
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 5, ("b", "loss"): 222, ("b", "acc"): 7}, DIGEST), state)
+    assert plan.whole_series == {("a", "loss"), ("b", "acc")} and not plan.ranges
+    assert not plan.append_metrics
+    assert make_plan(scan(BASE_RUNS, positions, DIGEST), state).series_read == 0
+
+
+def test_a_killed_previous_sync_merges_everything():
+    runs = dict(BASE_RUNS, c=fp(run="c"))
+    positions = {**BASE_SERIES, ("c", "loss"): 32, ("a", "loss"): 80}
+    plan = make_plan(scan(runs, positions), saved(BASE_RUNS, BASE_SERIES), Flags(recovering=True))
+    assert plan.mode == "incremental" and plan.recovering
+    assert plan.changed["runs"] == {"a", "c"}
+    assert not any(plan.appends(t) for t in ("params", "tags", "inputs", "runs", "metrics"))
+    assert plan.ranges == {("c", "loss"): (0, 32), ("a", "loss"): (64, 80)}
+
+
+def test_recovery_is_a_claim_of_another_holder_than_the_last_saved_sync():
+    assert is_recovery([{"holder": "h2"}], {"holder": "h1"})
+    assert not is_recovery([{"holder": "h1"}], {"holder": "h1"})  # it saved its state, then died
+    assert not is_recovery([], {"holder": "h1"})
+
+
+def test_full_flag_rereads_and_merges_everything():
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES), saved(BASE_RUNS, BASE_SERIES), Flags(full=True))
+    assert plan.mode == "full" and plan.changed["runs"] == {"a", "b"} and len(plan.ranges) == 2
+    assert not plan.appends("runs") and not plan.append_metrics
+
+
+def test_purged_runs_stay_in_the_state_until_reconciled():
+    state = saved(dict(BASE_RUNS, gone=fp()), {**BASE_SERIES, ("gone", "loss"): 10})
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES), state)
+    assert not any(plan.changed.values()) and not plan.ranges  # the gone run is not read
+    runs, series = next_state(state, plan)
+    assert "gone" in runs and ("gone", "loss") in series
+    purged = purged_runs({"a": "1", "b": "1", "gone": "1"}, plan.fingerprints, plan.experiment_ids, all_experiments=True)
+    assert purged == {"gone"}
+    runs, series = next_state(state, plan, purged)
+    assert set(runs) == {"a", "b"} and set(series) == set(BASE_SERIES)
+
+
+def test_purge_is_limited_to_the_selected_experiments():
+    found = {"a": "1", "x": "2"}
+    assert purged_runs(found, set(), ["1"], all_experiments=False) == {"a"}
+    assert purged_runs(found, set(), ["1"], all_experiments=True) == {"a", "x"}
+
+
+def test_a_store_of_another_kind_rereads_everything_and_merges():
+    state = saved(BASE_RUNS, BASE_SERIES, FILE)
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 5, ("b", "loss"): 9}, SQLITE), state)
+    assert plan.mode == "full"
+    assert plan.changed["runs"] == {"a", "b"} and plan.new_runs == {"a", "b"}
+    assert not plan.appends("runs") and not plan.append_metrics  # never appended twice
+    assert plan.ranges == {("a", "loss"): (0, 5), ("b", "loss"): (0, 9)}
+    assert plan.state_key == "sql" and plan.positions_key == "sql:rowid:exact"
+
+
+def test_other_position_meaning_rereads_series_from_zero():
+    state = saved(BASE_RUNS, BASE_SERIES, FILE)
+    state.meta["positions_key"] = "file:bytes:whole"
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES), state)
+    assert plan.mode == "incremental" and not plan.changed["params"]
+    assert plan.ranges == {("a", "loss"): (0, 64), ("b", "loss"): (0, 96)} and not plan.append_metrics
+
+
+@pytest.mark.parametrize("legacy, caps", [
+    ({"fingerprints": "SqlStore", "positions": "SqlStore:sqlite:exact"}, SQLITE),
+    ({"fingerprints": "SqlStore", "positions": "SqlStore:postgresql:count"}, POSTGRES),
+    ({"fingerprints": "FileStore", "positions": "FileStore:file:exact"}, FILE),
+])
+def test_legacy_state_meta_is_migrated_and_nothing_is_reread(legacy, caps):
+    meta = migrate_meta({"sync": {"sync_id": 4, "holder": "old"}, "metrics_exact": caps.exact_metric_ranges, **legacy})
+    state = SyncState(runs={r: ("1", v) for r, v in BASE_RUNS.items()}, series=dict(BASE_SERIES), meta=meta)
+    plan = make_plan(scan(BASE_RUNS, BASE_SERIES, caps), state)
+    assert plan.mode == "incremental"
+    assert not any(plan.changed.values()) and plan.series_read == 0
+    grown = make_plan(scan(BASE_RUNS, {**BASE_SERIES, ("a", "loss"): 70}, caps), state)
+    assert grown.ranges == {("a", "loss"): (64, 70)}
+    assert grown.append_metrics == caps.exact_metric_ranges
+
+
+def test_no_experiments_selected_is_an_empty_plan():
+    plan = make_plan(scan({}, {}, experiments=()), SyncState())
+    assert plan.mode == "full" and not plan.ranges and not any(plan.changed.values())
+
+
+def test_too_many_series_to_list_is_not_exact():
+    positions = {("a", f"m{i}"): 10 for i in range(5)}
+    plan = make_plan(scan(BASE_RUNS, positions), saved(BASE_RUNS, {}), Flags(max_listed_series=3))
+    assert not plan.bounded and not plan.metrics_exact and not plan.append_metrics
