@@ -331,6 +331,23 @@ def test_two_syncs_at_once_one_fails_clearly_or_both_commit(spark, tmp_path):
     assert sync(uri, target, spark=spark).mode == "incremental"
 
 
+def test_two_first_syncs_on_a_new_target(spark, tmp_path):
+    """Two sync processes started at once on a target that does not exist yet: both create the
+    lock and state tables; each must end in success or "locked" (75), never a failure (1)."""
+    uri, _ = new_store("sqlite", tmp_path, reference=False)
+    target = str(tmp_path / "new-target")
+    args = ["--tracking-uri", uri, "--target-path", target]
+    processes = [_start_cli(args) for _ in range(2)]
+    outcomes = [p.communicate(timeout=900) + (p.returncode,) for p in processes]
+    codes = sorted(code for _, _, code in outcomes)
+    assert codes in ([0, 0], [0, EXIT_LOCKED]), [(code, err[-2000:]) for _, err, code in outcomes]
+    for out, _, code in outcomes:
+        if code == EXIT_LOCKED:
+            assert "NOT RUN" in out and "another sync" in out, out
+    assert_same(target_tables(spark, target), source_tables(spark, uri))
+    assert not lock_claims(spark, target)
+
+
 def lock_claims(spark, target: str) -> dict:
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{target}/{LOCK_TABLE}`").collect()[0]
     return {k: v for k, v in (detail["properties"] or {}).items() if k.startswith(LOCK_PREFIX)}
@@ -367,13 +384,23 @@ def test_lock_of_a_live_sync_is_respected_and_of_a_dead_one_taken_over(spark, tm
 # ------------------------------------------------------------------------------------------------
 
 
-def _cli(args: list[str], kill_at: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+def _cli_command(args: list[str], kill_at: str | None = None) -> tuple[list[str], dict]:
     env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true", PYSPARK_PYTHON=sys.executable)
     env.pop(KILL_ENV, None)
     if kill_at:
         env[KILL_ENV] = kill_at
     command = [sys.executable, "-m", "pyspark_experiments.sync", "--master", "local[2]",
                "--conf", "spark.sql.shuffle.partitions=4", "--no-progress", *args]
+    return command, env
+
+
+def _start_cli(args: list[str]) -> subprocess.Popen:
+    command, env = _cli_command(args)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _cli(args: list[str], kill_at: str | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    command, env = _cli_command(args, kill_at)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
