@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from datetime import UTC, datetime
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from . import tables
+from .errors import ConfigurationError
+from .stores import open_store
+from .stores.base import MODES, VIEW_TYPES, Selection
+from .stores.resolve import resolve_experiments
+from .streaming import ExperimentsStreamReader
 from .uri import TrackingUri, resolve_tracking_uri
 
 # Option names as users write them; Spark hands them to us lower-cased.
@@ -76,20 +82,18 @@ class ReadRequest:
             >>> ReadRequest.from_options({"viewtype": "all", "path": "1, 2"}).experiments
             ('1', '2')
         """
-        from .stores.base import MODES, VIEW_TYPES
-
         environ = os.environ if environ is None else environ
         given = {str(k).lower(): v for k, v in dict(options).items()}
         path = given.pop("path", None)
         paths = given.pop("paths", None)
         unknown = sorted(set(given) - set(_CANONICAL))
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown option(s) {', '.join(repr(u) for u in unknown)} for format "
                 f"'experiments'; valid options: {', '.join(OPTIONS)}"
             )
         if paths and paths not in ("[]", ""):
-            raise ValueError(
+            raise ConfigurationError(
                 "format 'experiments' takes one load path: experiment ids or names, comma "
                 "separated, e.g. load('3,7') or load('my-experiment')"
             )
@@ -109,10 +113,14 @@ class ReadRequest:
         )
 
     def selection(self, store, environ=None):
-        """Resolve the experiments against ``store`` and describe the read for the backend."""
-        from .stores.base import Selection
-        from .uri import resolve_experiments
+        """Resolve the experiments against ``store`` and describe the read for the backend.
 
+        Example::
+
+            >>> request = ReadRequest.from_options({"trackingUri": "sqlite:///mlflow.db"})
+            >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
+            ('0', '1')
+        """
         experiment_ids = resolve_experiments(store, self.experiments, self.view_type, self.table, environ)
         return Selection(
             table=self.table,
@@ -131,7 +139,7 @@ class ReadRequest:
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
     canonical = str(value).strip().upper()
     if canonical not in valid:
-        raise ValueError(f"option {option!r}: unknown value {value!r}; expected one of {', '.join(valid)}")
+        raise ConfigurationError(f"option {option!r}: unknown value {value!r}; expected one of {', '.join(valid)}")
     return canonical
 
 
@@ -150,7 +158,7 @@ def _positive_int(option: str, value: str | None) -> int | None:
     except ValueError:
         number = 0
     if number <= 0:
-        raise ValueError(f"option {option!r}: expected a positive integer, got {value!r}")
+        raise ConfigurationError(f"option {option!r}: expected a positive integer, got {value!r}")
     return number
 
 
@@ -158,8 +166,6 @@ def _ranges_option(value: str | None) -> tuple[tuple[str, str, int, int], ...] |
     """``metricRanges``: JSON ``{run_id: {key: [after, upto]}}`` of store positions."""
     if value is None:
         return None
-    import json
-
     try:
         parsed = json.loads(value)
         ranges = tuple(sorted(
@@ -168,7 +174,7 @@ def _ranges_option(value: str | None) -> tuple[tuple[str, str, int, int], ...] |
             for key, (after, upto) in keys.items()
         ))
     except (ValueError, TypeError, AttributeError):
-        raise ValueError(
+        raise ConfigurationError(
             "option 'metricRanges': expected JSON {run_id: {metric key: [after, upto]}} with "
             "integer positions as the store reports them, e.g. '{\"3f2a\": {\"loss\": [0, 1893]}}'"
         ) from None
@@ -185,7 +191,7 @@ def _time_option(option: str, value: str | None) -> int | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
+        raise ConfigurationError(
             f"option {option!r}: expected an ISO-8601 time such as '2026-01-31T12:00:00Z' or "
             f"epoch milliseconds, got {value!r}"
         ) from None
@@ -219,8 +225,6 @@ class ExperimentsDataSource(DataSource):
         return ExperimentsReader(self.request)
 
     def streamReader(self, schema):
-        from .streaming import ExperimentsStreamReader
-
         return ExperimentsStreamReader(self.request)
 
 
@@ -242,16 +246,12 @@ class ExperimentsReader(DataSourceReader):
         self.request = request
 
     def partitions(self) -> list[StorePartition]:
-        from .stores import open_store
-
         store = open_store(self.request.uri)
         return [StorePartition(p) for p in store.plan(self.request.selection(store))]
 
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StorePartition):
             return  # a plan with no partitions: Spark still asks for one
-        from .stores import open_store
-
         yield from open_store(self.request.uri).read(partition.partition)
 
 
@@ -264,8 +264,6 @@ def plan_read(options: dict, environ=None):
         >>> len(parts) >= 1
         True
     """
-    from .stores import open_store
-
     request = ReadRequest.from_options(options, environ)
     store = open_store(request.uri)
     selection = request.selection(store, environ)

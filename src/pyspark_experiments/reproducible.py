@@ -57,6 +57,8 @@ from pyspark.sql.types import (
     VariantType,
 )
 
+from .errors import ConfigurationError, MissingDependencyError
+
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
@@ -231,13 +233,13 @@ def _schema_of(df: DataFrame) -> dict[str, DataType]:
     names = [f.name for f in df.schema.fields]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(
+        raise ConfigurationError(
             f"df has duplicate column names {duplicates}: rename them first "
             "(e.g. with toDF or withColumnRenamed)"
         )
     hidden = [n for n in names if n.startswith(_HIDDEN)]
     if hidden:
-        raise ValueError(f"df has columns {hidden} whose prefix {_HIDDEN!r} is reserved")
+        raise ConfigurationError(f"df has columns {hidden} whose prefix {_HIDDEN!r} is reserved")
     return {f.name: f.dataType for f in df.schema.fields}
 
 
@@ -250,7 +252,7 @@ def _resolve_keys(df: DataFrame, keys: str | Sequence[str], argument: str = "key
         raise TypeError(f"{argument} must be a column name or a list of column names, got {keys!r}")
     keys = list(keys)
     if not keys:
-        raise ValueError(f"{argument} must name at least one column")
+        raise ConfigurationError(f"{argument} must name at least one column")
     columns = [f.name for f in df.schema.fields]
     resolved = []
     for key in keys:
@@ -261,13 +263,13 @@ def _resolve_keys(df: DataFrame, keys: str | Sequence[str], argument: str = "key
             continue
         matches = [c for c in columns if c.lower() == key.lower()]
         if len(matches) != 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown key column {key!r} in {argument}: the DataFrame's columns are {columns}"
             )
         resolved.append(matches[0])
     repeated = sorted({k for k in resolved if resolved.count(k) > 1})
     if repeated:
-        raise ValueError(f"{argument} names column(s) {repeated} more than once")
+        raise ConfigurationError(f"{argument} names column(s) {repeated} more than once")
     return resolved
 
 
@@ -275,7 +277,7 @@ def _check_int(value: Any, argument: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{argument} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{argument} must be >= {minimum}, got {value}")
+        raise ConfigurationError(f"{argument} must be >= {minimum}, got {value}")
     return value
 
 
@@ -283,7 +285,7 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if not -(2**63) <= seed < 2**63:
-        raise ValueError(f"seed must fit in 64 bits, got {seed}")
+        raise ConfigurationError(f"seed must fit in 64 bits, got {seed}")
     return seed
 
 
@@ -340,7 +342,7 @@ def deterministic_layout(
 
         >>> df = spark.createDataFrame([(2, "b"), (1, "a"), (2, "a")], "user_id long, item string")
         >>> laid = deterministic_layout(df, ["user_id"], 4)
-        >>> laid.rdd.getNumPartitions()
+        >>> laid.select(F.spark_partition_id()).distinct().count()
         4
         >>> [tuple(r) for r in laid.collect()]  # partitions in hash order, sorted within
         [(2, 'a'), (2, 'b'), (1, 'a')]
@@ -541,12 +543,12 @@ def _normalize_weights(weights) -> tuple[list[Any], list[float]]:
             f"got {weights!r}"
         )
     if not values:
-        raise ValueError("weights must hold at least one weight")
+        raise ConfigurationError("weights must hold at least one weight")
     for label, value in zip(labels, values):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"weights[{label!r}] must be a number, got {value!r}")
         if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"weights must be positive and finite: weights[{label!r}] = {value!r}")
+            raise ConfigurationError(f"weights must be positive and finite: weights[{label!r}] = {value!r}")
     total = float(sum(values))
     bounds, cumulative = [], 0.0
     for value in values:
@@ -592,7 +594,7 @@ def assign_split(
     if not isinstance(column, str) or not column:
         raise TypeError(f"column must be a non-empty column name, got {column!r}")
     if column in df.columns:
-        raise ValueError(f"column {column!r} already exists in df: pass another column=")
+        raise ConfigurationError(f"column {column!r} already exists in df: pass another column=")
     u, _ = _unit_hash(df, keys, "pse-split", seed)
     expr = None
     for label, bound in zip(labels[:-1], bounds[:-1]):
@@ -674,11 +676,11 @@ def stable_shard(
     world_size = _check_int(world_size, "world_size", 1)
     rank = _check_int(rank, "rank", 0)
     if rank >= world_size:
-        raise ValueError(f"rank must be in [0, world_size={world_size}), got rank={rank}")
+        raise ConfigurationError(f"rank must be in [0, world_size={world_size}), got rank={rank}")
     seed = _check_seed(seed)
     if not balanced:
         if num_partitions is not None:
-            raise ValueError("num_partitions is used only with balanced=True")
+            raise ConfigurationError("num_partitions is used only with balanced=True")
         schema = _schema_of(df)
         key_names = _resolve_keys(df, keys)
         h = _salted_hash("pse-shard", _row_hash_parts(schema, key_names), seed)
@@ -731,16 +733,26 @@ def _delta_target(table: str) -> tuple[str, str]:
     return "name", table
 
 
-def _delta_table(spark: SparkSession, table: str):
-    from delta.tables import DeltaTable
+class _DeltaHistory(NamedTuple):
+    """A Delta table's history through SQL (``DESCRIBE HISTORY``), which works from classic and
+    Spark Connect sessions alike; Delta's Python ``DeltaTable`` needs the JVM."""
 
+    spark: Any
+    sql_name: str
+
+    def history(self, limit: int):
+        return self.spark.sql(f"DESCRIBE HISTORY {self.sql_name} LIMIT {int(limit)}")
+
+
+def _delta_table(spark: SparkSession, table: str) -> _DeltaHistory:
     kind, target = _delta_target(table)
+    sql_name = "delta.`" + target.replace("`", "``") + "`" if kind == "path" else target
+    history = _DeltaHistory(spark, sql_name)
     try:
-        if kind == "path":
-            return DeltaTable.forPath(spark, target)
-        return DeltaTable.forName(spark, target)
-    except Exception as error:  # AnalysisException, or py4j errors on older versions
-        raise ValueError(f"table {table!r} is not a readable Delta table: {error}") from error
+        history.history(1).collect()
+    except Exception as error:  # AnalysisException (classic or Connect)
+        raise ConfigurationError(f"table {table!r} is not a readable Delta table: {error}") from error
+    return history
 
 
 def read_pinned(spark: SparkSession, table: str, version: int | None = None) -> PinnedTable:
@@ -768,7 +780,7 @@ def read_pinned(spark: SparkSession, table: str, version: int | None = None) -> 
     if version is None:
         version = int(latest)
     elif version > latest:
-        raise ValueError(
+        raise ConfigurationError(
             f"version={version} does not exist for Delta table {table!r}: "
             f"its latest version is {latest}"
         )
@@ -781,7 +793,7 @@ def _mlflow():
     try:
         import mlflow
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise MissingDependencyError(
             "log_training_input needs mlflow: pip install 'pyspark-experiments[mlflow]'"
         ) from error
     return mlflow
@@ -853,7 +865,7 @@ def log_training_input(
     if run_id is None:
         active = mlflow.active_run()
         if active is None:
-            raise ValueError("log_training_input needs an active MLflow run or run_id=")
+            raise ConfigurationError("log_training_input needs an active MLflow run or run_id=")
         run_id = active.info.run_id
 
     if fingerprint is None or rows is None:

@@ -36,10 +36,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
+import pyarrow as pa
 from pyspark.sql.datasource import DataSourceStreamReader, InputPartition
 
 from . import tables
+from .errors import ConfigurationError, UnsupportedStoreError
+from .stores import open_store
 
 try:  # pyspark >= 4.2
     from pyspark.sql.streaming.datasource import (
@@ -58,9 +62,6 @@ log = logging.getLogger("pyspark_experiments.streaming")
 
 STREAM_TABLES = (tables.METRICS, tables.RUNS)
 OFFSET_VERSION = 1
-# Position units per metric point, to turn a row limit into a position range: bytes of one
-# file-store metric line (about), one SQLite rowid.
-_UNITS_PER_POINT = {"FileStore": 32, "SqlStore": 1}
 # Runs per planned chunk of the runs stream (each chunk's partitions carry its digests).
 _RUNS_PER_CHUNK = 1_000
 
@@ -103,21 +104,19 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
 
     def __init__(self, request) -> None:
         if request.table not in STREAM_TABLES:
-            raise ValueError(
+            raise ConfigurationError(
                 f"option 'table': streaming reads support {' and '.join(repr(t) for t in STREAM_TABLES)}, "
                 f"not {request.table!r}; read {request.table!r} with spark.read (batch) or keep a "
                 f"Delta copy with pyspark_experiments.sync"
             )
         if request.metric_ranges is not None:
-            raise ValueError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
+            raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
         self.request = request
         self._target: dict | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _store(self):
-        from .stores import open_store
-
         return open_store(self.request.uri)
 
     def _selection(self, store):
@@ -128,8 +127,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         store = self._store()
         selection = self._selection(store)
         if self.request.table == tables.METRICS:
-            if not getattr(store, "exact_metric_positions", False):
-                raise ValueError(
+            if not store.capabilities.exact_metric_ranges:
+                raise UnsupportedStoreError(
                     f"streaming 'metrics' needs a store that orders its points (a file store or "
                     f"SQLite); {store.uri.display} does not: use the batch source or "
                     f"pyspark_experiments.sync, which merge on natural keys"
@@ -159,7 +158,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         if not offset:
             return {}
         if offset.get("v") != OFFSET_VERSION or self._field not in offset:
-            raise ValueError(
+            raise ConfigurationError(
                 f"checkpointed offset {str(offset)[:200]!r} is not an offset of this source's "
                 f"{self.request.table!r} stream (version {OFFSET_VERSION}); start the query with a "
                 f"new checkpoint location"
@@ -194,7 +193,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         return self._offset(self._advance_runs(before, current, max_rows))
 
     def _advance_metrics(self, before: dict, current: dict, max_rows: int | None) -> dict:
-        per_point = _UNITS_PER_POINT.get(type(self._store()).__name__, 1)
+        per_point = max(1, self._store().capabilities.position_units_per_point)
         end: dict[str, dict[str, int]] = {}
         budget = max_rows
         for run_id in sorted(current):
@@ -230,8 +229,6 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         return dict(sorted(end.items()))
 
     def partitions(self, start: dict, end: dict) -> list[StreamPartition]:
-        from dataclasses import replace
-
         before, after = self._content(start), self._content(end)
         store = self._store()
         selection = self._selection(store)
@@ -264,8 +261,6 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StreamPartition):
             return
-        import pyarrow as pa
-
         store = self._store()
         if partition.digests is None:
             yield from store.read(partition.partition)

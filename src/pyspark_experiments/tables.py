@@ -28,6 +28,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from .errors import ConfigurationError
+
 RUNS = "runs"
 METRICS = "metrics"
 PARAMS = "params"
@@ -122,7 +124,7 @@ NATURAL_KEYS = {
 
 
 def check_table(name: str) -> str:
-    """Return the canonical table name for ``name`` (case-insensitive) or raise ``ValueError``.
+    """Return the canonical table name for ``name`` (case-insensitive), else a ``ConfigurationError``.
 
     Example::
 
@@ -131,7 +133,7 @@ def check_table(name: str) -> str:
     """
     canonical = str(name).strip().lower()
     if canonical not in _SCHEMAS:
-        raise ValueError(
+        raise ConfigurationError(
             f"option 'table': unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
         )
     return canonical

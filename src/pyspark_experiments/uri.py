@@ -1,4 +1,7 @@
-"""Tracking-URI resolution, by MLflow's rules, without importing mlflow.
+"""Tracking-URI resolution, by MLflow's rules, without importing mlflow, and credential redaction.
+
+This module knows URIs only: which experiments a read covers is decided next to the stores
+(:mod:`pyspark_experiments.stores.resolve`), and nothing here imports a store.
 
 The order is: an explicit URI (the ``trackingUri`` option), then ``MLFLOW_TRACKING_URI``, then
 MLflow's own default: ``./mlruns`` where it already holds experiments, else
@@ -21,6 +24,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigurationError, UnsupportedStoreError
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 FILE_SCHEMES = ("file",)
@@ -145,7 +150,7 @@ def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
         return TrackingUri("sql", base_scheme, uri, source)
     if base_scheme in REST_SCHEMES:
         return TrackingUri("rest", base_scheme, uri, source)
-    raise ValueError(
+    raise UnsupportedStoreError(
         f"{source}: unsupported tracking URI scheme {scheme!r} in {redact(uri)!r}; expected a "
         f"path or file:// (file store), sqlite://, postgresql://, mysql://, mssql:// "
         f"(SQL store), or http(s):// / databricks (tracking server)"
@@ -160,54 +165,8 @@ def _absolute_sqlite(uri: str, parts, cwd: str) -> str:
     # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them.
     path = unquote(parts.path)
     if path in ("", "/") or path == "/:memory:":
-        raise ValueError(f"tracking URI {uri!r}: an in-memory SQLite database holds no store")
+        raise ConfigurationError(f"tracking URI {redact(uri)!r}: an in-memory SQLite database holds no store")
     relative = path[1:] if path.startswith("/") else path
     absolute = relative if relative.startswith("/") else _absolute(relative, cwd)
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}:///{absolute}{query}"
-
-
-def resolve_experiments(store, requested, view_type: str, table: str, environ=None) -> tuple[str, ...]:
-    """Which experiments a read covers, by DESIGN.md's order.
-
-    The load path (ids or names); else ``MLFLOW_EXPERIMENT_ID``; else
-    ``MLFLOW_EXPERIMENT_NAME``; else every experiment the view type admits. For the run tables
-    ``DELETED_ONLY`` looks in every experiment, since a deleted run may sit in an active one.
-    An id or name that is not in the store is an error naming it.
-
-    Example::
-
-        >>> from pyspark_experiments.stores import open_store
-        >>> store = open_store(resolve_tracking_uri("sqlite:///mlflow.db"))
-        >>> resolve_experiments(store, ("Default",), "ACTIVE_ONLY", "runs")
-        ('0',)
-    """
-    from .stores.base import lifecycle_stages
-
-    environ = os.environ if environ is None else environ
-    source = "load path"
-    if not requested:
-        if environ.get("MLFLOW_EXPERIMENT_ID", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_ID"].strip(),), "MLFLOW_EXPERIMENT_ID"
-        elif environ.get("MLFLOW_EXPERIMENT_NAME", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_NAME"].strip(),), "MLFLOW_EXPERIMENT_NAME"
-    known = store.list_experiments("ALL")
-    if not requested:
-        admitted = view_type if table == "experiments" or view_type != "DELETED_ONLY" else "ALL"
-        return tuple(e.experiment_id for e in known if e.lifecycle_stage in lifecycle_stages(admitted))
-    by_id = {e.experiment_id: e for e in known}
-    by_name = {e.name: e for e in known}
-    resolved: list[str] = []
-    for item in requested:
-        experiment = by_id.get(item) or by_name.get(item)
-        if experiment is None:
-            names = ", ".join(repr(e.name) for e in known[:10]) + (" ..." if len(known) > 10 else "")
-            raise ValueError(
-                f"{source}: no experiment with id or name {item!r} in the store at "
-                f"{store.uri.display}; experiments there: {names or 'none'}"
-            )
-        if table == "experiments" and experiment.lifecycle_stage not in lifecycle_stages(view_type):
-            continue
-        if experiment.experiment_id not in resolved:
-            resolved.append(experiment.experiment_id)
-    return tuple(resolved)

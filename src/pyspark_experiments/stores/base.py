@@ -11,8 +11,8 @@ Example::
     >>> from pyspark_experiments.stores import open_store
     >>> from pyspark_experiments.uri import resolve_tracking_uri
     >>> store = open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))
-    >>> type(store).__name__
-    'SqlStore'
+    >>> store.capabilities.kind, store.capabilities.exact_metric_ranges
+    ('sql', True)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .. import tables
-from ..errors import MalformedRecordError
+from ..errors import ConfigurationError, MalformedRecordError
 
 if TYPE_CHECKING:
     from ..uri import TrackingUri
@@ -200,7 +200,7 @@ class StoreCapabilities:
 
     def __post_init__(self) -> None:
         if self.metric_positions not in POSITION_KINDS:
-            raise ValueError(f"metric_positions {self.metric_positions!r}: expected one of {POSITION_KINDS}")
+            raise ConfigurationError(f"metric_positions {self.metric_positions!r}: expected one of {POSITION_KINDS}")
 
     @property
     def positions_key(self) -> str:
@@ -250,7 +250,7 @@ class Store(ABC):
 
         Example::
 
-            >>> store.metric_positions(Selection("metrics", ("1",)))
+            >>> store.metric_positions(Selection("metrics", ("1",)))  # doctest: +SKIP
             {('3f2a...', 'loss'): 1893, ...}
         """
         raise NotImplementedError(f"{self.uri.display} reports no metric positions")
@@ -267,7 +267,7 @@ class Store(ABC):
 
         Example::
 
-            >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))
+            >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))  # doctest: +SKIP
             {'3f2a...': ('1', '9c1d...'), ...}
         """
         raise NotImplementedError(f"{self.uri.display} reports no run fingerprints")

@@ -26,6 +26,7 @@ from itertools import accumulate, repeat
 import pyarrow as pa
 
 from .. import tables
+from ..errors import StoreNotFoundError
 from .base import (
     BATCH_ROWS,
     RUN_STATUSES,
@@ -101,7 +102,7 @@ class FileStore(Store):
 
     def _check_root(self) -> None:
         if not os.path.isdir(self.root):
-            raise FileNotFoundError(
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r}: no file store at {self.root!r} (folder not found)"
             )
         has_store = any(
@@ -109,7 +110,7 @@ class FileStore(Store):
             for entry in os.scandir(self.root)
         )
         if not has_store:
-            raise ValueError(
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r}: {self.root!r} holds no MLflow file store "
                 f"(expected experiment folders such as '0/meta.yaml')"
             )
@@ -205,7 +206,6 @@ class FileStore(Store):
         position_units_per_point=_BYTES_PER_POINT,
         run_fingerprints=True,
     )
-    exact_metric_positions = True
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """Bytes written to each metric file (metric files are append-only).

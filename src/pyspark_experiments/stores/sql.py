@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 
 from .. import tables
+from ..errors import MissingDependencyError, StoreConnectionError, StoreNotFoundError, UnsupportedStoreError
 from ..uri import redact
 from .base import (
     BATCH_ROWS,
@@ -60,7 +61,7 @@ class SqlStore(Store):
 
             path = self.uri.location.split("://", 1)[1].split("?", 1)[0][1:]
             if not os.path.isfile(path):
-                raise FileNotFoundError(
+                raise StoreNotFoundError(
                     f"tracking URI {self.uri.display!r}: no SQLite database at {path!r}"
                 )
             # Read-only, so a reader can never create or change a store.
@@ -69,7 +70,7 @@ class SqlStore(Store):
             try:
                 import psycopg
             except ImportError as error:
-                raise ImportError(
+                raise MissingDependencyError(
                     "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
                 ) from error
             # SQLAlchemy names a driver in the scheme (postgresql+psycopg2://); libpq does not.
@@ -77,11 +78,11 @@ class SqlStore(Store):
             try:
                 connection = psycopg.connect(location, autocommit=True)
             except Exception as error:
-                raise ConnectionError(
+                raise StoreConnectionError(
                     f"cannot connect to {self.uri.display}: {redact(str(error))}"
                 ) from None
         else:
-            raise ValueError(
+            raise UnsupportedStoreError(
                 f"tracking URI {self.uri.display!r}: SQL dialect {self.uri.scheme!r} is not "
                 f"supported yet; supported: sqlite, postgresql"
             )
@@ -95,7 +96,7 @@ class SqlStore(Store):
         try:
             connection.execute("SELECT run_uuid FROM runs WHERE 1 = 0").fetchall()
         except Exception:
-            raise ValueError(
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r} holds no MLflow tracking store "
                 f"(expected MLflow's 'runs' table)"
             ) from None
@@ -166,7 +167,7 @@ class SqlStore(Store):
         for run_id, key, after, upto in ranges:
             count = counts.get((run_id, key), 0)
             # rowids are unique: a rowid range holds at most (upto - after) points
-            estimate = min(count, upto - after) if self.exact_metric_positions else count
+            estimate = min(count, upto - after) if self.capabilities.exact_metric_ranges else count
             units.append(((run_id, key, after, upto), max(1, estimate)))
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
@@ -186,13 +187,9 @@ class SqlStore(Store):
             run_fingerprints=True,
         )
 
-    @property
-    def exact_metric_positions(self) -> bool:
-        return self.capabilities.exact_metric_ranges
-
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """SQLite: the largest ``rowid`` of each series; other databases: its number of points."""
-        column = "MAX(rowid)" if self.exact_metric_positions else "COUNT(*)"
+        column = "MAX(rowid)" if self.capabilities.metric_positions == "rowid" else "COUNT(*)"
         with self._connect() as connection:
             run_ids = self._selected_run_ids(connection, selection)
             rows = self._query_in(
@@ -378,7 +375,7 @@ class SqlStore(Store):
         ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
         run_ids = sorted({run_id for run_id, _ in ranges})
         experiment_of = self._experiment_of(connection, run_ids)
-        exact = self.exact_metric_positions
+        exact = self.capabilities.exact_metric_ranges
         for runs in chunk(run_ids, _IN_LIST - 1):
             members = set(runs)
             # Exact positions are rowids: skip what every range of this chunk has already read.
