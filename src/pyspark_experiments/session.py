@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from importlib import metadata
 
 from .errors import MissingDependencyError
@@ -131,7 +132,11 @@ def session(
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        spark = builder.getOrCreate()
+        with warnings.catch_warnings():
+            # A local Connect server starts with these settings; the client then sets them
+            # again, and the server warns for each static one (CANNOT_MODIFY_CONFIG, 46110).
+            warnings.filterwarnings("ignore", message=r"(?s).*(CANNOT_MODIFY_CONFIG|SQLSTATE: 46110)")
+            spark = builder.getOrCreate()
     except PySparkRuntimeError as error:
         if package and settings.get("spark.jars.packages") == package and _java_found():
             raise _missing_delta(package) from error

@@ -1,21 +1,9 @@
 """Streaming reads: ``spark.readStream.format("experiments")`` for ``metrics`` and ``runs``.
 
-``metrics`` streams every metric point once, as it is logged. Its offset is a position per
-metric series, ``{"m": {run_id: {key: position}}}``, taken from the store (file store: bytes
-written to the append-only metric file; SQLite: the largest ``rowid`` of the series). A
-micro-batch reads each series between its start and end position, so a replayed batch reads
-the same points, and consecutive batches never overlap: with a checkpoint and a Delta sink,
-every point lands exactly once, across restarts.
-
-``runs`` streams a run's row each time the run changes (new run, status, end time, lifecycle
-stage, tags, params, latest metrics). Its offset is a digest per run, ``{"r": {run_id: digest}}``.
-A micro-batch emits the runs whose digest differs between its start and end offsets, and a
-run only while its row still has the end offset's digest (a run that changed again since is
-emitted by a later batch): each state of a run is emitted once.
-
-Both support ``trigger(availableNow=True)`` (everything logged until the query starts, in one
-or more micro-batches) and the option ``maxRowsPerTrigger`` (about that many points, or runs,
-per micro-batch). The other tables have no stream: use the batch source or the Delta sync.
+``metrics`` streams every metric point once, as it is logged (offsets: a position per series,
+as the store's ``capabilities`` declare it); ``runs`` streams each state of a run once (offsets:
+a digest per run). Both support ``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How
+offsets, replays and limits work: ``docs/streaming.md``.
 
 Example::
 
@@ -26,8 +14,8 @@ Example::
     ...          .writeStream.format("delta")
     ...          .option("checkpointLocation", "/tmp/ckpt/metrics")
     ...          .trigger(availableNow=True)
-    ...          .start("/tmp/delta/metrics_stream"))
-    >>> query.awaitTermination()
+    ...          .start("/tmp/delta/metrics_stream"))  # doctest: +SKIP
+    >>> query.awaitTermination()  # doctest: +SKIP
 """
 
 from __future__ import annotations
