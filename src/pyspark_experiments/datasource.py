@@ -21,12 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from . import tables
 from .errors import ConfigurationError
 from .stores import open_store
-from .stores.base import MODES, VIEW_TYPES, Selection
+from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
 from .stores.resolve import resolve_experiments
 from .streaming import ExperimentsStreamReader
 from .uri import TrackingUri, resolve_tracking_uri
@@ -44,6 +45,9 @@ OPTIONS = (
     "mode",
     "metricRanges",
     "maxRowsPerTrigger",
+    "experimentIds",
+    "experimentNames",
+    "columnNameOfCorruptRecord",
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -72,6 +76,11 @@ class ReadRequest:
     metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
     # maxRowsPerTrigger: streaming reads only, rows (points or runs) per micro-batch
     max_rows_per_trigger: int | None = None
+    # experimentIds / experimentNames: taken only as ids, only as names
+    experiment_ids: tuple[str, ...] | None = None
+    experiment_names: tuple[str, ...] | None = None
+    # columnNameOfCorruptRecord: PERMISSIVE skips arrive as rows with this column set
+    corrupt_record_column: str | None = None
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -110,7 +119,17 @@ class ReadRequest:
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
             metric_ranges=_ranges_option(given.get("metricranges")),
             max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
+            experiment_ids=_names_option("experimentIds", given.get("experimentids"), strip=True),
+            experiment_names=_names_option("experimentNames", given.get("experimentnames"), strip=False),
+            corrupt_record_column=_corrupt_record_option(given),
         )
+
+    @property
+    def schema(self):
+        """The Spark schema of this read (the table's, plus the corrupt-record column if asked)."""
+        if self.corrupt_record_column:
+            return tables.with_corrupt_record(self.table, self.corrupt_record_column)
+        return tables.spark_schema(self.table)
 
     def selection(self, store, environ=None):
         """Resolve the experiments against ``store`` and describe the read for the backend.
@@ -121,7 +140,10 @@ class ReadRequest:
             >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
             ('0', '1')
         """
-        experiment_ids = resolve_experiments(store, self.experiments, self.view_type, self.table, environ)
+        experiment_ids = resolve_experiments(
+            store, self.experiments, self.view_type, self.table, environ,
+            ids=self.experiment_ids, names=self.experiment_names,
+        )
         return Selection(
             table=self.table,
             experiment_ids=experiment_ids,
@@ -148,6 +170,39 @@ def _list_option(value: str | None) -> tuple[str, ...] | None:
         return None
     items = tuple(item.strip() for item in str(value).split(",") if item.strip())
     return items or None
+
+
+def _names_option(option: str, value: str | None, strip: bool) -> tuple[str, ...] | None:
+    """Comma-separated items, or a JSON list of strings for items holding commas or
+    surrounding spaces (``'["exp,comma", " padded "]'``); names keep their spaces in JSON."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError(
+                f"option {option!r}: expected names separated by commas, or a JSON list of strings "
+                f"for names that hold commas or surrounding spaces, e.g. '[\"exp,comma\", \" padded \"]'; "
+                f"got {value!r}"
+            ) from None
+        items = [i.strip() for i in items] if strip else items
+        return tuple(i for i in items if i) or None
+    return _list_option(text)
+
+
+def _corrupt_record_option(given: dict) -> str | None:
+    column = given.get("columnnameofcorruptrecord")
+    if column is None:
+        return None
+    column = str(column).strip()
+    if not column:
+        raise ConfigurationError("option 'columnNameOfCorruptRecord': expected a column name, e.g. '_corrupt_record'")
+    tables.with_corrupt_record(tables.check_table(given.get("table", tables.RUNS)), column)  # not a table column
+    return column
 
 
 def _positive_int(option: str, value: str | None) -> int | None:
@@ -187,7 +242,14 @@ def _time_option(option: str, value: str | None) -> int | None:
         return None
     text = str(value).strip()
     if text.lstrip("-").isdigit():
-        return int(text)
+        number = int(text)
+        if 10**8 <= abs(number) < 10**11:
+            # as milliseconds, a moment in 1970; as seconds, 1973 to 5138: surely seconds
+            raise ConfigurationError(
+                f"option {option!r}: {text} looks like epoch seconds; expected epoch milliseconds "
+                f"({number * 1000}) or an ISO-8601 time such as '2026-01-31T12:00:00Z'"
+            )
+        return number
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -219,7 +281,7 @@ class ExperimentsDataSource(DataSource):
         self.request = ReadRequest.from_options(options)
 
     def schema(self):
-        return tables.spark_schema(self.request.table)
+        return self.request.schema
 
     def reader(self, schema) -> ExperimentsReader:
         return ExperimentsReader(self.request)
@@ -252,7 +314,44 @@ class ExperimentsReader(DataSourceReader):
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StorePartition):
             return  # a plan with no partitions: Spark still asks for one
-        yield from open_store(self.request.uri).read(partition.partition)
+        yield from read_partition(open_store(self.request.uri), partition.partition, self.request)
+
+
+def read_partition(store, partition, request: ReadRequest) -> Iterator:
+    """A store partition's batches as Spark receives them: with option
+    ``columnNameOfCorruptRecord``, good rows carry a null in that column and every record a
+    PERMISSIVE read skipped follows as a row of its own (place and reason in the column)."""
+    column = request.corrupt_record_column
+    if not column:
+        yield from store.read(partition)
+        return
+    schema = tables.arrow_with_corrupt_record(request.table, column)
+    with collect_skipped() as skipped:
+        for batch in store.read(partition):
+            nulls = pa.nulls(batch.num_rows, type=pa.string())
+            yield pa.RecordBatch.from_arrays([*batch.columns, nulls], schema=schema)
+    if skipped:
+        yield skipped_batch(schema, column, skipped)
+
+
+def skipped_batch(schema, column: str, skipped) -> pa.RecordBatch:
+    """Rows for skipped records: experiment and run id where known, the place and reason in
+    ``column``, null elsewhere.
+
+    Example::
+
+        >>> from pyspark_experiments.stores.base import SkippedRecord
+        >>> schema = tables.arrow_with_corrupt_record("params", "_bad")
+        >>> skipped_batch(schema, "_bad", [SkippedRecord("/m/1/r/params/p: not UTF-8", "1", "r")]).to_pylist()
+        [{'experiment_id': '1', 'run_id': 'r', 'key': None, 'value': None, '_bad': '/m/1/r/params/p: not UTF-8'}]
+    """
+    known = {
+        "experiment_id": [s.experiment_id for s in skipped],
+        "run_id": [s.run_id for s in skipped],
+        column: [s.where for s in skipped],
+    }
+    arrays = [pa.array(known.get(f.name, [None] * len(skipped)), type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def plan_read(options: dict, environ=None):
@@ -270,4 +369,4 @@ def plan_read(options: dict, environ=None):
     return selection, store.plan(selection)
 
 
-__all__ = ["ExperimentsDataSource", "ExperimentsReader", "ReadRequest", "StorePartition", "plan_read"]
+__all__ = ["ExperimentsDataSource", "ExperimentsReader", "ReadRequest", "StorePartition", "plan_read", "read_partition"]

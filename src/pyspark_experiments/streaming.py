@@ -97,6 +97,11 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
                 f"not {request.table!r}; read {request.table!r} with spark.read (batch) or keep a "
                 f"Delta copy with pyspark_experiments.sync"
             )
+        if request.corrupt_record_column is not None:
+            raise ConfigurationError(
+                "option 'columnNameOfCorruptRecord' is for batch reads; a stream reports skipped "
+                "records in its log (or read the table in batch with the option to see them)"
+            )
         if request.metric_ranges is not None:
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
         self.request = request

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pyspark_experiments.datasource import ExperimentsReader, ReadRequest, StorePartition, plan_read
+from pyspark_experiments.datasource import ExperimentsReader, ReadRequest, plan_read
 from pyspark_experiments.errors import (
     ConfigurationError,
     ExperimentNotFoundError,

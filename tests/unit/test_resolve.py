@@ -28,7 +28,7 @@ def test_unknown_experiment_is_named_with_what_the_store_has(small_stores, kind)
     store = open_store(resolve_tracking_uri(small_stores[kind], {}))
     with pytest.raises(ExperimentNotFoundError) as error:
         resolve_experiments(store, None, "ALL", "runs", {"MLFLOW_EXPERIMENT_NAME": "nope"})
-    assert "MLFLOW_EXPERIMENT_NAME: no experiment with id or name 'nope'" in str(error.value)
+    assert "MLFLOW_EXPERIMENT_NAME: no experiment with name 'nope'" in str(error.value)
     assert "'alpha'" in str(error.value) and "'beta'" in str(error.value)
     with pytest.raises(ExperimentNotFoundError, match="load path: no experiment with id or name 'gamma'"):
         plan_read({"trackingUri": small_stores[kind], "path": "alpha,gamma"}, environ={})

@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExperimentNotFoundError
+from ..errors import ConfigurationError, ExperimentNotFoundError
 from .base import ExperimentRef, lifecycle_stages
 
 
-def resolve_experiments(store, requested, view_type: str, table: str, environ=None) -> tuple[str, ...]:
+def resolve_experiments(
+    store, requested, view_type: str, table: str, environ=None, ids=None, names=None
+) -> tuple[str, ...]:
     """The experiment ids a read of ``table`` covers (see the module docstring for the order).
 
-    ``requested`` is the load path's items (ids or names) or ``None``; ``environ`` defaults to
-    ``os.environ``.
+    ``requested`` is the load path's items (each an id or a name) or ``None``; ``ids`` and
+    ``names`` (the options ``experimentIds`` / ``experimentNames``) are taken only as ids, only
+    as names. A load-path item that is one experiment's id and another's name is an error that
+    names both. The experiments are the union of the three; ``environ`` defaults to ``os.environ``.
 
     Example::
 
@@ -43,30 +47,56 @@ def resolve_experiments(store, requested, view_type: str, table: str, environ=No
         ('0',)
     """
     environ = os.environ if environ is None else environ
-    source = "load path"
-    if not requested:
+    wanted: list[tuple[str, str, str]] = []  # (source, "id" | "name" | "either", item)
+    wanted += [("load path", "either", item) for item in requested or ()]
+    wanted += [("option 'experimentIds'", "id", item) for item in ids or ()]
+    wanted += [("option 'experimentNames'", "name", item) for item in names or ()]
+    if not wanted:
         if environ.get("MLFLOW_EXPERIMENT_ID", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_ID"].strip(),), "MLFLOW_EXPERIMENT_ID"
+            wanted = [("MLFLOW_EXPERIMENT_ID", "id", environ["MLFLOW_EXPERIMENT_ID"].strip())]
         elif environ.get("MLFLOW_EXPERIMENT_NAME", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_NAME"].strip(),), "MLFLOW_EXPERIMENT_NAME"
+            # MLflow takes the variable's value as the name, spaces included
+            wanted = [("MLFLOW_EXPERIMENT_NAME", "name", environ["MLFLOW_EXPERIMENT_NAME"])]
     known = store.list_experiments("ALL")
-    if not requested:
+    if not wanted:
         return all_admitted(known, view_type, table)
     by_id = {e.experiment_id: e for e in known}
     by_name = {e.name: e for e in known}
     resolved: list[str] = []
-    for item in requested:
-        experiment = by_id.get(item) or by_name.get(item)
-        if experiment is None:
-            raise ExperimentNotFoundError(
-                f"{source}: no experiment with id or name {item!r} in the store at "
-                f"{store.uri.display}; experiments there: {_listing(known)}"
+    for source, kind, item in wanted:
+        experiment = _lookup(store, known, by_id, by_name, source, kind, item)
+        if experiment.lifecycle_stage == "deleted" and view_type == "ACTIVE_ONLY":
+            # MLflow would answer with nothing (the runs were deleted with the experiment).
+            raise ConfigurationError(
+                f"{source}: experiment {experiment.name!r} (id {experiment.experiment_id}) is deleted "
+                f"and option 'viewType' is ACTIVE_ONLY (the default), so nothing would be read"
+                + ("; its runs were deleted with it" if table != "experiments" else "")
+                + ": set option('viewType', 'ALL') or 'DELETED_ONLY' to read it"
             )
         if table == "experiments" and experiment.lifecycle_stage not in lifecycle_stages(view_type):
             continue
         if experiment.experiment_id not in resolved:
             resolved.append(experiment.experiment_id)
     return tuple(resolved)
+
+
+def _lookup(store, known, by_id, by_name, source: str, kind: str, item: str) -> ExperimentRef:
+    as_id = by_id.get(item) if kind in ("id", "either") else None
+    as_name = by_name.get(item) if kind in ("name", "either") else None
+    if as_id is not None and as_name is not None and as_id is not as_name:
+        raise ExperimentNotFoundError(
+            f"{source}: {item!r} is ambiguous: {item!r} is the id of experiment {as_id.name!r} and "
+            f"the name of experiment id {as_name.experiment_id}; say which with "
+            f"option('experimentIds', {item!r}) or option('experimentNames', {item!r})"
+        )
+    experiment = as_id or as_name
+    if experiment is None:
+        what = {"id": "id", "name": "name", "either": "id or name"}[kind]
+        raise ExperimentNotFoundError(
+            f"{source}: no experiment with {what} {item!r} in the store at "
+            f"{store.uri.display}; experiments there: {_listing(known)}"
+        )
+    return experiment
 
 
 def all_admitted(known: list[ExperimentRef], view_type: str, table: str) -> tuple[str, ...]:
