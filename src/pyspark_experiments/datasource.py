@@ -15,14 +15,21 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from . import tables
+from .errors import ConfigurationError
+from .stores import open_store
+from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
+from .stores.resolve import resolve_experiments
+from .streaming import ExperimentsStreamReader
 from .uri import TrackingUri, resolve_tracking_uri
 
 # Option names as users write them; Spark hands them to us lower-cased.
@@ -38,6 +45,9 @@ OPTIONS = (
     "mode",
     "metricRanges",
     "maxRowsPerTrigger",
+    "experimentIds",
+    "experimentNames",
+    "columnNameOfCorruptRecord",
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -66,6 +76,11 @@ class ReadRequest:
     metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
     # maxRowsPerTrigger: streaming reads only, rows (points or runs) per micro-batch
     max_rows_per_trigger: int | None = None
+    # experimentIds / experimentNames: taken only as ids, only as names
+    experiment_ids: tuple[str, ...] | None = None
+    experiment_names: tuple[str, ...] | None = None
+    # columnNameOfCorruptRecord: PERMISSIVE skips arrive as rows with this column set
+    corrupt_record_column: str | None = None
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -76,20 +91,18 @@ class ReadRequest:
             >>> ReadRequest.from_options({"viewtype": "all", "path": "1, 2"}).experiments
             ('1', '2')
         """
-        from .stores.base import MODES, VIEW_TYPES
-
         environ = os.environ if environ is None else environ
         given = {str(k).lower(): v for k, v in dict(options).items()}
         path = given.pop("path", None)
         paths = given.pop("paths", None)
         unknown = sorted(set(given) - set(_CANONICAL))
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown option(s) {', '.join(repr(u) for u in unknown)} for format "
                 f"'experiments'; valid options: {', '.join(OPTIONS)}"
             )
         if paths and paths not in ("[]", ""):
-            raise ValueError(
+            raise ConfigurationError(
                 "format 'experiments' takes one load path: experiment ids or names, comma "
                 "separated, e.g. load('3,7') or load('my-experiment')"
             )
@@ -106,14 +119,31 @@ class ReadRequest:
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
             metric_ranges=_ranges_option(given.get("metricranges")),
             max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
+            experiment_ids=_names_option("experimentIds", given.get("experimentids"), strip=True),
+            experiment_names=_names_option("experimentNames", given.get("experimentnames"), strip=False),
+            corrupt_record_column=_corrupt_record_option(given),
         )
 
-    def selection(self, store, environ=None):
-        """Resolve the experiments against ``store`` and describe the read for the backend."""
-        from .stores.base import Selection
-        from .uri import resolve_experiments
+    @property
+    def schema(self):
+        """The Spark schema of this read (the table's, plus the corrupt-record column if asked)."""
+        if self.corrupt_record_column:
+            return tables.with_corrupt_record(self.table, self.corrupt_record_column)
+        return tables.spark_schema(self.table)
 
-        experiment_ids = resolve_experiments(store, self.experiments, self.view_type, self.table, environ)
+    def selection(self, store, environ=None):
+        """Resolve the experiments against ``store`` and describe the read for the backend.
+
+        Example::
+
+            >>> request = ReadRequest.from_options({"trackingUri": "sqlite:///mlflow.db"})
+            >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
+            ('0', '1')
+        """
+        experiment_ids = resolve_experiments(
+            store, self.experiments, self.view_type, self.table, environ,
+            ids=self.experiment_ids, names=self.experiment_names,
+        )
         return Selection(
             table=self.table,
             experiment_ids=experiment_ids,
@@ -131,7 +161,7 @@ class ReadRequest:
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
     canonical = str(value).strip().upper()
     if canonical not in valid:
-        raise ValueError(f"option {option!r}: unknown value {value!r}; expected one of {', '.join(valid)}")
+        raise ConfigurationError(f"option {option!r}: unknown value {value!r}; expected one of {', '.join(valid)}")
     return canonical
 
 
@@ -142,6 +172,39 @@ def _list_option(value: str | None) -> tuple[str, ...] | None:
     return items or None
 
 
+def _names_option(option: str, value: str | None, strip: bool) -> tuple[str, ...] | None:
+    """Comma-separated items, or a JSON list of strings for items holding commas or
+    surrounding spaces (``'["exp,comma", " padded "]'``); names keep their spaces in JSON."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError(
+                f"option {option!r}: expected names separated by commas, or a JSON list of strings "
+                f"for names that hold commas or surrounding spaces, e.g. '[\"exp,comma\", \" padded \"]'; "
+                f"got {value!r}"
+            ) from None
+        items = [i.strip() for i in items] if strip else items
+        return tuple(i for i in items if i) or None
+    return _list_option(text)
+
+
+def _corrupt_record_option(given: dict) -> str | None:
+    column = given.get("columnnameofcorruptrecord")
+    if column is None:
+        return None
+    column = str(column).strip()
+    if not column:
+        raise ConfigurationError("option 'columnNameOfCorruptRecord': expected a column name, e.g. '_corrupt_record'")
+    tables.with_corrupt_record(tables.check_table(given.get("table", tables.RUNS)), column)  # not a table column
+    return column
+
+
 def _positive_int(option: str, value: str | None) -> int | None:
     if value is None:
         return None
@@ -150,7 +213,7 @@ def _positive_int(option: str, value: str | None) -> int | None:
     except ValueError:
         number = 0
     if number <= 0:
-        raise ValueError(f"option {option!r}: expected a positive integer, got {value!r}")
+        raise ConfigurationError(f"option {option!r}: expected a positive integer, got {value!r}")
     return number
 
 
@@ -158,8 +221,6 @@ def _ranges_option(value: str | None) -> tuple[tuple[str, str, int, int], ...] |
     """``metricRanges``: JSON ``{run_id: {key: [after, upto]}}`` of store positions."""
     if value is None:
         return None
-    import json
-
     try:
         parsed = json.loads(value)
         ranges = tuple(sorted(
@@ -168,7 +229,7 @@ def _ranges_option(value: str | None) -> tuple[tuple[str, str, int, int], ...] |
             for key, (after, upto) in keys.items()
         ))
     except (ValueError, TypeError, AttributeError):
-        raise ValueError(
+        raise ConfigurationError(
             "option 'metricRanges': expected JSON {run_id: {metric key: [after, upto]}} with "
             "integer positions as the store reports them, e.g. '{\"3f2a\": {\"loss\": [0, 1893]}}'"
         ) from None
@@ -181,11 +242,18 @@ def _time_option(option: str, value: str | None) -> int | None:
         return None
     text = str(value).strip()
     if text.lstrip("-").isdigit():
-        return int(text)
+        number = int(text)
+        if 10**8 <= abs(number) < 10**11:
+            # as milliseconds, a moment in 1970; as seconds, 1973 to 5138: surely seconds
+            raise ConfigurationError(
+                f"option {option!r}: {text} looks like epoch seconds; expected epoch milliseconds "
+                f"({number * 1000}) or an ISO-8601 time such as '2026-01-31T12:00:00Z'"
+            )
+        return number
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
+        raise ConfigurationError(
             f"option {option!r}: expected an ISO-8601 time such as '2026-01-31T12:00:00Z' or "
             f"epoch milliseconds, got {value!r}"
         ) from None
@@ -213,14 +281,12 @@ class ExperimentsDataSource(DataSource):
         self.request = ReadRequest.from_options(options)
 
     def schema(self):
-        return tables.spark_schema(self.request.table)
+        return self.request.schema
 
     def reader(self, schema) -> ExperimentsReader:
         return ExperimentsReader(self.request)
 
     def streamReader(self, schema):
-        from .streaming import ExperimentsStreamReader
-
         return ExperimentsStreamReader(self.request)
 
 
@@ -242,17 +308,50 @@ class ExperimentsReader(DataSourceReader):
         self.request = request
 
     def partitions(self) -> list[StorePartition]:
-        from .stores import open_store
-
         store = open_store(self.request.uri)
         return [StorePartition(p) for p in store.plan(self.request.selection(store))]
 
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StorePartition):
             return  # a plan with no partitions: Spark still asks for one
-        from .stores import open_store
+        yield from read_partition(open_store(self.request.uri), partition.partition, self.request)
 
-        yield from open_store(self.request.uri).read(partition.partition)
+
+def read_partition(store, partition, request: ReadRequest) -> Iterator:
+    """A store partition's batches as Spark receives them: with option
+    ``columnNameOfCorruptRecord``, good rows carry a null in that column and every record a
+    PERMISSIVE read skipped follows as a row of its own (place and reason in the column)."""
+    column = request.corrupt_record_column
+    if not column:
+        yield from store.read(partition)
+        return
+    schema = tables.arrow_with_corrupt_record(request.table, column)
+    with collect_skipped() as skipped:
+        for batch in store.read(partition):
+            nulls = pa.nulls(batch.num_rows, type=pa.string())
+            yield pa.RecordBatch.from_arrays([*batch.columns, nulls], schema=schema)
+    if skipped:
+        yield skipped_batch(schema, column, skipped)
+
+
+def skipped_batch(schema, column: str, skipped) -> pa.RecordBatch:
+    """Rows for skipped records: experiment and run id where known, the place and reason in
+    ``column``, null elsewhere.
+
+    Example::
+
+        >>> from pyspark_experiments.stores.base import SkippedRecord
+        >>> schema = tables.arrow_with_corrupt_record("params", "_bad")
+        >>> skipped_batch(schema, "_bad", [SkippedRecord("/m/1/r/params/p: not UTF-8", "1", "r")]).to_pylist()
+        [{'experiment_id': '1', 'run_id': 'r', 'key': None, 'value': None, '_bad': '/m/1/r/params/p: not UTF-8'}]
+    """
+    known = {
+        "experiment_id": [s.experiment_id for s in skipped],
+        "run_id": [s.run_id for s in skipped],
+        column: [s.where for s in skipped],
+    }
+    arrays = [pa.array(known.get(f.name, [None] * len(skipped)), type=f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def plan_read(options: dict, environ=None):
@@ -264,12 +363,10 @@ def plan_read(options: dict, environ=None):
         >>> len(parts) >= 1
         True
     """
-    from .stores import open_store
-
     request = ReadRequest.from_options(options, environ)
     store = open_store(request.uri)
     selection = request.selection(store, environ)
     return selection, store.plan(selection)
 
 
-__all__ = ["ExperimentsDataSource", "ExperimentsReader", "ReadRequest", "StorePartition", "plan_read"]
+__all__ = ["ExperimentsDataSource", "ExperimentsReader", "ReadRequest", "StorePartition", "plan_read", "read_partition"]

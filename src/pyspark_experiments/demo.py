@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from .errors import MissingDependencyError
+
 USERS = ("alice", "bob")
 EXPERIMENTS = {
     "diabetes-linear": [("ridge", {"alpha": a}) for a in (0.01, 0.1, 1.0, 10.0)]
@@ -32,7 +34,7 @@ def create_sample_store(tracking_uri: str, artifact_root: str) -> None:
 
     Example::
 
-        >>> create_sample_store("sqlite:////tmp/demo/mlflow.db", "/tmp/demo/artifacts")
+        >>> create_sample_store("sqlite:////tmp/demo/mlflow.db", "/tmp/demo/artifacts")  # doctest: +SKIP
     """
     try:
         import mlflow
@@ -41,7 +43,7 @@ def create_sample_store(tracking_uri: str, artifact_root: str) -> None:
         from sklearn.linear_model import Lasso, Ridge
         from sklearn.model_selection import train_test_split
     except ImportError as error:
-        raise SystemExit(
+        raise MissingDependencyError(
             f"the demo's sample store needs mlflow and scikit-learn ({error.name} is missing): "
             f"pip install 'pyspark-experiments[test]', or pass --tracking-uri to read your own store"
         ) from None
@@ -76,7 +78,7 @@ def summarize(spark, delta_path: str, experiment_names: dict[str, str] | None = 
 
     Example::
 
-        >>> print(summarize(spark, "demo-output/delta/runs"))
+        >>> print(summarize(spark, "demo-output/delta/runs"))  # doctest: +SKIP
     """
     from pyspark.sql import functions as F
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Example::
 
-        >>> main(["--output", "/tmp/demo"])
+        >>> main(["--output", "/tmp/demo"])  # doctest: +SKIP
         0
     """
     parser = argparse.ArgumentParser(prog="pyspark-experiments demo", description=__doc__.split("\n\n")[0])
@@ -121,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", default="", help="experiment ids or names, comma separated (default: all)")
     parser.add_argument("--output", default="demo-output", help="folder for the sample store and Delta tables")
     parser.add_argument("--master", default=None, help="Spark master (default local[*])")
+    parser.add_argument(
+        "--remote", default=None,
+        help="a Spark Connect session instead: 'local[2]' starts a local Connect server, 'sc://host:port' connects (default: SPARK_REMOTE)",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -144,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     from .uri import resolve_tracking_uri
 
     print(f"Reading {resolve_tracking_uri(tracking_uri).display} with spark.read.format('experiments')...", flush=True)
-    spark = session(app_name="pyspark-experiments-demo", master=args.master)
-    spark.sparkContext.setLogLevel("ERROR")
+    # Spark's own INFO/WARN lines would bury the summary; errors still show.
+    spark = session(app_name="pyspark-experiments-demo", master=args.master, remote=args.remote,
+                    config={"spark.log.level": "ERROR"})
     try:
         runs = spark.read.format("experiments").option("trackingUri", tracking_uri).load(args.experiments)
         delta_path = os.path.join(output, "delta", "runs")

@@ -57,7 +57,8 @@ from pyspark.sql.types import (
     VariantType,
 )
 
-from .target import is_table_path, table_path
+from .errors import ConfigurationError, MissingDependencyError
+from .target import is_table_path, latest_table_version, table_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -233,13 +234,13 @@ def _schema_of(df: DataFrame) -> dict[str, DataType]:
     names = [f.name for f in df.schema.fields]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(
+        raise ConfigurationError(
             f"df has duplicate column names {duplicates}: rename them first "
             "(e.g. with toDF or withColumnRenamed)"
         )
     hidden = [n for n in names if n.startswith(_HIDDEN)]
     if hidden:
-        raise ValueError(f"df has columns {hidden} whose prefix {_HIDDEN!r} is reserved")
+        raise ConfigurationError(f"df has columns {hidden} whose prefix {_HIDDEN!r} is reserved")
     return {f.name: f.dataType for f in df.schema.fields}
 
 
@@ -252,7 +253,7 @@ def _resolve_keys(df: DataFrame, keys: str | Sequence[str], argument: str = "key
         raise TypeError(f"{argument} must be a column name or a list of column names, got {keys!r}")
     keys = list(keys)
     if not keys:
-        raise ValueError(f"{argument} must name at least one column")
+        raise ConfigurationError(f"{argument} must name at least one column")
     columns = [f.name for f in df.schema.fields]
     resolved = []
     for key in keys:
@@ -263,13 +264,13 @@ def _resolve_keys(df: DataFrame, keys: str | Sequence[str], argument: str = "key
             continue
         matches = [c for c in columns if c.lower() == key.lower()]
         if len(matches) != 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown key column {key!r} in {argument}: the DataFrame's columns are {columns}"
             )
         resolved.append(matches[0])
     repeated = sorted({k for k in resolved if resolved.count(k) > 1})
     if repeated:
-        raise ValueError(f"{argument} names column(s) {repeated} more than once")
+        raise ConfigurationError(f"{argument} names column(s) {repeated} more than once")
     return resolved
 
 
@@ -277,7 +278,7 @@ def _check_int(value: Any, argument: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{argument} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{argument} must be >= {minimum}, got {value}")
+        raise ConfigurationError(f"{argument} must be >= {minimum}, got {value}")
     return value
 
 
@@ -285,7 +286,7 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if not -(2**63) <= seed < 2**63:
-        raise ValueError(f"seed must fit in 64 bits, got {seed}")
+        raise ConfigurationError(f"seed must fit in 64 bits, got {seed}")
     return seed
 
 
@@ -342,7 +343,7 @@ def deterministic_layout(
 
         >>> df = spark.createDataFrame([(2, "b"), (1, "a"), (2, "a")], "user_id long, item string")
         >>> laid = deterministic_layout(df, ["user_id"], 4)
-        >>> laid.rdd.getNumPartitions()
+        >>> laid.select(F.spark_partition_id()).distinct().count()
         4
         >>> [tuple(r) for r in laid.collect()]  # partitions in hash order, sorted within
         [(2, 'a'), (2, 'b'), (1, 'a')]
@@ -543,12 +544,12 @@ def _normalize_weights(weights) -> tuple[list[Any], list[float]]:
             f"got {weights!r}"
         )
     if not values:
-        raise ValueError("weights must hold at least one weight")
+        raise ConfigurationError("weights must hold at least one weight")
     for label, value in zip(labels, values):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"weights[{label!r}] must be a number, got {value!r}")
         if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"weights must be positive and finite: weights[{label!r}] = {value!r}")
+            raise ConfigurationError(f"weights must be positive and finite: weights[{label!r}] = {value!r}")
     total = float(sum(values))
     bounds, cumulative = [], 0.0
     for value in values:
@@ -594,7 +595,7 @@ def assign_split(
     if not isinstance(column, str) or not column:
         raise TypeError(f"column must be a non-empty column name, got {column!r}")
     if column in df.columns:
-        raise ValueError(f"column {column!r} already exists in df: pass another column=")
+        raise ConfigurationError(f"column {column!r} already exists in df: pass another column=")
     u, _ = _unit_hash(df, keys, "pse-split", seed)
     expr = None
     for label, bound in zip(labels[:-1], bounds[:-1]):
@@ -676,11 +677,11 @@ def stable_shard(
     world_size = _check_int(world_size, "world_size", 1)
     rank = _check_int(rank, "rank", 0)
     if rank >= world_size:
-        raise ValueError(f"rank must be in [0, world_size={world_size}), got rank={rank}")
+        raise ConfigurationError(f"rank must be in [0, world_size={world_size}), got rank={rank}")
     seed = _check_seed(seed)
     if not balanced:
         if num_partitions is not None:
-            raise ValueError("num_partitions is used only with balanced=True")
+            raise ConfigurationError("num_partitions is used only with balanced=True")
         schema = _schema_of(df)
         key_names = _resolve_keys(df, keys)
         h = _salted_hash("pse-shard", _row_hash_parts(schema, key_names), seed)
@@ -721,26 +722,12 @@ class PinnedTable(NamedTuple):
 
 
 def _delta_target(table: str) -> tuple[str, str]:
-    """('path', path) or ('name', table name). A path has a slash or a scheme; ``delta.`/p```
-    is a path too."""
+    """('path', path) or ('name', table name), by :func:`pyspark_experiments.target.is_table_path`."""
     if not isinstance(table, str) or not table.strip():
         raise TypeError(f"table must be a Delta table path or name, got {table!r}")
-    table = table.strip()
-    if is_table_path(table):  # THE rule: pyspark_experiments.target.is_table_path
+    if is_table_path(table):
         return "path", table_path(table)
-    return "name", table
-
-
-def _delta_table(spark: SparkSession, table: str):
-    from delta.tables import DeltaTable
-
-    kind, target = _delta_target(table)
-    try:
-        if kind == "path":
-            return DeltaTable.forPath(spark, target)
-        return DeltaTable.forName(spark, target)
-    except Exception as error:  # AnalysisException, or py4j errors on older versions
-        raise ValueError(f"table {table!r} is not a readable Delta table: {error}") from error
+    return "name", table.strip()
 
 
 def read_pinned(spark: SparkSession, table: str, version: int | None = None) -> PinnedTable:
@@ -764,11 +751,11 @@ def read_pinned(spark: SparkSession, table: str, version: int | None = None) -> 
     if version is not None:
         version = _check_int(version, "version", 0)
     kind, target = _delta_target(table)
-    latest = _delta_table(spark, table).history(1).select("version").collect()[0][0]
+    latest = latest_table_version(spark, table)
     if version is None:
         version = int(latest)
     elif version > latest:
-        raise ValueError(
+        raise ConfigurationError(
             f"version={version} does not exist for Delta table {table!r}: "
             f"its latest version is {latest}"
         )
@@ -781,7 +768,7 @@ def _mlflow():
     try:
         import mlflow
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise MissingDependencyError(
             "log_training_input needs mlflow: pip install 'pyspark-experiments[mlflow]'"
         ) from error
     return mlflow
@@ -853,7 +840,7 @@ def log_training_input(
     if run_id is None:
         active = mlflow.active_run()
         if active is None:
-            raise ValueError("log_training_input needs an active MLflow run or run_id=")
+            raise ConfigurationError("log_training_input needs an active MLflow run or run_id=")
         run_id = active.info.run_id
 
     if fingerprint is None or rows is None:

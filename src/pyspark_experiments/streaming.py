@@ -1,21 +1,9 @@
 """Streaming reads: ``spark.readStream.format("experiments")`` for ``metrics`` and ``runs``.
 
-``metrics`` streams every metric point once, as it is logged. Its offset is a position per
-metric series, ``{"m": {run_id: {key: position}}}``, taken from the store (file store: bytes
-written to the append-only metric file; SQLite: the largest ``rowid`` of the series). A
-micro-batch reads each series between its start and end position, so a replayed batch reads
-the same points, and consecutive batches never overlap: with a checkpoint and a Delta sink,
-every point lands exactly once, across restarts.
-
-``runs`` streams a run's row each time the run changes (new run, status, end time, lifecycle
-stage, tags, params, latest metrics). Its offset is a digest per run, ``{"r": {run_id: digest}}``.
-A micro-batch emits the runs whose digest differs between its start and end offsets, and a
-run only while its row still has the end offset's digest (a run that changed again since is
-emitted by a later batch): each state of a run is emitted once.
-
-Both support ``trigger(availableNow=True)`` (everything logged until the query starts, in one
-or more micro-batches) and the option ``maxRowsPerTrigger`` (about that many points, or runs,
-per micro-batch). The other tables have no stream: use the batch source or the Delta sync.
+``metrics`` streams every metric point once, as it is logged (offsets: a position per series,
+as the store's ``capabilities`` declare it); ``runs`` streams each state of a run once (offsets:
+a digest per run). Both support ``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How
+offsets, replays and limits work: ``docs/streaming.md``.
 
 Example::
 
@@ -26,8 +14,8 @@ Example::
     ...          .writeStream.format("delta")
     ...          .option("checkpointLocation", "/tmp/ckpt/metrics")
     ...          .trigger(availableNow=True)
-    ...          .start("/tmp/delta/metrics_stream"))
-    >>> query.awaitTermination()
+    ...          .start("/tmp/delta/metrics_stream"))  # doctest: +SKIP
+    >>> query.awaitTermination()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -36,10 +24,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
+import pyarrow as pa
 from pyspark.sql.datasource import DataSourceStreamReader, InputPartition
 
 from . import tables
+from .errors import ConfigurationError, UnsupportedStoreError
+from .stores import open_store
 
 try:  # pyspark >= 4.2
     from pyspark.sql.streaming.datasource import (
@@ -58,9 +50,6 @@ log = logging.getLogger("pyspark_experiments.streaming")
 
 STREAM_TABLES = (tables.METRICS, tables.RUNS)
 OFFSET_VERSION = 1
-# Position units per metric point, to turn a row limit into a position range: bytes of one
-# file-store metric line (about), one SQLite rowid.
-_UNITS_PER_POINT = {"FileStore": 32, "SqlStore": 1}
 # Runs per planned chunk of the runs stream (each chunk's partitions carry its digests).
 _RUNS_PER_CHUNK = 1_000
 
@@ -103,21 +92,24 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
 
     def __init__(self, request) -> None:
         if request.table not in STREAM_TABLES:
-            raise ValueError(
+            raise ConfigurationError(
                 f"option 'table': streaming reads support {' and '.join(repr(t) for t in STREAM_TABLES)}, "
                 f"not {request.table!r}; read {request.table!r} with spark.read (batch) or keep a "
                 f"Delta copy with pyspark_experiments.sync"
             )
+        if request.corrupt_record_column is not None:
+            raise ConfigurationError(
+                "option 'columnNameOfCorruptRecord' is for batch reads; a stream reports skipped "
+                "records in its log (or read the table in batch with the option to see them)"
+            )
         if request.metric_ranges is not None:
-            raise ValueError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
+            raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
         self.request = request
         self._target: dict | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _store(self):
-        from .stores import open_store
-
         return open_store(self.request.uri)
 
     def _selection(self, store):
@@ -128,8 +120,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         store = self._store()
         selection = self._selection(store)
         if self.request.table == tables.METRICS:
-            if not getattr(store, "exact_metric_positions", False):
-                raise ValueError(
+            if not store.capabilities.exact_metric_ranges:
+                raise UnsupportedStoreError(
                     f"streaming 'metrics' needs a store that orders its points (a file store or "
                     f"SQLite); {store.uri.display} does not: use the batch source or "
                     f"pyspark_experiments.sync, which merge on natural keys"
@@ -159,7 +151,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         if not offset:
             return {}
         if offset.get("v") != OFFSET_VERSION or self._field not in offset:
-            raise ValueError(
+            raise ConfigurationError(
                 f"checkpointed offset {str(offset)[:200]!r} is not an offset of this source's "
                 f"{self.request.table!r} stream (version {OFFSET_VERSION}); start the query with a "
                 f"new checkpoint location"
@@ -194,7 +186,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         return self._offset(self._advance_runs(before, current, max_rows))
 
     def _advance_metrics(self, before: dict, current: dict, max_rows: int | None) -> dict:
-        per_point = _UNITS_PER_POINT.get(type(self._store()).__name__, 1)
+        per_point = max(1, self._store().capabilities.position_units_per_point)
         end: dict[str, dict[str, int]] = {}
         budget = max_rows
         for run_id in sorted(current):
@@ -230,8 +222,6 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         return dict(sorted(end.items()))
 
     def partitions(self, start: dict, end: dict) -> list[StreamPartition]:
-        from dataclasses import replace
-
         before, after = self._content(start), self._content(end)
         store = self._store()
         selection = self._selection(store)
@@ -264,8 +254,6 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StreamPartition):
             return
-        import pyarrow as pa
-
         store = self._store()
         if partition.digests is None:
             yield from store.read(partition.partition)

@@ -28,6 +28,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from .errors import ConfigurationError
+
 RUNS = "runs"
 METRICS = "metrics"
 PARAMS = "params"
@@ -122,7 +124,7 @@ NATURAL_KEYS = {
 
 
 def check_table(name: str) -> str:
-    """Return the canonical table name for ``name`` (case-insensitive) or raise ``ValueError``.
+    """Return the canonical table name for ``name`` (case-insensitive), else a ``ConfigurationError``.
 
     Example::
 
@@ -131,7 +133,7 @@ def check_table(name: str) -> str:
     """
     canonical = str(name).strip().lower()
     if canonical not in _SCHEMAS:
-        raise ValueError(
+        raise ConfigurationError(
             f"option 'table': unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
         )
     return canonical
@@ -185,3 +187,37 @@ def _arrow_type(data_type) -> pa.DataType:
             pa.field("value", _arrow_type(data_type.valueType), nullable=data_type.valueContainsNull),
         )
     raise TypeError(f"no Arrow type for {data_type!r}")
+
+
+def with_corrupt_record(table: str, column: str) -> StructType:
+    """``table``'s Spark schema for a read with option ``columnNameOfCorruptRecord``: every
+    column nullable (a skipped record's row holds only what is known of it), plus ``column``
+    (string: where the skipped record is and why; null on every good row).
+
+    Example::
+
+        >>> schema = with_corrupt_record("params", "_corrupt_record")
+        >>> schema.fieldNames(), schema["run_id"].nullable
+        (['experiment_id', 'run_id', 'key', 'value', '_corrupt_record'], True)
+    """
+    fields = spark_schema(table).fields
+    if column in [f.name for f in fields]:
+        raise ConfigurationError(
+            f"option 'columnNameOfCorruptRecord': {column!r} is a column of table {table!r}; "
+            f"choose another name, e.g. '_corrupt_record'"
+        )
+    return StructType(
+        [StructField(f.name, f.dataType, True) for f in fields] + [StructField(column, StringType(), True)]
+    )
+
+
+@cache
+def arrow_with_corrupt_record(table: str, column: str) -> pa.Schema:
+    """The Arrow schema of :func:`with_corrupt_record`.
+
+    Example::
+
+        >>> arrow_with_corrupt_record("params", "_bad").field("_bad").type
+        DataType(string)
+    """
+    return pa.schema([_arrow_field(field) for field in with_corrupt_record(table, column).fields])

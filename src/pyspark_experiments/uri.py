@@ -1,4 +1,7 @@
-"""Tracking-URI resolution, by MLflow's rules, without importing mlflow.
+"""Tracking-URI resolution, by MLflow's rules, without importing mlflow, and credential redaction.
+
+This module knows URIs only: which experiments a read covers is decided next to the stores
+(:mod:`pyspark_experiments.stores.resolve`), and nothing here imports a store.
 
 The order is: an explicit URI (the ``trackingUri`` option), then ``MLFLOW_TRACKING_URI``, then
 MLflow's own default: ``./mlruns`` where it already holds experiments, else
@@ -20,7 +23,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import ConfigurationError, UnsupportedStoreError
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 FILE_SCHEMES = ("file",)
@@ -55,32 +60,100 @@ class TrackingUri:
 
     @property
     def display(self) -> str:
-        return redact(self.location)
+        return _redact_uri(self.location)
 
     def __repr__(self) -> str:
         return f"TrackingUri(kind={self.kind!r}, uri={self.display!r}, source={self.source!r})"
 
 
-_CREDENTIAL_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s]*)@")
-_CREDENTIAL_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|sslpassword)=)[^&\s]*")
+# In free text a URL's userinfo runs to the last "@" of its token: a raw "/", ":" or "@" in a
+# password is still hidden. One to three slashes: "postgresql:/u:pw@h" is a typo users make.
+_CREDENTIAL_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*:/{1,3})(?P<userinfo>[^\s'\"<>]*)@")
+_CREDENTIAL_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|sslpassword)\s*=\s*)(?:'[^']*'|[^&\s]*)")
+_LIBPQ_KEYWORDS = re.compile(r"^\s*(?:host|hostaddr|port|dbname|user|password|sslmode|service)\s*=", re.IGNORECASE)
+
+#: Every credential seen in a tracking URI by this process, in every form it may be shown in
+#: (as given, percent-decoded, percent-encoded): redact() hides them wherever they appear, also
+#: inside a driver's error message that quotes or splits them.
+_KNOWN_SECRETS: set[str] = set()
+# Shorter secrets are not searched for in free text (they would mangle every message).
+_MIN_SECRET = 3
+
+
+def split_userinfo(uri: str) -> tuple[str, str | None, str | None, str]:
+    """Split ``scheme://user:password@rest`` into (prefix, user, password, rest), as MLflow's
+    URLs are meant: the userinfo ends at the last ``@`` before the query, so a raw ``/``, ``:``,
+    ``@`` or space in a password stays in the password. ``(uri, None, None, "")`` without one.
+
+    Example::
+
+        >>> split_userinfo("postgresql://bob:Hunter/Two22@db:5432/mlflow")
+        ('postgresql://', 'bob', 'Hunter/Two22', 'db:5432/mlflow')
+        >>> split_userinfo("sqlite:///m.db")
+        ('sqlite:///m.db', None, None, '')
+    """
+    match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*:/{0,3})(?P<rest>.*)$", uri, re.DOTALL)
+    if not match:
+        return uri, None, None, ""
+    rest = match.group("rest")
+    head = rest.split("?", 1)[0]
+    if "@" not in head:
+        return uri, None, None, ""
+    at = head.rfind("@")
+    userinfo, after = rest[:at], rest[at + 1:]
+    user, colon, password = userinfo.partition(":")
+    return match.group("prefix"), user, password if colon else None, after
+
+
+def remember_secrets(uri: str) -> None:
+    """Record the credentials in ``uri`` so that :func:`redact` hides them in any later text.
+
+    Example::
+
+        >>> remember_secrets("postgresql://bob:s3cr%20t@db/mlflow")
+        >>> redact("FATAL: password 's3cr t' rejected")
+        "FATAL: password '***' rejected"
+    """
+    found = []
+    _, _, password, _ = split_userinfo(str(uri))
+    if password:
+        found.append(password)
+    found.extend(m.group(0).split("=", 1)[1].strip().strip("'") for m in _CREDENTIAL_IN_QUERY.finditer(str(uri)))
+    for secret in found:
+        for form in (secret, unquote(secret), quote(unquote(secret), safe=""), quote(unquote(secret))):
+            if len(form) >= _MIN_SECRET:
+                _KNOWN_SECRETS.add(form)
 
 
 def redact(text: str) -> str:
-    """Hide passwords and tokens in ``text`` (URLs' userinfo, ``password=`` query values).
+    """Hide passwords and tokens in ``text``: URLs' userinfo, ``password=`` values, and every
+    credential of a tracking URI this process has resolved (see :func:`remember_secrets`).
 
     Example::
 
         >>> redact("postgresql://u:pw@h/db?sslmode=require&password=x")
         'postgresql://u:***@h/db?sslmode=require&password=***'
+        >>> redact("postgresql://bob:Hunter/Two22@h/db")
+        'postgresql://bob:***@h/db'
     """
+    text = str(text)
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
 
     def userinfo(match: re.Match) -> str:
-        user, _, password = match.group("userinfo").partition(":")
-        hidden = f"{user}:***" if password or ":" in match.group("userinfo") else user
-        return f"{match.group('scheme')}{hidden}@"
+        user, colon, _ = match.group("userinfo").partition(":")
+        return f"{match.group('scheme')}{user}:***@" if colon else match.group(0)
 
-    text = _CREDENTIAL_IN_URL.sub(userinfo, str(text))
+    text = _CREDENTIAL_IN_URL.sub(userinfo, text)
     return _CREDENTIAL_IN_QUERY.sub(r"\1***", text)
+
+
+def _redact_uri(uri: str) -> str:
+    prefix, user, password, rest = split_userinfo(uri)
+    if password is not None:
+        uri = f"{prefix}{user}:***@{rest}"
+    return redact(uri)
 
 
 def resolve_tracking_uri(
@@ -128,6 +201,15 @@ def holds_file_store_experiments(path: str) -> bool:
 
 
 def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
+    remember_secrets(uri)
+    if _LIBPQ_KEYWORDS.match(uri):
+        raise ConfigurationError(
+            f"{source}: a libpq keyword string (host=... dbname=...) is not a tracking URI; MLflow "
+            f"tracking URIs are URLs: postgresql://user:password@host:port/database (percent-encode "
+            f"special characters in the password, e.g. '/' as %2F)"
+        )
+    if uri.strip().lower() == "databricks":
+        return TrackingUri("rest", "databricks", "databricks", source)
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     # A Windows drive letter or a bare path: the file store.
@@ -142,10 +224,15 @@ def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
     if base_scheme == "sqlite":
         return TrackingUri("sql", "sqlite", _absolute_sqlite(uri, parts, cwd), source)
     if base_scheme in SQL_SCHEMES:
+        if not uri.lower().startswith(f"{scheme}://"):
+            raise ConfigurationError(
+                f"{source}: tracking URI {_redact_uri(uri)!r} is not a {base_scheme} URL; expected "
+                f"{base_scheme}://user:password@host:port/database"
+            )
         return TrackingUri("sql", base_scheme, uri, source)
     if base_scheme in REST_SCHEMES:
         return TrackingUri("rest", base_scheme, uri, source)
-    raise ValueError(
+    raise UnsupportedStoreError(
         f"{source}: unsupported tracking URI scheme {scheme!r} in {redact(uri)!r}; expected a "
         f"path or file:// (file store), sqlite://, postgresql://, mysql://, mssql:// "
         f"(SQL store), or http(s):// / databricks (tracking server)"
@@ -160,54 +247,12 @@ def _absolute_sqlite(uri: str, parts, cwd: str) -> str:
     # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them.
     path = unquote(parts.path)
     if path in ("", "/") or path == "/:memory:":
-        raise ValueError(f"tracking URI {uri!r}: an in-memory SQLite database holds no store")
+        raise ConfigurationError(f"tracking URI {redact(uri)!r}: an in-memory SQLite database holds no store")
+    if not uri.lower().startswith(f"{parts.scheme.lower()}:///"):
+        raise ConfigurationError(
+            f"tracking URI {redact(uri)!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
     relative = path[1:] if path.startswith("/") else path
     absolute = relative if relative.startswith("/") else _absolute(relative, cwd)
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}:///{absolute}{query}"
-
-
-def resolve_experiments(store, requested, view_type: str, table: str, environ=None) -> tuple[str, ...]:
-    """Which experiments a read covers, by DESIGN.md's order.
-
-    The load path (ids or names); else ``MLFLOW_EXPERIMENT_ID``; else
-    ``MLFLOW_EXPERIMENT_NAME``; else every experiment the view type admits. For the run tables
-    ``DELETED_ONLY`` looks in every experiment, since a deleted run may sit in an active one.
-    An id or name that is not in the store is an error naming it.
-
-    Example::
-
-        >>> from pyspark_experiments.stores import open_store
-        >>> store = open_store(resolve_tracking_uri("sqlite:///mlflow.db"))
-        >>> resolve_experiments(store, ("Default",), "ACTIVE_ONLY", "runs")
-        ('0',)
-    """
-    from .stores.base import lifecycle_stages
-
-    environ = os.environ if environ is None else environ
-    source = "load path"
-    if not requested:
-        if environ.get("MLFLOW_EXPERIMENT_ID", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_ID"].strip(),), "MLFLOW_EXPERIMENT_ID"
-        elif environ.get("MLFLOW_EXPERIMENT_NAME", "").strip():
-            requested, source = (environ["MLFLOW_EXPERIMENT_NAME"].strip(),), "MLFLOW_EXPERIMENT_NAME"
-    known = store.list_experiments("ALL")
-    if not requested:
-        admitted = view_type if table == "experiments" or view_type != "DELETED_ONLY" else "ALL"
-        return tuple(e.experiment_id for e in known if e.lifecycle_stage in lifecycle_stages(admitted))
-    by_id = {e.experiment_id: e for e in known}
-    by_name = {e.name: e for e in known}
-    resolved: list[str] = []
-    for item in requested:
-        experiment = by_id.get(item) or by_name.get(item)
-        if experiment is None:
-            names = ", ".join(repr(e.name) for e in known[:10]) + (" ..." if len(known) > 10 else "")
-            raise ValueError(
-                f"{source}: no experiment with id or name {item!r} in the store at "
-                f"{store.uri.display}; experiments there: {names or 'none'}"
-            )
-        if table == "experiments" and experiment.lifecycle_stage not in lifecycle_stages(view_type):
-            continue
-        if experiment.experiment_id not in resolved:
-            resolved.append(experiment.experiment_id)
-    return tuple(resolved)

@@ -11,30 +11,16 @@ import time
 import pytest
 
 from pyspark_experiments import tables
-from pyspark_experiments.datasource import ReadRequest, plan_read
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.uri import redact, resolve_experiments, resolve_tracking_uri
+from pyspark_experiments.uri import resolve_tracking_uri
 
 
 @pytest.fixture(scope="module")
 def small_stores(tmp_path_factory):
     """A SQLite and a file store, each with two experiments written by real mlflow."""
-    import mlflow
-    from mlflow import MlflowClient
+    from support.small import write_small_stores
 
-    root = tmp_path_factory.mktemp("small")
-    uris = {"sqlite": f"sqlite:///{root}/mlflow.db", "file": str(root / "mlruns")}
-    for uri in uris.values():
-        client = MlflowClient(tracking_uri=uri)
-        for name in ("alpha", "beta"):
-            experiment_id = client.create_experiment(name, artifact_location=str(root / "artifacts" / name))
-            for i in range(3):
-                run = client.create_run(experiment_id, run_name=f"{name}-{i}", tags={"mlflow.user": "ann"})
-                client.log_metric(run.info.run_id, "loss", 1.0 / (i + 1), step=i)
-                client.log_param(run.info.run_id, "i", str(i))
-                client.set_terminated(run.info.run_id)
-    mlflow.set_tracking_uri(None)
-    return uris
+    return write_small_stores(tmp_path_factory.mktemp("small"))
 
 
 def read(spark, uri, table="runs", path="", **options):
@@ -87,28 +73,21 @@ def test_options_are_case_insensitive(spark, small_stores):
     assert df.count() == 3
 
 
-@pytest.mark.parametrize(
-    "options, expected",
-    [
-        ({"bogus": "1"}, "unknown option(s) 'bogus'"),
-        ({"table": "metricz"}, "option 'table': unknown table 'metricz'; expected one of runs, metrics"),
-        ({"viewType": "SOME"}, "option 'viewType': unknown value 'SOME'; expected one of ACTIVE_ONLY, DELETED_ONLY, ALL"),
-        ({"mode": "LENIENT"}, "option 'mode': unknown value 'LENIENT'; expected one of FAILFAST, PERMISSIVE"),
-        ({"numPartitions": "0"}, "option 'numPartitions': expected a positive integer"),
-        ({"startTimeAfter": "yesterday"}, "option 'startTimeAfter': expected an ISO-8601 time"),
-        ({"trackingUri": "ftp://host/x"}, "unsupported tracking URI scheme 'ftp'"),
-    ],
-)
-def test_bad_options_name_the_option_and_the_valid_values(options, expected):
-    with pytest.raises(ValueError) as error:
-        ReadRequest.from_options({"trackingUri": "sqlite:////tmp/none.db", **options}, environ={})
-    assert expected in str(error.value)
-
-
 def test_bad_option_reaches_the_spark_user(spark, small_stores):
     with pytest.raises(Exception) as error:
         read(spark, small_stores["sqlite"], viewType="SOME").count()
     assert "option 'viewType'" in str(error.value)
+
+
+def test_mlflow_experiment_alias_only_on_request(spark, small_stores):
+    import pyspark_experiments
+
+    with pytest.raises(Exception, match="mlflow-experiment"):
+        spark.read.format("mlflow-experiment").option("trackingUri", small_stores["sqlite"]).load("alpha").count()
+    pyspark_experiments.register(spark, alias="mlflow-experiment")
+    aliased = spark.read.format("mlflow-experiment").option("trackingUri", small_stores["sqlite"]).load("alpha")
+    plain = read(spark, small_stores["sqlite"], path="alpha")
+    assert sorted(aliased.collect()) == sorted(plain.collect()) and aliased.count() == 3
 
 
 def test_unknown_experiment_is_named(spark, small_stores):
@@ -117,58 +96,6 @@ def test_unknown_experiment_is_named(spark, small_stores):
             read(spark, small_stores[kind], path="alpha,gamma").count()
         assert "no experiment with id or name 'gamma'" in str(error.value)
         assert "'alpha'" in str(error.value)  # it lists what the store has
-
-
-def test_path_without_a_store(tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="holds no MLflow file store"):
-        plan_read({"trackingUri": str(tmp_path / "empty")}, environ={})
-    with pytest.raises(FileNotFoundError, match="no file store at"):
-        plan_read({"trackingUri": str(tmp_path / "missing")}, environ={})
-    with pytest.raises(FileNotFoundError, match="no SQLite database at"):
-        plan_read({"trackingUri": f"sqlite:///{tmp_path}/missing.db"}, environ={})
-    import sqlite3
-
-    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)")
-    with pytest.raises(ValueError, match="holds no MLflow tracking store"):
-        plan_read({"trackingUri": f"sqlite:///{tmp_path}/other.db"}, environ={})
-
-
-def test_tracking_uri_resolution_order(tmp_path):
-    env = {"MLFLOW_TRACKING_URI": "sqlite:///from-env.db"}
-    assert resolve_tracking_uri("sqlite:///opt.db", env, str(tmp_path)).location == f"sqlite:///{tmp_path}/opt.db"
-    assert resolve_tracking_uri(None, env, str(tmp_path)).source == "MLFLOW_TRACKING_URI"
-    assert resolve_tracking_uri(None, {}, str(tmp_path)).location == f"sqlite:///{tmp_path}/mlflow.db"
-    # ./mlruns wins only where it already holds experiments, as in MLflow 3.7+.
-    (tmp_path / "mlruns" / "0").mkdir(parents=True)
-    assert resolve_tracking_uri(None, {}, str(tmp_path)).kind == "sql"
-    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
-    default = resolve_tracking_uri(None, {}, str(tmp_path))
-    assert (default.kind, default.location) == ("file", str(tmp_path / "mlruns"))
-    assert resolve_tracking_uri(f"file://{tmp_path}/x", {}, "/").location == f"{tmp_path}/x"
-    assert resolve_tracking_uri("sqlite:////abs/m.db", {}, "/else").location == "sqlite:////abs/m.db"
-
-
-def test_experiment_resolution_order(small_stores):
-    store = open_store(resolve_tracking_uri(small_stores["sqlite"]))
-    ids = {e.name: e.experiment_id for e in store.list_experiments()}
-    env = {"MLFLOW_EXPERIMENT_ID": ids["beta"], "MLFLOW_EXPERIMENT_NAME": "alpha"}
-    assert resolve_experiments(store, ("alpha",), "ACTIVE_ONLY", "runs", env) == (ids["alpha"],)
-    assert resolve_experiments(store, None, "ACTIVE_ONLY", "runs", env) == (ids["beta"],)
-    assert resolve_experiments(store, None, "ACTIVE_ONLY", "runs", {"MLFLOW_EXPERIMENT_NAME": "alpha"}) == (ids["alpha"],)
-    assert set(resolve_experiments(store, None, "ACTIVE_ONLY", "runs", {})) == set(ids.values())
-    with pytest.raises(ValueError, match="MLFLOW_EXPERIMENT_NAME: no experiment with id or name 'nope'"):
-        resolve_experiments(store, None, "ALL", "runs", {"MLFLOW_EXPERIMENT_NAME": "nope"})
-
-
-def test_credentials_never_shown():
-    uri = resolve_tracking_uri("postgresql://ann:hunter2@db.example:5432/mlflow?password=hunter2", {}, "/")
-    for text in (uri.display, repr(uri), redact(uri.location)):
-        assert "hunter2" not in text
-    assert "ann:***@db.example" in uri.display
-    with pytest.raises(ValueError) as error:
-        resolve_tracking_uri("ftp://ann:hunter2@host/x", {}, "/")
-    assert "hunter2" not in str(error.value)
 
 
 def _copy_file_store(source, target):

@@ -305,6 +305,11 @@ def test_runs_of_deleted_experiment_equal_search_runs(spark, uri, client, view, 
     # mlflow: a deleted experiment's runs are all deleted; ACTIVE_ONLY finds none.
     assert len(expected) == (0 if view == "ACTIVE_ONLY" else 2)
     path = gamma if by == "id" else DELETED_EXPERIMENT
+    if view == "ACTIVE_ONLY":
+        # mlflow silently answers nothing; we say why (issue 9, case 8)
+        with pytest.raises(Exception, match=r"is deleted and option 'viewType' is ACTIVE_ONLY"):
+            read(spark, uri, "runs", view, path).collect()
+        return
     assert_runs_equal(read(spark, uri, "runs", view, path), expected, f"runs {view} load({path!r})")
 
 
@@ -476,6 +481,11 @@ def test_experiments_by_path(spark, uri, client, view):
     # A load path narrows the table to the named experiments that the view type admits.
     path = f"ref-alpha,{DELETED_EXPERIMENT}"
     expected = [e for e in mlflow_experiments(client, view) if e.name in ("ref-alpha", DELETED_EXPERIMENT)]
+    if view == "ACTIVE_ONLY":
+        # naming a deleted experiment under the default view type is an error that says so
+        with pytest.raises(Exception, match=r"is deleted and option 'viewType' is ACTIVE_ONLY"):
+            read(spark, uri, "experiments", view, path).collect()
+        return
     assert_experiments_equal(
         read(spark, uri, "experiments", view, path), expected, f"experiments {view} load({path!r})"
     )

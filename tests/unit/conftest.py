@@ -25,3 +25,11 @@ def _forbid_jvm():
     gateway.launch_gateway = original
     context.launch_gateway = original
     assert context.SparkContext._gateway is None, "a JVM was started during the unit tests"
+
+
+@pytest.fixture(scope="session")
+def small_stores(tmp_path_factory):
+    """A SQLite and a file store (experiments alpha, beta; 3 runs each), written by real mlflow."""
+    from support.small import write_small_stores
+
+    return write_small_stores(tmp_path_factory.mktemp("small"))

@@ -10,8 +10,12 @@ Example::
 
 from __future__ import annotations
 
+from ..errors import UnsupportedStoreError
 from ..uri import TrackingUri
-from .base import Store
+from .base import Store, StoreCapabilities
+from .file import FileStore
+from .resolve import resolve_experiments
+from .sql import SqlStore
 
 
 def open_store(uri: TrackingUri) -> Store:
@@ -20,20 +24,20 @@ def open_store(uri: TrackingUri) -> Store:
     Example::
 
         >>> from pyspark_experiments.uri import resolve_tracking_uri
-        >>> type(open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))).__name__
-        'SqlStore'
+        >>> open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db")).capabilities.kind
+        'sql'
     """
     if uri.kind == "sql":
-        from .sql import SqlStore
-
         return SqlStore(uri)
     if uri.kind == "file":
-        from .file import FileStore
-
         return FileStore(uri)
     if uri.kind == "rest":
-        raise ValueError(
-            f"tracking URI {uri.display!r}: reading a tracking server over REST is not supported "
-            f"yet; read its backend store directly (sqlite://, postgresql:// or an mlruns folder)"
+        raise UnsupportedStoreError(
+            f"tracking URI {uri.display!r}: reading a tracking server over REST (http(s)://, "
+            f"databricks) is not supported yet; read its backend store directly (sqlite://, "
+            f"postgresql:// or an mlruns folder)"
         )
-    raise ValueError(f"tracking URI {uri.display!r}: unknown store kind {uri.kind!r}")
+    raise UnsupportedStoreError(f"tracking URI {uri.display!r}: unknown store kind {uri.kind!r}")
+
+
+__all__ = ["FileStore", "SqlStore", "Store", "StoreCapabilities", "open_store", "resolve_experiments"]

@@ -11,23 +11,25 @@ Example::
     >>> from pyspark_experiments.stores import open_store
     >>> from pyspark_experiments.uri import resolve_tracking_uri
     >>> store = open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))
-    >>> type(store).__name__
-    'SqlStore'
+    >>> store.capabilities.kind, store.capabilities.exact_metric_ranges
+    ('sql', True)
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from .. import tables
-from ..errors import MalformedRecordError
+from ..errors import ConfigurationError, MalformedRecordError
 
 if TYPE_CHECKING:
     from ..uri import TrackingUri
@@ -121,11 +123,48 @@ class Partition:
     work: Any = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SkippedRecord:
+    """One record a PERMISSIVE read skipped: where and why, and whose it was where known."""
+
+    where: str
+    experiment_id: str | None = None
+    run_id: str | None = None
+
+
+_collecting = threading.local()
+
+
+@contextmanager
+def collect_skipped() -> Iterator[list[SkippedRecord]]:
+    """Collect every record that :class:`Problems` skips in this thread while the block runs.
+
+    The Spark adapter wraps each partition's read in it to hand the skips to the caller as rows
+    (option ``columnNameOfCorruptRecord``); a store needs no part in it.
+
+    Example::
+
+        >>> with collect_skipped() as skipped:
+        ...     Problems("PERMISSIVE").skip("/m/1/r/meta.yaml: not valid YAML", run_id="r")
+        >>> skipped
+        [SkippedRecord(where='/m/1/r/meta.yaml: not valid YAML', experiment_id=None, run_id='r')]
+    """
+    stack = _collecting.__dict__.setdefault("stack", [])
+    found: list[SkippedRecord] = []
+    stack.append(found)
+    try:
+        yield found
+    finally:
+        stack.remove(found)
+
+
 class Problems:
     """Collects malformed records under ``mode``: raise at once (FAILFAST) or skip and report.
 
-    PERMISSIVE never drops silently: :meth:`report` logs how many records were skipped and where,
-    as a warning on the executor's log (shown by the job runner), once per partition.
+    PERMISSIVE never drops silently: every skip goes to the caller as a row of the
+    ``columnNameOfCorruptRecord`` column when the read asked for one (see
+    :func:`collect_skipped`), and :meth:`report` logs how many records were skipped and where,
+    once per partition. ``locate`` turns a place into (experiment id, run id) where a store can.
 
     Example::
 
@@ -135,18 +174,24 @@ class Problems:
         1
     """
 
-    def __init__(self, mode: str, context: str = "") -> None:
+    def __init__(self, mode: str, context: str = "", locate=None) -> None:
         self.mode = mode
         self.context = context
+        self.locate = locate
         self.where: list[str] = []
 
-    def skip(self, where: str) -> None:
+    def skip(self, where: str, experiment_id: str | None = None, run_id: str | None = None) -> None:
         if self.mode == "FAILFAST":
             raise MalformedRecordError(
                 f"malformed record at {where} (mode FAILFAST; use option('mode', 'PERMISSIVE') "
                 f"to skip malformed records and report them)"
             )
         self.where.append(where)
+        if self.locate is not None and (experiment_id is None or run_id is None):
+            found_experiment, found_run = self.locate(where)
+            experiment_id, run_id = experiment_id or found_experiment, run_id or found_run
+        for found in getattr(_collecting, "stack", ()):
+            found.append(SkippedRecord(where, experiment_id, run_id))
 
     @property
     def count(self) -> int:
@@ -200,7 +245,7 @@ class StoreCapabilities:
 
     def __post_init__(self) -> None:
         if self.metric_positions not in POSITION_KINDS:
-            raise ValueError(f"metric_positions {self.metric_positions!r}: expected one of {POSITION_KINDS}")
+            raise ConfigurationError(f"metric_positions {self.metric_positions!r}: expected one of {POSITION_KINDS}")
 
     @property
     def positions_key(self) -> str:
@@ -250,7 +295,7 @@ class Store(ABC):
 
         Example::
 
-            >>> store.metric_positions(Selection("metrics", ("1",)))
+            >>> store.metric_positions(Selection("metrics", ("1",)))  # doctest: +SKIP
             {('3f2a...', 'loss'): 1893, ...}
         """
         raise NotImplementedError(f"{self.uri.display} reports no metric positions")
@@ -267,7 +312,7 @@ class Store(ABC):
 
         Example::
 
-            >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))
+            >>> store.run_fingerprints(Selection("runs", ("1",), view_type="ALL"))  # doctest: +SKIP
             {'3f2a...': ('1', '9c1d...'), ...}
         """
         raise NotImplementedError(f"{self.uri.display} reports no run fingerprints")

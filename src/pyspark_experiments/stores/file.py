@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,6 +27,7 @@ from itertools import accumulate, repeat
 import pyarrow as pa
 
 from .. import tables
+from ..errors import StoreNotFoundError
 from .base import (
     BATCH_ROWS,
     RUN_STATUSES,
@@ -60,8 +62,9 @@ def _yaml_loader():
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: str, problems: Problems | None = None) -> dict | None:
-    """Parse one ``meta.yaml``; ``None`` if it is missing. A corrupt file is a malformed record.
+def read_yaml(path: str, problems: Problems | None = None, required: bool = False) -> dict | None:
+    """Parse one ``meta.yaml``; ``None`` if it is missing (a malformed record if ``required``).
+    A file that is not UTF-8, not YAML, not a mapping, or a folder is a malformed record.
 
     Example::
 
@@ -71,9 +74,20 @@ def read_yaml(path: str, problems: Problems | None = None) -> dict | None:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        if required:
+            _malformed(problems, f"{path}: missing")
+        return None
+    except IsADirectoryError:
+        _malformed(problems, f"{path}: expected a file, found a folder")
+        return None
+    except UnicodeDecodeError as error:
+        _malformed(problems, f"{path}: not valid UTF-8 (byte {error.start})")
+        return None
+    except OSError as error:
+        _malformed(problems, f"{path}: cannot be read ({error.strerror or error})")
         return None
     try:
         content = yaml.load(text, Loader=_yaml_loader())
@@ -92,6 +106,32 @@ def _malformed(problems: Problems | None, where: str) -> None:
     (problems or Problems("FAILFAST")).skip(where)
 
 
+#: Fields of MLflow's meta.yaml files that must be integers (epoch milliseconds) when present.
+_TIME_FIELDS = {
+    "run": ("start_time", "end_time"),
+    "experiment": ("creation_time", "last_update_time"),
+}
+
+
+def _valid_meta(meta: dict, path: str, kind: str, problems: Problems | None) -> bool:
+    """Whether ``meta``'s typed fields hold what MLflow writes; a malformed record otherwise."""
+    for name in _TIME_FIELDS[kind]:
+        value = meta.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            _malformed(problems, f"{path}: {name} {value!r} is not epoch milliseconds (an integer)")
+            return False
+    status = meta.get("status")
+    if kind == "run" and status is not None and not isinstance(status, (int, str)):
+        _malformed(problems, f"{path}: status {status!r} is not a run status")
+        return False
+    return True
+
+
+# A metric file's last line without its newline is a point being written; after this long
+# without a change it is a writer that died mid-line, and is reported.
+UNTERMINATED_GRACE_S = 60.0
+
+
 class FileStore(Store):
     """Reads an MLflow file store."""
 
@@ -99,9 +139,32 @@ class FileStore(Store):
     def root(self) -> str:
         return self.uri.location
 
+    def _problems(self, mode: str, context: str = "") -> Problems:
+        return Problems(mode, context=context or f"file store {self.root!r}", locate=self._ids_for)
+
+    def _ids_for(self, where: str) -> tuple[str | None, str | None]:
+        """(experiment id, run id) of a place in the store, as far as its path tells."""
+        prefix = self.root.rstrip(os.sep) + os.sep
+        if not where.startswith(prefix):
+            return None, None
+        parts = where[len(prefix):].split(os.sep)
+        if parts[0] == TRASH:
+            parts = parts[1:]
+        experiment = parts[0].split(",")[0].split(":")[0] if parts else None
+        run = parts[1] if len(parts) > 2 and parts[1] not in RESERVED_FOLDERS else None
+        return experiment or None, run
+
     def _check_root(self) -> None:
+        if os.path.isfile(self.root):
+            with open(self.root, "rb") as handle:
+                is_sqlite = handle.read(16) == b"SQLite format 3\x00"
+            hint = (f"; it is a SQLite database: use sqlite:///{self.root}" if is_sqlite
+                    else "; a file store is a folder (mlruns/)")
+            raise StoreNotFoundError(
+                f"tracking URI {self.uri.display!r}: no file store at {self.root!r} (a file, not a folder{hint})"
+            )
         if not os.path.isdir(self.root):
-            raise FileNotFoundError(
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r}: no file store at {self.root!r} (folder not found)"
             )
         has_store = any(
@@ -109,7 +172,7 @@ class FileStore(Store):
             for entry in os.scandir(self.root)
         )
         if not has_store:
-            raise ValueError(
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r}: {self.root!r} holds no MLflow file store "
                 f"(expected experiment folders such as '0/meta.yaml')"
             )
@@ -179,6 +242,11 @@ class FileStore(Store):
             for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics"))
         ]
         units = metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION)
+        # A run whose `metrics` is not a folder is read all the same, to be reported there.
+        units += [
+            ((run, None), 1) for run in run_dirs
+            if os.path.lexists(os.path.join(*run, "metrics")) and not os.path.isdir(os.path.join(*run, "metrics"))
+        ]
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
     def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
@@ -205,7 +273,6 @@ class FileStore(Store):
         position_units_per_point=_BYTES_PER_POINT,
         run_fingerprints=True,
     )
-    exact_metric_positions = True
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """Bytes written to each metric file (metric files are append-only).
@@ -213,11 +280,13 @@ class FileStore(Store):
         Only file sizes are read; the view type and start time apply when points are read.
         """
         self._check_root()
+        problems = self._problems(selection.mode)
         positions = {}
         for experiment_path, run_name in self._run_dirs(selection):
-            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics")):
+            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics"), problems):
                 if selection.admits_metric_key(key):
                     positions[(run_name, key)] = size
+        problems.report()
         return positions
 
     def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
@@ -228,7 +297,7 @@ class FileStore(Store):
 
         self._check_root()
         needs_meta = selection.view_type != "ALL" or selection.min_start_time_ms is not None
-        problems = Problems(selection.mode, context=f"file store {self.root!r}")
+        problems = self._problems(selection.mode)
         found = {}
         for experiment_path, run_name in self._run_dirs(selection):
             run_dir = os.path.join(experiment_path, run_name)
@@ -238,6 +307,8 @@ class FileStore(Store):
                 continue  # not a run, as MLflow treats it
             if needs_meta:
                 meta = read_yaml(os.path.join(run_dir, META), problems) or {}
+                if meta and not _valid_meta(meta, os.path.join(run_dir, META), "run", problems):
+                    continue
                 if not selection.admits_run(run_name, meta.get("lifecycle_stage", "active"), meta.get("start_time")):
                     continue
             digests = {"run": hashlib.sha1(f"{meta_stat.st_size} {meta_stat.st_mtime_ns}".encode()).hexdigest()}
@@ -262,7 +333,7 @@ class FileStore(Store):
 
     def read(self, partition: Partition) -> Iterator[pa.RecordBatch]:
         selection = partition.selection
-        problems = Problems(selection.mode, context=f"file store {self.root!r}, partition {partition.index}")
+        problems = self._problems(selection.mode, f"file store {self.root!r}, partition {partition.index}")
         table = selection.table
         if table == tables.EXPERIMENTS:
             yield from self._read_experiments(partition.work, problems)
@@ -273,7 +344,7 @@ class FileStore(Store):
             if table == tables.RUNS:
                 yield from self._read_runs(runs, problems)
             elif table in (tables.PARAMS, tables.TAGS):
-                yield from self._read_key_values(table, runs)
+                yield from self._read_key_values(table, runs, problems)
             elif table == tables.INPUTS:
                 yield from self._read_inputs(runs, problems)
         problems.report()
@@ -291,6 +362,8 @@ class FileStore(Store):
             if run_id != run_name:
                 problems.skip(f"{meta_path}: run_id {run_id!r} does not match its folder {run_name!r}")
                 continue
+            if not _valid_meta(meta, meta_path, "run", problems):
+                continue
             if selection.admits_run(run_id, meta.get("lifecycle_stage", "active"), meta.get("start_time")):
                 yield run_dir, meta
 
@@ -298,15 +371,15 @@ class FileStore(Store):
         columns = {name: [] for name in tables.arrow_schema(tables.RUNS).names}
         for run_dir, meta in runs:
             latest = []
-            for key, path in _key_files(os.path.join(run_dir, "metrics")):
+            for key, path in _key_files(os.path.join(run_dir, "metrics"), problems):
                 point = _latest_point(path, problems)
                 if point is not None:
                     latest.append((key, point))
             columns["run_id"].append(meta.get("run_id") or meta.get("run_uuid"))
             columns["experiment_id"].append(str(meta.get("experiment_id")))
             columns["metrics"].append(sorted(latest))
-            columns["params"].append(_read_values(os.path.join(run_dir, "params")))
-            columns["tags"].append(_read_values(os.path.join(run_dir, "tags")))
+            columns["params"].append(_read_values(os.path.join(run_dir, "params"), problems))
+            columns["tags"].append(_read_values(os.path.join(run_dir, "tags"), problems))
             columns["start_time"].append(ms_to_us(meta.get("start_time")))
             columns["end_time"].append(ms_to_us(meta.get("end_time")))
             columns["status"].append(_status(meta.get("status")))
@@ -316,10 +389,10 @@ class FileStore(Store):
             columns["lifecycle_stage"].append(meta.get("lifecycle_stage", "active"))
         yield from batches_from_columns(tables.RUNS, columns)
 
-    def _read_key_values(self, table: str, runs) -> Iterator[pa.RecordBatch]:
+    def _read_key_values(self, table: str, runs, problems: Problems) -> Iterator[pa.RecordBatch]:
         columns = {"experiment_id": [], "run_id": [], "key": [], "value": []}
         for run_dir, meta in runs:
-            for key, value in _read_values(os.path.join(run_dir, table)):
+            for key, value in _read_values(os.path.join(run_dir, table), problems):
                 columns["experiment_id"].append(str(meta.get("experiment_id")))
                 columns["run_id"].append(os.path.basename(run_dir))
                 columns["key"].append(key)
@@ -329,8 +402,8 @@ class FileStore(Store):
     def _read_experiments(self, experiment_dirs, problems: Problems) -> Iterator[pa.RecordBatch]:
         columns = {name: [] for name in tables.arrow_schema(tables.EXPERIMENTS).names}
         for path in experiment_dirs:
-            meta = read_yaml(os.path.join(path, META), problems)
-            if meta is None:
+            meta = read_yaml(os.path.join(path, META), problems, required=True)
+            if meta is None or not _valid_meta(meta, os.path.join(path, META), "experiment", problems):
                 continue
             columns["experiment_id"].append(str(meta.get("experiment_id")))
             columns["name"].append(meta.get("name"))
@@ -338,7 +411,7 @@ class FileStore(Store):
             columns["lifecycle_stage"].append(meta.get("lifecycle_stage", "active"))
             columns["creation_time"].append(ms_to_us(meta.get("creation_time")))
             columns["last_update_time"].append(ms_to_us(meta.get("last_update_time")))
-            columns["tags"].append(_read_values(os.path.join(path, "tags")))
+            columns["tags"].append(_read_values(os.path.join(path, "tags"), problems))
         yield from batches_from_columns(tables.EXPERIMENTS, columns)
 
     def _read_inputs(self, runs, problems: Problems) -> Iterator[pa.RecordBatch]:
@@ -346,10 +419,12 @@ class FileStore(Store):
         for run_dir, meta in runs:
             inputs_dir = os.path.join(run_dir, "inputs")
             if not os.path.isdir(inputs_dir):
+                if os.path.lexists(inputs_dir):
+                    problems.skip(f"{inputs_dir}: expected a folder of dataset inputs, found a file")
                 continue
             found = []
             for input_id in sorted(os.listdir(inputs_dir)):
-                input_meta = read_yaml(os.path.join(inputs_dir, input_id, META), problems)
+                input_meta = read_yaml(os.path.join(inputs_dir, input_id, META), problems, required=True)
                 if not input_meta or input_meta.get("source_type") != "DATASET":
                     continue
                 dataset_path = os.path.join(os.path.dirname(run_dir), "datasets", str(input_meta.get("source_id")), META)
@@ -384,7 +459,9 @@ class FileStore(Store):
             files = []
             for key, *bounds in by_run[(os.path.dirname(run_dir), run_id)]:
                 if key is None:
-                    files.extend((k, path, ()) for k, path in _key_files(metrics_dir) if selection.admits_metric_key(k))
+                    files.extend(
+                        (k, path, ()) for k, path in _key_files(metrics_dir, problems) if selection.admits_metric_key(k)
+                    )
                 else:
                     files.append((key, os.path.join(metrics_dir, key), bounds))
             keys, timestamps, values, steps = [], [], [], []
@@ -416,31 +493,51 @@ def _status(value) -> str | None:
     return str(value)
 
 
-def _key_files(folder: str, prefix: str = "") -> list[tuple[str, str]]:
-    """(key, path) for every file under ``folder``; keys with ``/`` are nested folders."""
+def _key_files(folder: str, problems: Problems | None = None, prefix: str = "") -> list[tuple[str, str]]:
+    """(key, path) for every file under ``folder``; keys with ``/`` are nested folders.
+
+    A missing folder holds no keys; a file where the folder belongs is a malformed record
+    (reported when ``problems`` is given, as a read does; planning only looks)."""
     found = []
     try:
         entries = os.scandir(folder)
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
+        return found
+    except NotADirectoryError:
+        if problems is not None and not prefix:
+            problems.skip(f"{folder}: expected a folder of {os.path.basename(folder)} files, found a file")
         return found
     with entries:
         for entry in entries:
             if entry.is_dir():
-                found.extend(_key_files(entry.path, f"{prefix}{entry.name}/"))
+                found.extend(_key_files(entry.path, problems, f"{prefix}{entry.name}/"))
             else:
                 found.append((prefix + entry.name, entry.path))
     return sorted(found)
 
 
-def _metric_files(folder: str) -> list[tuple[str, int]]:
-    return [(key, os.path.getsize(path)) for key, path in _key_files(folder)]
+def _metric_files(folder: str, problems: Problems | None = None) -> list[tuple[str, int]]:
+    found = []
+    for key, path in _key_files(folder, problems):
+        try:
+            found.append((key, os.path.getsize(path)))
+        except FileNotFoundError:
+            continue  # removed since the listing
+    return found
 
 
-def _read_values(folder: str) -> list[tuple[str, str]]:
+def _read_values(folder: str, problems: Problems) -> list[tuple[str, str]]:
     values = []
-    for key, path in _key_files(folder):
-        with open(path, encoding="utf-8") as handle:
-            values.append((key, handle.read()))
+    for key, path in _key_files(folder, problems):
+        try:
+            with open(path, "rb") as handle:
+                values.append((key, handle.read().decode("utf-8")))
+        except FileNotFoundError:
+            continue  # deleted since the listing (MLflow deletes tags by removing the file)
+        except UnicodeDecodeError as error:
+            problems.skip(f"{path}: not valid UTF-8 (byte {error.start})")
+        except OSError as error:
+            problems.skip(f"{path}: cannot be read ({error.strerror or error})")
     return values
 
 
@@ -466,10 +563,20 @@ def read_metric_file(
     try:
         with open(path, "rb") as handle:
             data = handle.read() if upto is None else handle.read(upto)
+            stat = os.fstat(handle.fileno())
     except FileNotFoundError:
         return [], [], []
+    except IsADirectoryError:
+        problems.skip(f"{path}: expected a metric file, found a folder")
+        return [], [], []
     lines = data.split(b"\n")
-    lines.pop()  # after the last newline: empty, or a line still being written
+    tail = lines.pop()  # after the last newline: empty, or a line still being written
+    if tail and len(data) == stat.st_size and time.time() - stat.st_mtime > UNTERMINATED_GRACE_S:
+        problems.skip(
+            f"{path}, line {len(lines) + 1}: the last line has no final newline and the file has not "
+            f"changed for {time.time() - stat.st_mtime:.0f} s (a writer that stopped mid-line?): "
+            f"{tail[:200].decode('utf-8', 'replace')!r}"
+        )
     first = 0
     if after > 0:
         ends = list(accumulate(len(line) + 1 for line in lines))

@@ -20,11 +20,13 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from urllib.parse import parse_qsl, quote, unquote
 
 import pyarrow as pa
 
 from .. import tables
-from ..uri import redact
+from ..errors import MissingDependencyError, StoreConnectionError, StoreNotFoundError, UnsupportedStoreError
+from ..uri import redact, remember_secrets, split_userinfo
 from .base import (
     BATCH_ROWS,
     ExperimentRef,
@@ -46,6 +48,38 @@ DEFAULT_RUNS_PER_PARTITION = 2_000
 DEFAULT_POINTS_PER_PARTITION = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
+# How long a read waits for a SQLite lock held by a writer before it reports the lock.
+SQLITE_TIMEOUT_S = 30.0
+
+
+def postgres_parameters(location: str) -> dict[str, str]:
+    """libpq connection parameters from a PostgreSQL URL (any ``+driver`` suffix), with the
+    userinfo split at its last ``@`` and percent-decoded, as SQLAlchemy reads MLflow's URLs.
+
+    Example::
+
+        >>> sorted(postgres_parameters("postgresql+psycopg://bob:a%2Fb@db:5433/mlflow?sslmode=require").items())
+        [('dbname', 'mlflow'), ('host', 'db'), ('password', 'a/b'), ('port', '5433'), ('sslmode', 'require'), ('user', 'bob')]
+        >>> postgres_parameters("postgresql://bob:Hunter/Two22@db/mlflow")["password"]
+        'Hunter/Two22'
+    """
+    _, user, password, rest = split_userinfo(location)
+    if user is None:
+        rest = location.split("://", 1)[1]
+    rest, _, query = rest.partition("?")
+    hostport, _, database = rest.partition("/")
+    params: dict[str, str] = {}
+    if hostport.startswith("["):  # [IPv6]:port
+        host, _, port = hostport[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    for name, value in (("host", unquote(host)), ("port", port), ("dbname", unquote(database)),
+                        ("user", unquote(user or "")), ("password", unquote(password or ""))):
+        if value:
+            params[name] = value
+    params.update(parse_qsl(query, keep_blank_values=True))
+    return params
 
 
 class SqlStore(Store):
@@ -55,33 +89,14 @@ class SqlStore(Store):
 
     @contextmanager
     def _connect(self):
+        # On an executor the URI arrives pickled: make its credentials known to redact() here too.
+        remember_secrets(self.uri.location)
         if self.uri.scheme == "sqlite":
-            import sqlite3
-
-            path = self.uri.location.split("://", 1)[1].split("?", 1)[0][1:]
-            if not os.path.isfile(path):
-                raise FileNotFoundError(
-                    f"tracking URI {self.uri.display!r}: no SQLite database at {path!r}"
-                )
-            # Read-only, so a reader can never create or change a store.
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            connection = self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
-            try:
-                import psycopg
-            except ImportError as error:
-                raise ImportError(
-                    "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
-                ) from error
-            # SQLAlchemy names a driver in the scheme (postgresql+psycopg2://); libpq does not.
-            location = "postgresql://" + self.uri.location.split("://", 1)[1]
-            try:
-                connection = psycopg.connect(location, autocommit=True)
-            except Exception as error:
-                raise ConnectionError(
-                    f"cannot connect to {self.uri.display}: {redact(str(error))}"
-                ) from None
+            connection = self._connect_postgresql()
         else:
-            raise ValueError(
+            raise UnsupportedStoreError(
                 f"tracking URI {self.uri.display!r}: SQL dialect {self.uri.scheme!r} is not "
                 f"supported yet; supported: sqlite, postgresql"
             )
@@ -91,11 +106,69 @@ class SqlStore(Store):
         finally:
             connection.close()
 
+    @property
+    def _sqlite_path(self) -> str:
+        # the location holds the path as given (already percent-decoded once by uri.py)
+        return self.uri.location.split("://", 1)[1].split("?", 1)[0][1:]
+
+    def _connect_sqlite(self):
+        import sqlite3
+
+        path = self._sqlite_path
+        if not os.path.isfile(path):
+            raise StoreNotFoundError(f"tracking URI {self.uri.display!r}: no SQLite database at {path!r}")
+        try:
+            # Read-only, so a reader can never create or change a store.
+            return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT_S)
+        except sqlite3.Error as error:
+            raise self._sqlite_error(error) from None
+
+    def _sqlite_error(self, error) -> StoreConnectionError:
+        path = self._sqlite_path
+        text = str(error)
+        if "locked" in text:
+            what = (f"is locked: another process has held a lock on it for longer than "
+                    f"{SQLITE_TIMEOUT_S:g} s (a writer in a long transaction?); retry when it is released")
+        elif "not a database" in text:
+            what = "is not a SQLite database (file is not a database)"
+        elif "unable to open" in text:
+            readable = os.access(path, os.R_OK)
+            folder_writable = os.access(os.path.dirname(path) or ".", os.W_OK)
+            what = (f"cannot be opened (unable to open database file; file readable: {readable}, "
+                    f"folder writable for SQLite's -shm/-wal files: {folder_writable})")
+        else:
+            what = f"cannot be read ({text})"
+        return StoreConnectionError(f"tracking URI {self.uri.display!r}: the SQLite database at {path!r} {what}")
+
+    def _connect_postgresql(self):
+        try:
+            import psycopg
+        except ImportError as error:
+            raise MissingDependencyError(
+                "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
+            ) from error
+        # Parameters, not a conninfo string: a password with spaces, quotes or '=' can then
+        # neither break the parse nor be echoed by libpq's parse errors.
+        try:
+            connection = psycopg.connect(**postgres_parameters(self.uri.location), autocommit=True)
+        except Exception as error:
+            raise StoreConnectionError(
+                f"cannot connect to {self.uri.display}: {redact(str(error)).strip()}"
+            ) from None
+        return connection
+
     def _check_schema(self, connection) -> None:
         try:
             connection.execute("SELECT run_uuid FROM runs WHERE 1 = 0").fetchall()
-        except Exception:
-            raise ValueError(
+        except Exception as error:
+            text = str(error)
+            if self.uri.scheme == "sqlite" and "no such table" not in text:
+                raise self._sqlite_error(error) from None
+            if self.uri.scheme != "sqlite" and "does not exist" not in text:
+                raise StoreConnectionError(
+                    f"tracking URI {self.uri.display!r}: cannot check MLflow's schema: {redact(text).strip()}"
+                ) from None
+            raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r} holds no MLflow tracking store "
                 f"(expected MLflow's 'runs' table)"
             ) from None
@@ -166,7 +239,7 @@ class SqlStore(Store):
         for run_id, key, after, upto in ranges:
             count = counts.get((run_id, key), 0)
             # rowids are unique: a rowid range holds at most (upto - after) points
-            estimate = min(count, upto - after) if self.exact_metric_positions else count
+            estimate = min(count, upto - after) if self.capabilities.exact_metric_ranges else count
             units.append(((run_id, key, after, upto), max(1, estimate)))
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
@@ -186,13 +259,9 @@ class SqlStore(Store):
             run_fingerprints=True,
         )
 
-    @property
-    def exact_metric_positions(self) -> bool:
-        return self.capabilities.exact_metric_ranges
-
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """SQLite: the largest ``rowid`` of each series; other databases: its number of points."""
-        column = "MAX(rowid)" if self.exact_metric_positions else "COUNT(*)"
+        column = "MAX(rowid)" if self.capabilities.metric_positions == "rowid" else "COUNT(*)"
         with self._connect() as connection:
             run_ids = self._selected_run_ids(connection, selection)
             rows = self._query_in(
@@ -378,7 +447,7 @@ class SqlStore(Store):
         ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
         run_ids = sorted({run_id for run_id, _ in ranges})
         experiment_of = self._experiment_of(connection, run_ids)
-        exact = self.exact_metric_positions
+        exact = self.capabilities.exact_metric_ranges
         for runs in chunk(run_ids, _IN_LIST - 1):
             members = set(runs)
             # Exact positions are rowids: skip what every range of this chunk has already read.

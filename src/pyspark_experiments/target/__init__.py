@@ -14,7 +14,16 @@ Example::
 
 from __future__ import annotations
 
-from .delta import DeltaTarget, is_conflict, is_table_path, quote_name, sql_string, table_path
+from .delta import (
+    DeltaTarget,
+    is_conflict,
+    is_table_path,
+    latest_table_version,
+    quote_name,
+    sql_string,
+    table_path,
+    table_sql_name,
+)
 from .lock import (
     LOCK_PREFIX,
     LOCK_TABLE,
@@ -35,8 +44,10 @@ __all__ = [
     "holder_alive",
     "is_conflict",
     "is_table_path",
+    "latest_table_version",
     "new_holder",
     "quote_name",
     "sql_string",
     "table_path",
+    "table_sql_name",
 ]

@@ -80,6 +80,36 @@ def table_path(reference: str) -> str:
     return text
 
 
+def table_sql_name(reference: str) -> str:
+    """How SQL names the table of a reference (by :func:`is_table_path`): ``delta.`<path>``` or
+    the backquoted catalog name.
+
+    Example::
+
+        >>> table_sql_name("/data/events"), table_sql_name("main.ml.events")
+        ('delta.`/data/events`', '`main`.`ml`.`events`')
+    """
+    if is_table_path(reference):
+        return "delta.`{}`".format(table_path(reference).replace("`", "``"))
+    return quote_name(reference.strip())
+
+
+def latest_table_version(spark, reference: str) -> int:
+    """The latest version of the Delta table a reference names (``DESCRIBE HISTORY``: works from
+    classic and Spark Connect sessions). A reference that names no readable Delta table is a
+    :class:`~pyspark_experiments.errors.ConfigurationError` naming it.
+
+    Example::
+
+        >>> latest_table_version(spark, "/data/events")                       # doctest: +SKIP
+        3
+    """
+    try:
+        return int(spark.sql(f"DESCRIBE HISTORY {table_sql_name(reference)} LIMIT 1").collect()[0]["version"])
+    except Exception as error:  # AnalysisException, classic or Connect
+        raise ConfigurationError(f"table {reference!r} is not a readable Delta table: {error}") from error
+
+
 def sql_string(value: str) -> str:
     """A SQL string literal.
 

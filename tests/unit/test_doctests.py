@@ -1,0 +1,24 @@
+"""The doctest examples of the pure modules (no Spark, no store): they must stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+PURE_MODULES = [
+    "pyspark_experiments.errors",
+    "pyspark_experiments.uri",
+    "pyspark_experiments.stores.base",
+    "pyspark_experiments.stores.resolve",
+    "pyspark_experiments.tables",
+]
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_doctests(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no doctest examples"
+    assert result.failed == 0
