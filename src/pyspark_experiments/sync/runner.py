@@ -32,16 +32,12 @@ from datetime import UTC, datetime
 from .. import jobs, tables
 from ..errors import TargetLockedError
 from ..stores.base import Selection, fingerprint
+from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
 from ..uri import TrackingUri, resolve_tracking_uri
 from .config import SyncConfig
 from .plan import PER_RUN_TABLES, Flags, Plan, Scan, is_recovery, make_plan, next_state, purged_runs
 from .state import STATE_TABLE, SyncState, read_state, should_compact, state_schema, state_update, write_state
-
-try:  # experiment resolution moves next to the stores (issue 8)
-    from ..stores.resolve import resolve_experiments
-except ImportError:  # pragma: no cover - before that move lands
-    from ..uri import resolve_experiments
 
 log = logging.getLogger("pyspark_experiments.sync")
 
