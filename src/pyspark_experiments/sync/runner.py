@@ -277,11 +277,13 @@ _SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
 def _cores(spark) -> int:
     """The session's parallelism without a SparkContext: ``spark.default.parallelism``, the
     cores of a ``local[N]`` master, else this machine's."""
-    for key in ("spark.default.parallelism",):
-        value = spark.conf.get(key, None)
-        if value and str(value).isdigit():
-            return int(value)
-    master = str(spark.conf.get("spark.master", "") or "")
+    try:
+        value = spark.conf.get("spark.default.parallelism", None)
+        master = str(spark.conf.get("spark.master", "") or "")
+    except Exception:  # a server that does not show these settings
+        value, master = None, ""
+    if value and str(value).isdigit():
+        return int(value)
     match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
     if match:
         return int(match.group(1))
