@@ -17,8 +17,8 @@ import textwrap
 
 import pytest
 
-from pyspark_experiments.session import local_delta_jars
 from pyspark_experiments import tables
+from pyspark_experiments.session import local_delta_jars
 from pyspark_experiments.sync import sync
 from support.stores import log_reference_data
 
