@@ -256,6 +256,8 @@ def sync(
         lock_timeout_minutes=lock_timeout_minutes,
         progress=progress,
     ).validate()
+    # Whatever fails from here on, the store's password is never printed by the job layer.
+    jobs.add_secret(_password_of(cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")))
     if spark is None:
         from pyspark.sql import SparkSession
 
