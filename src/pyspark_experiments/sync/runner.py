@@ -378,8 +378,7 @@ class _Runner:
         # Two first syncs at once both create these: one ends with the tables, the other with
         # them too or with TargetLockedError (never Delta's "non-empty location").
         self.lock.ensure_table()
-        if not self.target.exists(STATE_TABLE):
-            self.target.create(STATE_TABLE, state_schema())
+        self.target.ensure(STATE_TABLE, state_schema())
         # Three independent waits at once: the lock (Delta metadata commits), the state (a
         # Delta read) and the store scan (file sizes or one SQL query per table).
         scan_error = None
