@@ -348,6 +348,24 @@ def test_two_first_syncs_on_a_new_target(spark, tmp_path):
     assert not lock_claims(spark, target)
 
 
+def test_sync_cli_never_prints_the_password(tmp_path):
+    """A PostgreSQL store that cannot be reached, with a password holding a raw '/', '@' and
+    ':': the FAILED summary, the logs and the JSON never show it."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "Hunter/Two22@x:y"
+    uri = f"postgresql://bob:{password}@127.0.0.1:{port}/mlflow"
+    report = tmp_path / "result.json"
+    done = _cli(["--tracking-uri", uri, "--target-path", str(tmp_path / "t"), "--json", str(report)])
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "FAILED" in done.stdout
+    for text in (done.stdout, done.stderr, report.read_text() if report.exists() else ""):
+        assert password not in text and "Hunter" not in text, text[-3000:]
+
+
 def lock_claims(spark, target: str) -> dict:
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{target}/{LOCK_TABLE}`").collect()[0]
     return {k: v for k, v in (detail["properties"] or {}).items() if k.startswith(LOCK_PREFIX)}

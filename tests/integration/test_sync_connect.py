@@ -17,8 +17,8 @@ import textwrap
 
 import pytest
 
-from pyspark_experiments import session as session_module
 from pyspark_experiments import tables
+from pyspark_experiments.session import local_delta_jars
 from pyspark_experiments.sync import sync
 from support.stores import log_reference_data
 
@@ -61,7 +61,7 @@ def _tables(spark, folder: str) -> dict[str, list]:
     return result
 
 
-@pytest.mark.skipif(not session_module.local_delta_jars(), reason="the Delta jars are not in the local Maven repository")
+@pytest.mark.skipif(not local_delta_jars(), reason="the Delta jars are not in the local Maven repository")
 def test_sync_from_a_spark_connect_session_equals_classic(spark, tmp_path):
     pytest.importorskip("grpc")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

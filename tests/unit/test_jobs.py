@@ -176,3 +176,17 @@ def test_command_registry():
     assert set(cli.COMMANDS) >= {"demo", "sync"}
     assert cli.main(["nope"]) == 2
     assert cli.main(["--help"]) == 0
+
+
+@pytest.mark.parametrize("module", [
+    "pyspark_experiments.jobs", "pyspark_experiments.cli", "pyspark_experiments.target.delta",
+    "pyspark_experiments.target.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
+    "pyspark_experiments.sync.plan",
+])
+def test_doctest_examples(module, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(REPO)  # examples read conf/sync.toml
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -94,6 +94,13 @@ class _Settings:
 
 
 def _parse(argv: list[str]) -> _Settings:
+    from .runner import _password_of
+
+    for i, item in enumerate(argv):  # hide the password before anything can print it
+        if item == "--tracking-uri" and i + 1 < len(argv):
+            jobs.add_secret(_password_of(argv[i + 1]))
+        elif item.startswith("--tracking-uri="):
+            jobs.add_secret(_password_of(item.partition("=")[2]))
     return _Settings(*config_from_args(argv))
 
 

@@ -252,6 +252,8 @@ def sync(
         lock_timeout_minutes=lock_timeout_minutes,
         progress=progress,
     ).validate()
+    # Whatever fails from here on, the store's password is never printed by the job layer.
+    jobs.add_secret(_password_of(cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")))
     if spark is None:
         from pyspark.sql import SparkSession
 
@@ -273,11 +275,13 @@ _SNAPSHOT_PARTITIONS = "spark.databricks.delta.snapshotPartitions"
 def _cores(spark) -> int:
     """The session's parallelism without a SparkContext: ``spark.default.parallelism``, the
     cores of a ``local[N]`` master, else this machine's."""
-    for key in ("spark.default.parallelism",):
-        value = spark.conf.get(key, None)
-        if value and str(value).isdigit():
-            return int(value)
-    master = str(spark.conf.get("spark.master", "") or "")
+    try:
+        value = spark.conf.get("spark.default.parallelism", None)
+        master = str(spark.conf.get("spark.master", "") or "")
+    except Exception:  # a server that does not show these settings
+        value, master = None, ""
+    if value and str(value).isdigit():
+        return int(value)
     match = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", master)
     if match:
         return int(match.group(1))
@@ -370,8 +374,7 @@ class _Runner:
         # Two first syncs at once both create these: one ends with the tables, the other with
         # them too or with TargetLockedError (never Delta's "non-empty location").
         self.lock.ensure_table()
-        if not self.target.exists(STATE_TABLE):
-            self.target.create(STATE_TABLE, state_schema())
+        self.target.ensure(STATE_TABLE, state_schema())
         # Three independent waits at once: the lock (Delta metadata commits), the state (a
         # Delta read) and the store scan (file sizes or one SQL query per table).
         scan_error = None

@@ -268,7 +268,8 @@ class DeltaTarget:
         Two writers creating one table at once end with one table: the loser's commit conflict
         (or Delta's ``DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION``, when it sees the winner's
         folder before its first commit) is retried until the table is there. If it never
-        appears, :class:`TargetLockedError` (another job is creating it; retry later).
+        appears: :class:`TargetLockedError` after a conflict (another job is creating it; retry
+        later), :class:`TargetError` for a folder that holds something else than a Delta table.
 
         Example::
 
@@ -278,23 +279,45 @@ class DeltaTarget:
         statement = f"CREATE TABLE IF NOT EXISTS {self.sql_name(table)} ({_ddl(schema)}) USING delta"
         last: BaseException | None = None
         for attempt in range(attempts):
-            if attempt and self.exists(table):
+            if attempt and self._exists_now(table):
                 return False
             try:
                 self.spark.sql(statement).collect()
                 return True
             except Exception as error:
-                text = str(error)
-                if not (is_conflict(error) or any(marker in text for marker in _CREATE_RACE_MARKERS)):
+                if not (is_conflict(error) or any(marker in str(error) for marker in _CREATE_RACE_MARKERS)):
                     raise
                 last = error
                 time.sleep(0.25 * (attempt + 1))
-        if self.exists(table):
+        if self._exists_now(table):
             return False
-        raise TargetLockedError(
-            f"another job is creating the table {table} of {self.display} at the same moment; "
-            f"try again when it has finished ({redact(str(last).splitlines()[0] if last else '')})"
-        )
+        first_line = redact(str(last).strip().splitlines()[0]) if last else ""
+        if last is not None and is_conflict(last):
+            raise TargetLockedError(
+                f"another job is creating the table {table} of {self.display} at the same moment; "
+                f"try again when it has finished ({first_line})"
+            )
+        raise TargetError(f"cannot create the Delta table {table} of {self.display}: {first_line}")
+
+    def ensure(self, table: str, schema) -> bool:
+        """Create ``table`` if it is not a table yet (:meth:`create`); ``True`` if created.
+
+        Example::
+
+            >>> target.ensure("_sync_state", state_schema())                   # doctest: +SKIP
+            False
+        """
+        if self._exists_now(table):
+            return False
+        return self.create(table, schema)
+
+    def _exists_now(self, table: str) -> bool:
+        # While another job creates the table, reading it may fail in other ways than "not a
+        # table" (a log folder without its first commit): then it is not a table yet.
+        try:
+            return self.exists(table)
+        except Exception:
+            return False
 
     def read(self, table: str, version: int | None = None):
         """The table as a DataFrame, at its latest or a given version.

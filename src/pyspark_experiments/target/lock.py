@@ -200,8 +200,7 @@ class TargetLock:
 
     def ensure_table(self) -> None:
         """Create the lock table if it is missing (two creators at once end with one table)."""
-        if not self.target.exists(LOCK_TABLE):
-            self.target.create(LOCK_TABLE, lock_schema())
+        self.target.ensure(LOCK_TABLE, lock_schema())
 
     def claims(self) -> dict[str, dict]:
         """The claims present: ``{property key: holder}``."""
