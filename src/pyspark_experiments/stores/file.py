@@ -49,6 +49,8 @@ TRASH = ".trash"
 META = "meta.yaml"
 # Experiment sub-folders that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
 RESERVED_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
+# What only a run's folder holds: one of these without meta.yaml is a damaged run.
+RUN_DATA = ("metrics", "params", "tags", "inputs")
 
 DEFAULT_RUNS_PER_PARTITION = 1_000
 DEFAULT_POINTS_PER_PARTITION = 250_000
@@ -215,9 +217,11 @@ class FileStore(Store):
             path = self.experiment_dir(experiment_id)
             if path is None:
                 continue
+            # Files other than meta.yaml are planned too: a read reports them (a run folder
+            # replaced by a file must not vanish silently).
             names = sorted(
                 entry.name for entry in os.scandir(path)
-                if entry.is_dir() and entry.name not in RESERVED_FOLDERS
+                if entry.name not in RESERVED_FOLDERS and entry.name != META and not entry.name.startswith(".")
             )
             if selection.run_ids is not None:
                 wanted = set(selection.run_ids)
@@ -245,7 +249,8 @@ class FileStore(Store):
         # A run whose `metrics` is not a folder is read all the same, to be reported there.
         units += [
             ((run, None), 1) for run in run_dirs
-            if os.path.lexists(os.path.join(*run, "metrics")) and not os.path.isdir(os.path.join(*run, "metrics"))
+            if not os.path.isdir(os.path.join(*run, "metrics"))
+            and (not os.path.isdir(os.path.join(*run)) or os.path.lexists(os.path.join(*run, "metrics")))
         ]
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
@@ -303,8 +308,8 @@ class FileStore(Store):
             run_dir = os.path.join(experiment_path, run_name)
             try:
                 meta_stat = os.stat(os.path.join(run_dir, META))
-            except FileNotFoundError:
-                continue  # not a run, as MLflow treats it
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # not a run, as MLflow treats it (a read reports a damaged one)
             if needs_meta:
                 meta = read_yaml(os.path.join(run_dir, META), problems) or {}
                 if meta and not _valid_meta(meta, os.path.join(run_dir, META), "run", problems):
@@ -354,9 +359,15 @@ class FileStore(Store):
         for experiment_path, run_name in run_dirs:
             run_dir = os.path.join(experiment_path, run_name)
             meta_path = os.path.join(run_dir, META)
+            if not os.path.isdir(run_dir):
+                if os.path.lexists(run_dir):
+                    problems.skip(f"{run_dir}: expected a run folder, found a file")
+                continue
             meta = read_yaml(meta_path, problems)
             if meta is None:
-                # No meta.yaml: not a run (for example an artifact folder), as MLflow treats it.
+                # No meta.yaml: not a run, as MLflow treats it, unless it holds a run's data.
+                if any(os.path.lexists(os.path.join(run_dir, part)) for part in RUN_DATA):
+                    problems.skip(f"{meta_path}: missing, but {run_dir} holds run data ({', '.join(RUN_DATA)})")
                 continue
             run_id = meta.get("run_id") or meta.get("run_uuid")
             if run_id != run_name:
