@@ -116,7 +116,19 @@ _TIME_FIELDS = {
 
 
 def _valid_meta(meta: dict, path: str, kind: str, problems: Problems | None) -> bool:
-    """Whether ``meta``'s typed fields hold what MLflow writes; a malformed record otherwise."""
+    """Whether ``meta``'s fields hold what MLflow writes; a malformed record otherwise."""
+    folder = os.path.basename(os.path.dirname(path))
+    experiment_folder = folder if kind == "experiment" else os.path.basename(os.path.dirname(os.path.dirname(path)))
+    if str(meta.get("experiment_id")) != experiment_folder:
+        _malformed(problems, f"{path}: experiment_id {meta.get('experiment_id')!r} does not match its folder {experiment_folder!r}")
+        return False
+    if kind == "experiment" and not isinstance(meta.get("name"), str):
+        _malformed(problems, f"{path}: name {meta.get('name')!r} is not an experiment name")
+        return False
+    stage = meta.get("lifecycle_stage", "active")
+    if stage not in ("active", "deleted"):
+        _malformed(problems, f"{path}: lifecycle_stage {stage!r} is neither 'active' nor 'deleted'")
+        return False
     for name in _TIME_FIELDS[kind]:
         value = meta.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -240,18 +252,17 @@ class FileStore(Store):
         if selection.table != tables.METRICS:
             units = [(run, 1) for run in run_dirs]
             return pack_partitions(selection, units, DEFAULT_RUNS_PER_PARTITION)
-        counts = [
-            ((experiment_path, run_name), key, size // _BYTES_PER_POINT + 1)
-            for experiment_path, run_name in run_dirs
-            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics"))
-        ]
+        counts, damaged = [], []
+        for run in run_dirs:
+            probe = Problems("PERMISSIVE")  # planning only looks; the read reports
+            metrics_dir = os.path.join(*run, "metrics")
+            counts += [(run, key, size // _BYTES_PER_POINT + 1) for key, size in _metric_files(metrics_dir, probe)]
+            if probe.count or not os.path.isdir(os.path.join(*run)):
+                damaged.append(run)
         units = metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION)
-        # A run whose `metrics` is not a folder is read all the same, to be reported there.
-        units += [
-            ((run, None), 1) for run in run_dirs
-            if not os.path.isdir(os.path.join(*run, "metrics"))
-            and (not os.path.isdir(os.path.join(*run)) or os.path.lexists(os.path.join(*run, "metrics")))
-        ]
+        # A damaged run with nothing else to read is read all the same, to be reported there.
+        planned = {run for (run, _), _ in units}
+        units += [((run, None), 1) for run in damaged if run not in planned]
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
     def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
@@ -521,7 +532,11 @@ def _key_files(folder: str, problems: Problems | None = None, prefix: str = "") 
     with entries:
         for entry in entries:
             if entry.is_dir():
-                found.extend(_key_files(entry.path, problems, f"{prefix}{entry.name}/"))
+                nested = _key_files(entry.path, problems, f"{prefix}{entry.name}/")
+                if not nested and problems is not None:
+                    # MLflow writes a folder only for keys holding "/", never an empty one
+                    problems.skip(f"{entry.path}: expected the file of key {prefix + entry.name!r}, found an empty folder")
+                found.extend(nested)
             else:
                 found.append((prefix + entry.name, entry.path))
     return sorted(found)
