@@ -25,11 +25,11 @@ import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from . import tables
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ExperimentsError
 from .stores import open_store
 from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
 from .stores.resolve import resolve_experiments
-from .streaming import ExperimentsStreamReader
+from .streaming import ExperimentsStreamReader, RefusedStream
 from .uri import TrackingUri, resolve_tracking_uri
 
 # Option names as users write them; Spark hands them to us lower-cased.
@@ -287,7 +287,10 @@ class ExperimentsDataSource(DataSource):
         return ExperimentsReader(self.request)
 
     def streamReader(self, schema):
-        return ExperimentsStreamReader(self.request)
+        try:
+            return ExperimentsStreamReader(self.request)
+        except ExperimentsError as error:
+            return RefusedStream(error)
 
 
 class StorePartition(InputPartition):

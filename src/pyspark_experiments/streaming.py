@@ -66,6 +66,33 @@ class StreamPartition(InputPartition):
         return f"StreamPartition({self.index})"
 
 
+class RefusedStream(DataSourceStreamReader):
+    """A stream the options do not allow: every call raises the reason.
+
+    pyspark's stream runner calls ``reader.stop()`` in a ``finally`` even when creating the
+    reader failed, so an error raised by ``streamReader()`` reaches the user as an
+    ``UnboundLocalError`` with the real message buried; raised from here, it is the headline.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def initialOffset(self):
+        raise self.error
+
+    def latestOffset(self, start=None, limit=None):
+        raise self.error
+
+    def partitions(self, start, end):
+        raise self.error
+
+    def read(self, partition):
+        raise self.error
+
+    def stop(self) -> None:
+        pass
+
+
 def run_digest(row: dict) -> str:
     """A short digest of one ``runs`` row (as ``pyarrow`` ``to_pylist`` gives it).
 
@@ -272,4 +299,4 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         pass
 
 
-__all__ = ["ExperimentsStreamReader", "StreamPartition", "run_digest"]
+__all__ = ["ExperimentsStreamReader", "RefusedStream", "StreamPartition", "run_digest"]

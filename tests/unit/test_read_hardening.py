@@ -280,3 +280,15 @@ def test_permissive_skips_arrive_as_rows_of_the_corrupt_record_column(file_store
     assert all(r["_corrupt_record"] is None and r["value"] is not None for r in found if r not in bad)
     with pytest.raises(ConfigurationError, match="columnNameOfCorruptRecord"):
         ReadRequest.from_options({"trackingUri": root, "columnNameOfCorruptRecord": "value", "table": "metrics"}, environ={})
+
+
+def test_stream_of_a_batch_only_table_refuses_from_its_first_call(small_stores):
+    # pyspark's stream runner calls reader.stop() even when streamReader() raised, which turns
+    # our message into an UnboundLocalError: the reader must be created, and refuse when used.
+    from pyspark_experiments.datasource import ExperimentsDataSource
+
+    source = ExperimentsDataSource({"trackinguri": small_stores["sqlite"], "table": "params"})
+    reader = source.streamReader(source.schema())
+    reader.stop()
+    with pytest.raises(ConfigurationError, match="streaming reads support 'metrics' and 'runs', not 'params'"):
+        reader.initialOffset()

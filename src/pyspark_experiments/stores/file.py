@@ -49,6 +49,8 @@ TRASH = ".trash"
 META = "meta.yaml"
 # Experiment sub-folders that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
 RESERVED_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
+# What only a run's folder holds: one of these without meta.yaml is a damaged run.
+RUN_DATA = ("metrics", "params", "tags", "inputs")
 
 DEFAULT_RUNS_PER_PARTITION = 1_000
 DEFAULT_POINTS_PER_PARTITION = 250_000
@@ -114,7 +116,19 @@ _TIME_FIELDS = {
 
 
 def _valid_meta(meta: dict, path: str, kind: str, problems: Problems | None) -> bool:
-    """Whether ``meta``'s typed fields hold what MLflow writes; a malformed record otherwise."""
+    """Whether ``meta``'s fields hold what MLflow writes; a malformed record otherwise."""
+    folder = os.path.basename(os.path.dirname(path))
+    experiment_folder = folder if kind == "experiment" else os.path.basename(os.path.dirname(os.path.dirname(path)))
+    if str(meta.get("experiment_id")) != experiment_folder:
+        _malformed(problems, f"{path}: experiment_id {meta.get('experiment_id')!r} does not match its folder {experiment_folder!r}")
+        return False
+    if kind == "experiment" and not isinstance(meta.get("name"), str):
+        _malformed(problems, f"{path}: name {meta.get('name')!r} is not an experiment name")
+        return False
+    stage = meta.get("lifecycle_stage", "active")
+    if stage not in ("active", "deleted"):
+        _malformed(problems, f"{path}: lifecycle_stage {stage!r} is neither 'active' nor 'deleted'")
+        return False
     for name in _TIME_FIELDS[kind]:
         value = meta.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -215,9 +229,11 @@ class FileStore(Store):
             path = self.experiment_dir(experiment_id)
             if path is None:
                 continue
+            # Files other than meta.yaml are planned too: a read reports them (a run folder
+            # replaced by a file must not vanish silently).
             names = sorted(
                 entry.name for entry in os.scandir(path)
-                if entry.is_dir() and entry.name not in RESERVED_FOLDERS
+                if entry.name not in RESERVED_FOLDERS and entry.name != META and not entry.name.startswith(".")
             )
             if selection.run_ids is not None:
                 wanted = set(selection.run_ids)
@@ -236,17 +252,17 @@ class FileStore(Store):
         if selection.table != tables.METRICS:
             units = [(run, 1) for run in run_dirs]
             return pack_partitions(selection, units, DEFAULT_RUNS_PER_PARTITION)
-        counts = [
-            ((experiment_path, run_name), key, size // _BYTES_PER_POINT + 1)
-            for experiment_path, run_name in run_dirs
-            for key, size in _metric_files(os.path.join(experiment_path, run_name, "metrics"))
-        ]
+        counts, damaged = [], []
+        for run in run_dirs:
+            probe = Problems("PERMISSIVE")  # planning only looks; the read reports
+            metrics_dir = os.path.join(*run, "metrics")
+            counts += [(run, key, size // _BYTES_PER_POINT + 1) for key, size in _metric_files(metrics_dir, probe)]
+            if probe.count or not os.path.isdir(os.path.join(*run)):
+                damaged.append(run)
         units = metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION)
-        # A run whose `metrics` is not a folder is read all the same, to be reported there.
-        units += [
-            ((run, None), 1) for run in run_dirs
-            if os.path.lexists(os.path.join(*run, "metrics")) and not os.path.isdir(os.path.join(*run, "metrics"))
-        ]
+        # A damaged run with nothing else to read is read all the same, to be reported there.
+        planned = {run for (run, _), _ in units}
+        units += [((run, None), 1) for run in damaged if run not in planned]
         return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
 
     def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
@@ -303,8 +319,8 @@ class FileStore(Store):
             run_dir = os.path.join(experiment_path, run_name)
             try:
                 meta_stat = os.stat(os.path.join(run_dir, META))
-            except FileNotFoundError:
-                continue  # not a run, as MLflow treats it
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # not a run, as MLflow treats it (a read reports a damaged one)
             if needs_meta:
                 meta = read_yaml(os.path.join(run_dir, META), problems) or {}
                 if meta and not _valid_meta(meta, os.path.join(run_dir, META), "run", problems):
@@ -354,9 +370,15 @@ class FileStore(Store):
         for experiment_path, run_name in run_dirs:
             run_dir = os.path.join(experiment_path, run_name)
             meta_path = os.path.join(run_dir, META)
+            if not os.path.isdir(run_dir):
+                if os.path.lexists(run_dir):
+                    problems.skip(f"{run_dir}: expected a run folder, found a file")
+                continue
             meta = read_yaml(meta_path, problems)
             if meta is None:
-                # No meta.yaml: not a run (for example an artifact folder), as MLflow treats it.
+                # No meta.yaml: not a run, as MLflow treats it, unless it holds a run's data.
+                if any(os.path.lexists(os.path.join(run_dir, part)) for part in RUN_DATA):
+                    problems.skip(f"{meta_path}: missing, but {run_dir} holds run data ({', '.join(RUN_DATA)})")
                 continue
             run_id = meta.get("run_id") or meta.get("run_uuid")
             if run_id != run_name:
@@ -510,7 +532,11 @@ def _key_files(folder: str, problems: Problems | None = None, prefix: str = "") 
     with entries:
         for entry in entries:
             if entry.is_dir():
-                found.extend(_key_files(entry.path, problems, f"{prefix}{entry.name}/"))
+                nested = _key_files(entry.path, problems, f"{prefix}{entry.name}/")
+                if not nested and problems is not None:
+                    # MLflow writes a folder only for keys holding "/", never an empty one
+                    problems.skip(f"{entry.path}: expected the file of key {prefix + entry.name!r}, found an empty folder")
+                found.extend(nested)
             else:
                 found.append((prefix + entry.name, entry.path))
     return sorted(found)
