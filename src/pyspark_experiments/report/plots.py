@@ -51,7 +51,8 @@ def figure(height: float = HEIGHT_IN, width: float = WIDTH_IN):
 def to_svg(fig) -> str:
     """The figure as an ``<svg>`` element (no XML prolog), text kept as text.
 
-    Each call gets its own id salt, so several figures on one page never share element ids.
+    Each call prefixes the figure's element ids with its own number, so several figures on one
+    page never share an id.
 
     Example::
 
@@ -66,8 +67,13 @@ def to_svg(fig) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"pe-{_counter}"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    start = text.find("<svg")
-    svg = text[start:]
+    svg = text[text.find("<svg"):]
+    # matplotlib numbers its ids per figure (figure_1, axes_1...): prefix them, and every
+    # reference to them, so that several figures on one page never share an id.
+    prefix = f"f{_counter}-"
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}{m.group(1)})", svg)
+    svg = re.sub(r'((?:xlink:)?href)="#([^"]+)"', lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"', svg)
     # Let the page size the plot: keep the aspect ratio (viewBox), drop the fixed size in pt.
     sized = r'<svg([^>]*?) width="[^"]*" height="[^"]*"'
     return re.sub(sized, r'<svg\1 class="plot-svg" preserveAspectRatio="xMidYMid meet"', svg, count=1)
