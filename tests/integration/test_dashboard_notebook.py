@@ -23,7 +23,7 @@ def test_dashboard_notebook_runs(tmp_path, monkeypatch):
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert "error" not in {output.get("output_type") for output in outputs}
     text = "\n".join(output.get("text", "") or "".join(output.get("data", {}).get("text/plain", "")) for output in outputs)
-    assert "12 runs in ['diabetes-linear', 'diabetes-trees']" in text
+    assert "12 runs in ['Default', 'diabetes-linear', 'diabetes-trees']" in text
     assert "flagged with Databricks' limits: 0" in text
     assert "over  runs_per_experiment     7 of 6" in text  # diabetes-linear has 7 runs
     assert "beyond the newest 6 runs of its experiment" in text
