@@ -288,7 +288,8 @@ def _quota(runs, metrics, experiments, limits, margin, quota_rows, names) -> str
     usage = analytics.quota_usage(runs, metrics=metrics, experiments=experiments, limits=limits, margin=margin, only_flagged=False)
     counts = {row.level: row["count"] for row in usage.groupBy("level").count().collect()}
     top = (
-        usage.join(runs.select("run_id", "run_name"), "run_id", "left")
+        usage.where(F.col("used") > 0)  # nothing logged yet is no usage to draw
+        .join(runs.select("run_id", "run_name"), "run_id", "left")
         .orderBy(F.desc("usage"), "quota", "experiment_id", F.asc_nulls_first("run_id")).limit(quota_rows).collect()
     )
     labels = []
@@ -308,7 +309,7 @@ def _quota(runs, metrics, experiments, limits, margin, quota_rows, names) -> str
 def _cleanup(runs, criteria, now, cleanup_rows, names) -> str:
     if now is None:
         now = dt.datetime.now(dt.UTC)
-    parts = [analytics.cleanup_candidates(runs, now=now, **dict(c)) for c in criteria]
+    parts = [analytics.cleanup_candidates(runs, **{"now": now, **dict(c)}) for c in criteria]
     title = "<h2>Cleanup candidates</h2>"
     if not parts:
         return title + '<p class="nodata">no cleanup criteria given</p>'
