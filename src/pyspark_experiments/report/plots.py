@@ -107,6 +107,12 @@ def _date_axis(ax, period: str) -> None:
     ax.set_xlabel(f"run start, UTC ({period})")
 
 
+def _pad_dates(ax, dates: Sequence[dt.date], period: str, bar_width_days: float = 0.0) -> None:
+    # A margin each side: a single day or month is a point or a bar, not the whole axis.
+    pad = dt.timedelta(days={"day": 3, "week": 14, "month": 45}.get(period, 3))
+    ax.set_xlim(min(dates) - pad, max(dates) + dt.timedelta(days=bar_width_days) + pad)
+
+
 def _finish(ax, title: str, ylabel: str) -> None:
     ax.set_title(title, loc="left", fontweight="bold")
     ax.set_ylabel(ylabel)
@@ -135,6 +141,7 @@ def trend_svg(title: str, series: dict[str, Sequence[tuple[dt.date, float, float
         dates = [p[0] for p in points]
         ax.plot(dates, [p[1] for p in points], "o", color=color, alpha=0.55, markersize=4, label=f"{label}: best per {period}")
         ax.step(dates, [p[2] for p in points], where="post", color=color, linewidth=2, label=f"{label}: best so far")
+    _pad_dates(ax, [p[0] for points in series.values() for p in points], period)
     _date_axis(ax, period)
     _finish(ax, title, ylabel)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
@@ -157,6 +164,7 @@ def stacked_bars_svg(title: str, periods: Sequence[dt.date], series: dict[str, S
     for index, (label, values) in enumerate(series.items()):
         ax.bar(periods, values, width=width, bottom=bottom, color=f"C{index % 10}", label=label, align="edge")
         bottom = [b + v for b, v in zip(bottom, values)]
+    _pad_dates(ax, periods, period, width)
     _date_axis(ax, period)
     _finish(ax, title, ylabel)
     ax.yaxis.get_major_locator().set_params(integer=True)
@@ -212,7 +220,7 @@ def quota_svg(title: str, labels: Sequence[str], usage: Sequence[float], levels:
         ax.text(value, position, f" {value:.1f}%", va="center", fontsize=8)
     ax.axvline(100, color="#d62728", linestyle="-", linewidth=1.2, label="limit (100%)")
     ax.axvline(100 * margin, color="#ff7f0e", linestyle="--", linewidth=1.2, label=f"margin ({100 * margin:g}%)")
-    ax.set_yticks(positions, [_short(label, 60) for label in labels])
+    ax.set_yticks(positions, [_short(label, 90) for label in labels])
     ax.invert_yaxis()
     ax.set_xlabel("usage, % of the limit")
     ax.set_xlim(0, max(110.0, max(percent) * 1.12))
