@@ -15,14 +15,16 @@ def _percentile_name(fraction: float) -> str:
     return "p" + f"{fraction * 100:g}".replace(".", "_")
 
 
-def metric_history_summary(metrics: DataFrame, *, keys=None, percentiles=HISTORY_PERCENTILES) -> DataFrame:
+def metric_history_summary(metrics: DataFrame, *, keys=None, percentiles=HISTORY_PERCENTILES, exact: bool = True) -> DataFrame:
     """Per run and metric key: point counts, min, max, mean, percentiles and the latest value.
 
     ``last`` is chosen by MLflow's rule for a run's latest metric: the point with the largest
     ``(step, timestamp, value)``, so it equals the run's ``metrics`` map in the ``runs`` table.
     ``min``, ``max``, ``mean`` and percentiles (exact, linear interpolation as pandas'
     ``quantile``) skip NaN points, as pandas does; they are null when every point is NaN.
-    ``keys`` (a key or a list) restricts the metric keys.
+    ``keys`` (a key or a list) restricts the metric keys. Exact percentiles hold a series'
+    values in memory on one executor; ``exact=False`` uses ``percentile_approx`` (bounded
+    memory, relative rank error about 1/10,000) for very long series.
 
     Output columns, ordered by ``experiment_id``, ``run_id``, ``key``:
 
@@ -56,7 +58,10 @@ def metric_history_summary(metrics: DataFrame, *, keys=None, percentiles=HISTORY
         F.max(number).alias("max"),
         F.avg(number).alias("mean"),
     ]
-    aggregates += [F.percentile(number, F.lit(f)).alias(_percentile_name(f)) for f in fractions]
+    if exact:
+        aggregates += [F.percentile(number, F.lit(f)).alias(_percentile_name(f)) for f in fractions]
+    else:
+        aggregates += [F.percentile_approx(number, f, 10_000).alias(_percentile_name(f)) for f in fractions]
     aggregates += [latest.alias("latest"), F.min("timestamp").alias("first_timestamp")]
     names = ["count", "nan_count", "min", "max", "mean"] + [_percentile_name(f) for f in fractions]
     return (
