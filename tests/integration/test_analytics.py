@@ -390,3 +390,16 @@ def test_bad_arguments_are_named(tables):
 def _no_experiment_env():
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         assert not os.environ.get(name), f"{name} is set; unset it to run these tests"
+
+
+def test_metric_history_summary_approximate_percentiles(tables, expected_history):
+    approx = collect(analytics.metric_history_summary(tables["metrics"], keys="loss", percentiles=(0.5, 0.9), exact=False))
+    long_series = [r for r in approx if r["count"] >= 1500]
+    assert len(long_series) == 1
+    points = expected_history[(expected_history["run_id"] == long_series[0]["run_id"]) & (expected_history["key"] == "loss")]
+    values = points["value"].dropna()
+    for fraction, column in ((0.5, "p50"), (0.9, "p90")):
+        got = long_series[0][column]
+        # percentile_approx returns a value of the series within its rank error of the exact one
+        assert got in set(values)
+        assert values.quantile(fraction - 0.01) <= got <= values.quantile(fraction + 0.01)
