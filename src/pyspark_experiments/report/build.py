@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import analytics
-from ..analytics._common import require_columns
+from ..analytics._common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
 from . import html, plots
 
 #: Metric names that usually mean "lower is better" (the default direction otherwise is higher).
@@ -141,7 +141,7 @@ def build_report(
     require_columns(runs, ("run_id", "experiment_id", "metrics", "start_time", "user_id", "status"), "runs", function)
     for name, value in (("leaderboard_size", leaderboard_size), ("max_series", max_series), ("quota_rows", quota_rows),
                         ("cleanup_rows", cleanup_rows)):
-        analytics._common.check_positive_int(value, name, function)
+        check_positive_int(value, name, function)
     limits = limits or analytics.QuotaLimits()
     margin = analytics.check_margin(margin)
     # The report queries the runs table about twenty times: read the store once. Metric
@@ -165,12 +165,12 @@ def _build(runs, metrics, experiments, plot_metrics, modes, period, limits, marg
         plot_metrics = [plot_metrics]
     plot_metrics = list(plot_metrics) if plot_metrics else _default_metrics(runs)
     modes = {
-        key: analytics._common.check_choice(value, ("max", "min"), f"modes[{key!r}]", function) for key, value in (modes or {}).items()
+        key: check_choice(value, ("max", "min"), f"modes[{key!r}]", function) for key, value in (modes or {}).items()
     }
-    span = runs.agg(F.min(analytics._common.utc_period(F.col("start_time"), "day")).alias("first"),
-                    F.max(analytics._common.utc_period(F.col("start_time"), "day")).alias("last")).first()
+    span = runs.agg(F.min(utc_period(F.col("start_time"), "day")).alias("first"),
+                    F.max(utc_period(F.col("start_time"), "day")).alias("last")).first()
     period = choose_period(span.first, span.last) if str(period).lower() == "auto" else \
-        analytics._common.check_choice(period, analytics._common.PERIODS, "period", function)
+        check_choice(period, PERIODS, "period", function)
     shown_experiments = _top_experiments(runs, max_series)
 
     sections = [_summary(runs, names)]
