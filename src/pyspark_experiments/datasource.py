@@ -38,6 +38,11 @@ OPTIONS = (
     "mode",
     "metricRanges",
     "maxRowsPerTrigger",
+    # table `artifacts` (see table_options.py for which options apply to which table)
+    "artifactPath",
+    "maxDepth",
+    "withContent",
+    "maxContentBytes",
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -66,6 +71,10 @@ class ReadRequest:
     metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
     # maxRowsPerTrigger: streaming reads only, rows (points or runs) per micro-batch
     max_rows_per_trigger: int | None = None
+    # artifacts: artifactPath, maxDepth, and with withContent the size bound (else None)
+    artifact_path: str | None = None
+    max_depth: int | None = None
+    content_max_bytes: int | None = None
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -93,9 +102,15 @@ class ReadRequest:
                 "format 'experiments' takes one load path: experiment ids or names, comma "
                 "separated, e.g. load('3,7') or load('my-experiment')"
             )
+        from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
+        from .table_options import bool_option, check_table_options
+
+        table = tables.check_table(given.get("table", tables.RUNS))
+        check_table_options(table, given, path)
+        with_content = bool_option("withContent", given.get("withcontent"))
         return cls(
             uri=resolve_tracking_uri(given.get("trackinguri"), environ),
-            table=tables.check_table(given.get("table", tables.RUNS)),
+            table=table,
             view_type=_choice("viewType", given.get("viewtype", "ACTIVE_ONLY"), VIEW_TYPES),
             experiments=_list_option(path),
             run_ids=_list_option(given.get("runids")),
@@ -106,6 +121,12 @@ class ReadRequest:
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
             metric_ranges=_ranges_option(given.get("metricranges")),
             max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
+            artifact_path=(given.get("artifactpath") or "").strip().strip("/") or None,
+            max_depth=_positive_int("maxDepth", given.get("maxdepth")),
+            content_max_bytes=(
+                (_positive_int("maxContentBytes", given.get("maxcontentbytes")) or DEFAULT_CONTENT_MAX_BYTES)
+                if with_content else None
+            ),
         )
 
     def selection(self, store, environ=None):
@@ -113,7 +134,10 @@ class ReadRequest:
         from .stores.base import Selection
         from .uri import resolve_experiments
 
-        experiment_ids = resolve_experiments(store, self.experiments, self.view_type, self.table, environ)
+        if self.table in tables.REGISTRY_TABLES:
+            experiment_ids = ()  # the registry is store-wide
+        else:
+            experiment_ids = resolve_experiments(store, self.experiments, self.view_type, self.table, environ)
         return Selection(
             table=self.table,
             experiment_ids=experiment_ids,
@@ -125,6 +149,9 @@ class ReadRequest:
             num_partitions=self.num_partitions,
             mode=self.mode,
             metric_ranges=self.metric_ranges,
+            artifact_path=self.artifact_path,
+            max_depth=self.max_depth,
+            content_max_bytes=self.content_max_bytes,
         )
 
 
@@ -213,6 +240,8 @@ class ExperimentsDataSource(DataSource):
         self.request = ReadRequest.from_options(options)
 
     def schema(self):
+        if self.request.table == tables.ARTIFACTS:
+            return tables.artifacts_schema(self.request.content_max_bytes is not None)
         return tables.spark_schema(self.request.table)
 
     def reader(self, schema) -> ExperimentsReader:
