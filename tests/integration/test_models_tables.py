@@ -278,7 +278,10 @@ def test_model_versions_equal_search_model_versions(spark, store):
     rows = {(r.name, r.version): r for r in read(spark, store["uri"], "model_versions").collect()}
     assert set(rows) == set(expected) == {("reg-sk", "1"), ("reg-two", "2"), ("reg-two", "3")}
     for key, row in rows.items():
-        assert our_version_row(row) == version_row(expected[key])
+        # search_model_versions leaves aliases empty on SQL stores; get_model_version fills them
+        with _tracking_uri(store["uri"]):
+            aliases = sorted(client.get_model_version(*key).aliases)
+        assert our_version_row(row) == version_row(expected[key]) | {"aliases": aliases}
         if store["kind"] == "file":
             assert row.model_id == expected[key].model_id
         else:
