@@ -447,3 +447,41 @@ def test_artifact_json_content_round_trip(spark, models_file_store):
     """withContent on the file store: a logged dict parses back to what was logged."""
     rows = read(spark, models_file_store["uri"], "artifacts", path="models-beta", withContent="true").collect()
     assert [json.loads(r.content) for r in rows] == [{"k": 1}]
+
+
+# --------------------------------------------------------------------------------------------
+# an object store: S3 (moto's server on loopback), listed through pyarrow.fs.S3FileSystem
+
+
+def test_artifacts_on_s3_equal_list_artifacts(spark, models_s3_store, tmp_path):
+    from support.models_store import S3_BUCKET
+
+    store = models_s3_store
+    client = client_for(store["uri"])
+    expected = set()
+    for run in all_runs(client, "ALL"):
+        assert run.info.artifact_uri.startswith(f"s3://{S3_BUCKET}/store/")
+        expected |= {(run.info.run_id, *item) for item in mlflow_artifacts(client, run.info.run_id)}
+    rows = read(spark, store["uri"], "artifacts", viewType="ALL").collect()
+    got = {(r.run_id, r.path, r.is_dir, r.file_size) for r in rows}
+    assert got == expected and len(rows) == len(got)
+    art = store["runs"]["art-run"]
+    assert (art, "large.bin", False, LARGE_FILE_BYTES) in got and (art, UNICODE_PATH, False, len("ünïcødé ✓\n".encode())) in got
+    # narrowing and content work the same way on an object store
+    rows = read(spark, store["uri"], "artifacts", runIds=art, artifactPath="deep", maxDepth="2", withContent="true").collect()
+    assert {(r.path, r.is_dir, r.file_size) for r in rows} == mlflow_artifacts(client, art, "deep", max_depth=2)
+    content = {r.path: r.content for r in read(spark, store["uri"], "artifacts", runIds=art, withContent="true").collect()}
+    with open(client.download_artifacts(art, "eval/table.csv", str(tmp_path)), "rb") as handle:
+        assert content["eval/table.csv"] == handle.read()
+    assert content["large.bin"] is None
+
+
+def test_missing_bucket_is_a_missing_artifact_root(spark, models_s3_store, tmp_path):
+    store = models_s3_store
+    uri = _sqlite_copy_with_artifact_uris(store, tmp_path, {"beta-run": "s3://no-such-bucket/store/2/abc/artifacts"})
+    beta = store["runs"]["beta-run"]
+    with pytest.raises(Exception) as error:
+        read(spark, uri, "artifacts", runIds=beta).collect()
+    assert "does not exist" in str(error.value) and "no-such-bucket" in str(error.value) and beta in str(error.value)
+    rows = read(spark, uri, "artifacts", mode="PERMISSIVE").collect()
+    assert beta not in {r.run_id for r in rows} and store["runs"]["art-run"] in {r.run_id for r in rows}

@@ -34,7 +34,10 @@ from support.stores import _tracking_uri
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
-__all__ = ["LARGE_FILE_BYTES", "UNICODE_PATH", "log_models_data", "models_file_store", "models_sqlite_store"]
+__all__ = [
+    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_s3_store",
+    "models_sqlite_store", "s3_server",
+]
 
 #: Size of the large artifact: above the default ``maxContentBytes`` (16 MiB).
 LARGE_FILE_BYTES = 17 * 1024 * 1024
@@ -170,3 +173,55 @@ def models_file_store(tmp_path_factory) -> dict:
         folder = tmp_path_factory.mktemp("models-file")
         _STORES["file"] = log_models_data(str(folder / "mlruns"), str(folder))
     return _STORES["file"]
+
+
+# -- an S3-compatible server on loopback (moto in server mode) -----------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+#: Where the S3 server listens. Set in the environment when this module is imported (test
+#: collection, before Spark starts), so that Spark's Python workers, which inherit the
+#: environment the JVM started with, reach it too: mlflow (boto3) and our source (pyarrow) both
+#: take the endpoint from MLFLOW_S3_ENDPOINT_URL and credentials from the AWS variables.
+S3_ENDPOINT = os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_key, _value)
+S3_BUCKET = "mlflow-artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback at :data:`S3_ENDPOINT`, with the bucket :data:`S3_BUCKET`."""
+    from urllib.parse import urlsplit
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    address = urlsplit(S3_ENDPOINT)
+    server = ThreadedMotoServer(ip_address=address.hostname, port=address.port, verbose=False)
+    server.start()
+    try:
+        boto3.client("s3", endpoint_url=S3_ENDPOINT).create_bucket(Bucket=S3_BUCKET)
+        yield S3_ENDPOINT
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def models_s3_store(s3_server, tmp_path_factory) -> dict:
+    """A SQLite store whose experiments keep their artifacts in ``s3://mlflow-artifacts/store/``."""
+    if "s3" not in _STORES:
+        folder = tmp_path_factory.mktemp("models-s3")
+        _STORES["s3"] = log_models_data(
+            f"sqlite:///{folder / 'mlflow.db'}", str(folder), artifact_root=f"s3://{S3_BUCKET}/store"
+        )
+    return _STORES["s3"]
