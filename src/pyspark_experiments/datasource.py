@@ -103,7 +103,7 @@ class ReadRequest:
                 "separated, e.g. load('3,7') or load('my-experiment')"
             )
         from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
-        from .table_options import bool_option, check_table_options
+        from .table_options import artifact_path_option, bool_option, check_table_options
 
         table = tables.check_table(given.get("table", tables.RUNS))
         check_table_options(table, given, path)
@@ -121,7 +121,7 @@ class ReadRequest:
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
             metric_ranges=_ranges_option(given.get("metricranges")),
             max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
-            artifact_path=(given.get("artifactpath") or "").strip().strip("/") or None,
+            artifact_path=artifact_path_option(given.get("artifactpath")),
             max_depth=_positive_int("maxDepth", given.get("maxdepth")),
             content_max_bytes=(
                 (_positive_int("maxContentBytes", given.get("maxcontentbytes")) or DEFAULT_CONTENT_MAX_BYTES)

@@ -104,3 +104,22 @@ def bool_option(option: str, value: str | None) -> bool:
     if text not in ("true", "false"):
         raise ConfigurationError(f"option {option!r}: expected true or false, got {value!r}")
     return text == "true"
+
+
+def artifact_path_option(value: str | None) -> str | None:
+    """``artifactPath``: a folder relative to each run's artifact root, ``/``-separated.
+
+    Example::
+
+        >>> artifact_path_option("/eval/plots/")
+        'eval/plots'
+    """
+    if value is None or not str(value).strip().strip("/"):
+        return None
+    path = str(value).strip().strip("/")
+    if any(part in ("", ".", "..") for part in path.split("/")) or "\\" in path:
+        raise ConfigurationError(
+            f"option 'artifactPath': expected a folder relative to the run's artifact root such as "
+            f"'eval/plots' (no '.', '..', empty parts or backslashes), got {value!r}"
+        )
+    return path

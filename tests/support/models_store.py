@@ -19,7 +19,8 @@ too), so that each store can be compared with what the mlflow client answers for
   ``init-ready`` / ``beta-model``, a description, model and version tags, aliases ``champion`` -> 2
   and ``challenger`` -> 3, version 1 deleted; ``reg-empty`` with a tag and no versions.
 
-Session fixtures: ``models_sqlite_store`` and ``models_file_store`` (each a dict: ``uri``,
+Session fixtures: ``models_sqlite_store``, ``models_file_store``, ``models_postgres_store`` (a real
+PostgreSQL on loopback) and ``models_s3_store`` (SQLite, artifacts on moto's S3 server) (each a dict: ``uri``,
 ``runs`` {name: run_id}, ``models`` {name: model_id}, ``experiments`` {name: id}).
 """
 
@@ -35,7 +36,7 @@ from support.stores import _tracking_uri
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 __all__ = [
-    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_s3_store",
+    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_postgres_store", "models_s3_store",
     "models_sqlite_store", "s3_server",
 ]
 
@@ -173,6 +174,18 @@ def models_file_store(tmp_path_factory) -> dict:
         folder = tmp_path_factory.mktemp("models-file")
         _STORES["file"] = log_models_data(str(folder / "mlruns"), str(folder))
     return _STORES["file"]
+
+
+@pytest.fixture(scope="session")
+def models_postgres_store(postgres_server, tmp_path_factory) -> dict:
+    """A PostgreSQL store on loopback (artifacts in a local folder) holding :func:`log_models_data`."""
+    if "postgres" not in _STORES:
+        from support.postgres import create_database
+
+        folder = tmp_path_factory.mktemp("models-postgres")
+        uri = create_database(*postgres_server, "mlflow_models")
+        _STORES["postgres"] = log_models_data(uri, str(folder), artifact_root=str(folder / "artifacts"))
+    return _STORES["postgres"]
 
 
 # -- an S3-compatible server on loopback (moto in server mode) -----------------------------------

@@ -54,6 +54,7 @@ def test_artifact_options():
     ("options", "message"),
     [
         ({"table": "artifacts", "maxDepth": "0"}, "option 'maxDepth': expected a positive integer"),
+        ({"table": "artifacts", "artifactPath": "eval/../../etc"}, "option 'artifactPath': expected a folder relative"),
         ({"table": "artifacts", "withContent": "yes"}, "option 'withContent': expected true or false"),
         ({"table": "artifacts", "maxContentBytes": "10"}, "option 'maxContentBytes' needs option('withContent', 'true')"),
         ({"table": "artifacts", "metricKeys": "loss"}, "option 'metricKeys' does not apply to table 'artifacts'"),
