@@ -27,9 +27,11 @@ from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from . import tables
 from .errors import ConfigurationError, ExperimentsError
 from .stores import open_store
+from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
 from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
 from .stores.resolve import resolve_experiments
 from .streaming import ExperimentsStreamReader, RefusedStream
+from .table_options import artifact_path_option, bool_option, check_table_options
 from .uri import TrackingUri, resolve_tracking_uri
 
 # Option names as users write them; Spark hands them to us lower-cased.
@@ -48,6 +50,11 @@ OPTIONS = (
     "experimentIds",
     "experimentNames",
     "columnNameOfCorruptRecord",
+    # table `artifacts` (see table_options.py for which options apply to which table)
+    "artifactPath",
+    "maxDepth",
+    "withContent",
+    "maxContentBytes",
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -81,6 +88,10 @@ class ReadRequest:
     experiment_names: tuple[str, ...] | None = None
     # columnNameOfCorruptRecord: PERMISSIVE skips arrive as rows with this column set
     corrupt_record_column: str | None = None
+    # artifacts: artifactPath, maxDepth, and with withContent the size bound (else None)
+    artifact_path: str | None = None
+    max_depth: int | None = None
+    content_max_bytes: int | None = None
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -106,9 +117,17 @@ class ReadRequest:
                 "format 'experiments' takes one load path: experiment ids or names, comma "
                 "separated, e.g. load('3,7') or load('my-experiment')"
             )
+        table = tables.check_table(given.get("table", tables.RUNS))
+        check_table_options(table, given, path)
+        with_content = bool_option("withContent", given.get("withcontent"))
+        if with_content and given.get("columnnameofcorruptrecord"):
+            raise ConfigurationError(
+                "options 'withContent' and 'columnNameOfCorruptRecord' cannot be combined; read the "
+                "listing with columnNameOfCorruptRecord first, then the content of the good files"
+            )
         return cls(
             uri=resolve_tracking_uri(given.get("trackinguri"), environ),
-            table=tables.check_table(given.get("table", tables.RUNS)),
+            table=table,
             view_type=_choice("viewType", given.get("viewtype", "ACTIVE_ONLY"), VIEW_TYPES),
             experiments=_list_option(path),
             run_ids=_list_option(given.get("runids")),
@@ -122,6 +141,12 @@ class ReadRequest:
             experiment_ids=_names_option("experimentIds", given.get("experimentids"), strip=True),
             experiment_names=_names_option("experimentNames", given.get("experimentnames"), strip=False),
             corrupt_record_column=_corrupt_record_option(given),
+            artifact_path=artifact_path_option(given.get("artifactpath")),
+            max_depth=_positive_int("maxDepth", given.get("maxdepth")),
+            content_max_bytes=(
+                (_positive_int("maxContentBytes", given.get("maxcontentbytes")) or DEFAULT_CONTENT_MAX_BYTES)
+                if with_content else None
+            ),
         )
 
     @property
@@ -129,6 +154,8 @@ class ReadRequest:
         """The Spark schema of this read (the table's, plus the corrupt-record column if asked)."""
         if self.corrupt_record_column:
             return tables.with_corrupt_record(self.table, self.corrupt_record_column)
+        if self.table == tables.ARTIFACTS:
+            return tables.artifacts_schema(self.content_max_bytes is not None)
         return tables.spark_schema(self.table)
 
     def selection(self, store, environ=None):
@@ -140,10 +167,13 @@ class ReadRequest:
             >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
             ('0', '1')
         """
-        experiment_ids = resolve_experiments(
-            store, self.experiments, self.view_type, self.table, environ,
-            ids=self.experiment_ids, names=self.experiment_names,
-        )
+        if self.table in tables.REGISTRY_TABLES:
+            experiment_ids = ()  # the registry is store-wide
+        else:
+            experiment_ids = resolve_experiments(
+                store, self.experiments, self.view_type, self.table, environ,
+                ids=self.experiment_ids, names=self.experiment_names,
+            )
         return Selection(
             table=self.table,
             experiment_ids=experiment_ids,
@@ -155,6 +185,9 @@ class ReadRequest:
             num_partitions=self.num_partitions,
             mode=self.mode,
             metric_ranges=self.metric_ranges,
+            artifact_path=self.artifact_path,
+            max_depth=self.max_depth,
+            content_max_bytes=self.content_max_bytes,
         )
 
 

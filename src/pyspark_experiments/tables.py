@@ -19,6 +19,9 @@ from functools import cache
 
 import pyarrow as pa
 from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
     DoubleType,
     LongType,
     MapType,
@@ -38,6 +41,18 @@ EXPERIMENTS = "experiments"
 INPUTS = "inputs"
 
 TABLE_NAMES = (RUNS, METRICS, PARAMS, TAGS, EXPERIMENTS, INPUTS)
+
+# Artifacts, MLflow 3 logged models and the model registry (issue 12). Not in TABLE_NAMES, which
+# lists the tables the Delta sync keeps.
+ARTIFACTS = "artifacts"
+MODELS = "models"
+REGISTERED_MODELS = "registered_models"
+MODEL_VERSIONS = "model_versions"
+MODEL_TABLE_NAMES = (ARTIFACTS, MODELS, REGISTERED_MODELS, MODEL_VERSIONS)
+#: Tables of the model registry: the whole registry of the store, not per experiment.
+REGISTRY_TABLES = (REGISTERED_MODELS, MODEL_VERSIONS)
+#: Every value of the ``table`` option.
+ALL_TABLE_NAMES = TABLE_NAMES + MODEL_TABLE_NAMES
 
 _STRING_MAP = MapType(StringType(), StringType(), valueContainsNull=True)
 
@@ -110,7 +125,80 @@ _SCHEMAS = {
             StructField("tags", _STRING_MAP, False),
         ]
     ),
+    # With the option withContent the source adds ARTIFACT_CONTENT_FIELD (see artifacts_schema).
+    ARTIFACTS: StructType(
+        [
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), False),
+            StructField("path", StringType(), False),
+            StructField("is_dir", BooleanType(), False),
+            StructField("file_size", LongType(), True),
+        ]
+    ),
+    MODELS: StructType(
+        [
+            StructField("model_id", StringType(), False),
+            StructField("experiment_id", StringType(), False),
+            StructField("name", StringType(), True),
+            StructField("source_run_id", StringType(), True),
+            StructField("status", StringType(), True),
+            StructField("model_type", StringType(), True),
+            StructField("artifact_location", StringType(), True),
+            StructField("creation_time", TimestampType(), True),
+            StructField("last_updated_time", TimestampType(), True),
+            StructField("lifecycle_stage", StringType(), True),
+            StructField("params", _STRING_MAP, False),
+            StructField("tags", _STRING_MAP, False),
+            StructField(
+                "metrics",
+                ArrayType(
+                    StructType(
+                        [
+                            StructField("key", StringType(), False),
+                            StructField("value", DoubleType(), True),
+                            StructField("step", LongType(), False),
+                            StructField("timestamp", TimestampType(), True),
+                            StructField("run_id", StringType(), True),
+                            StructField("dataset_name", StringType(), True),
+                            StructField("dataset_digest", StringType(), True),
+                        ]
+                    ),
+                    containsNull=False,
+                ),
+                False,
+            ),
+        ]
+    ),
+    REGISTERED_MODELS: StructType(
+        [
+            StructField("name", StringType(), False),
+            StructField("description", StringType(), True),
+            StructField("creation_time", TimestampType(), True),
+            StructField("last_updated_time", TimestampType(), True),
+            StructField("tags", _STRING_MAP, False),
+            StructField("aliases", _STRING_MAP, False),
+        ]
+    ),
+    MODEL_VERSIONS: StructType(
+        [
+            StructField("name", StringType(), False),
+            StructField("version", StringType(), False),
+            StructField("source", StringType(), True),
+            StructField("run_id", StringType(), True),
+            StructField("model_id", StringType(), True),
+            StructField("status", StringType(), True),
+            StructField("current_stage", StringType(), True),
+            StructField("description", StringType(), True),
+            StructField("creation_time", TimestampType(), True),
+            StructField("last_updated_time", TimestampType(), True),
+            StructField("tags", _STRING_MAP, False),
+            StructField("aliases", ArrayType(StringType(), containsNull=False), False),
+        ]
+    ),
 }
+
+#: The ``content`` column that the option ``withContent`` adds to ``artifacts``.
+ARTIFACT_CONTENT_FIELD = StructField("content", BinaryType(), True)
 
 # Natural keys: the columns that identify a row (used by the Delta sync's MERGE).
 NATURAL_KEYS = {
@@ -120,6 +208,10 @@ NATURAL_KEYS = {
     TAGS: ("run_id", "key"),
     EXPERIMENTS: ("experiment_id",),
     INPUTS: ("run_id", "dataset_name", "dataset_digest", "context"),
+    ARTIFACTS: ("run_id", "path"),
+    MODELS: ("model_id",),
+    REGISTERED_MODELS: ("name",),
+    MODEL_VERSIONS: ("name", "version"),
 }
 
 
@@ -134,7 +226,7 @@ def check_table(name: str) -> str:
     canonical = str(name).strip().lower()
     if canonical not in _SCHEMAS:
         raise ConfigurationError(
-            f"option 'table': unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
+            f"option 'table': unknown table {name!r}; expected one of {', '.join(ALL_TABLE_NAMES)}"
         )
     return canonical
 
@@ -165,6 +257,30 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema([_arrow_field(field) for field in spark_schema(table).fields])
 
 
+def artifacts_schema(with_content: bool = False) -> StructType:
+    """The Spark schema of ``artifacts``; ``with_content`` adds the binary ``content`` column.
+
+    Example::
+
+        >>> artifacts_schema(True).fieldNames()[-1]
+        'content'
+    """
+    base = spark_schema(ARTIFACTS)
+    return StructType([*base.fields, ARTIFACT_CONTENT_FIELD]) if with_content else base
+
+
+@cache
+def artifacts_arrow_schema(with_content: bool = False) -> pa.Schema:
+    """The Arrow schema of :func:`artifacts_schema`.
+
+    Example::
+
+        >>> artifacts_arrow_schema(True).field("content").type
+        DataType(binary)
+    """
+    return pa.schema([_arrow_field(field) for field in artifacts_schema(with_content).fields])
+
+
 def _arrow_field(field: StructField) -> pa.Field:
     # Written out rather than taken from pyspark.sql.pandas.types.to_arrow_schema, whose
     # signature (timezone, map and nullability handling) differs across the Spark 4.x
@@ -181,6 +297,14 @@ def _arrow_type(data_type) -> pa.DataType:
         return pa.int64()
     if isinstance(data_type, TimestampType):
         return pa.timestamp("us", tz="UTC")
+    if isinstance(data_type, BooleanType):
+        return pa.bool_()
+    if isinstance(data_type, BinaryType):
+        return pa.binary()
+    if isinstance(data_type, ArrayType):
+        return pa.list_(pa.field("element", _arrow_type(data_type.elementType), nullable=data_type.containsNull))
+    if isinstance(data_type, StructType):
+        return pa.struct([_arrow_field(field) for field in data_type.fields])
     if isinstance(data_type, MapType):
         return pa.map_(
             pa.field("key", _arrow_type(data_type.keyType), nullable=False),

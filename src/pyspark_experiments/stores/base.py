@@ -94,6 +94,12 @@ class Selection:
     # Store.metric_positions reported: ((run_id, key, after, upto), ...). A point belongs to the
     # range when its position is > after and <= upto, so consecutive ranges never overlap.
     metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
+    # For `artifacts` only: list under this folder of each run's artifact root (``None``: the
+    # root), this many levels deep (``None``: all), with the content of files up to
+    # ``content_max_bytes`` (``None``: no content column).
+    artifact_path: str | None = None
+    max_depth: int | None = None
+    content_max_bytes: int | None = None
 
     def admits_run(self, run_id: str, lifecycle_stage: str, start_time_ms: int | None) -> bool:
         """Whether a run passes the view type, run-id and start-time narrowing."""

@@ -243,6 +243,8 @@ class FileStore(Store):
 
     def plan(self, selection: Selection) -> list[Partition]:
         self._check_root()
+        if selection.table in tables.MODEL_TABLE_NAMES:
+            return self._plan_model_tables(selection)
         if selection.table == tables.EXPERIMENTS:
             dirs = tuple(self.experiment_dir(e) for e in selection.experiment_ids)
             return [Partition(0, selection, tuple(d for d in dirs if d))]
@@ -351,7 +353,9 @@ class FileStore(Store):
         selection = partition.selection
         problems = self._problems(selection.mode, f"file store {self.root!r}, partition {partition.index}")
         table = selection.table
-        if table == tables.EXPERIMENTS:
+        if table in tables.MODEL_TABLE_NAMES:
+            yield from self._read_model_tables(partition, problems)
+        elif table == tables.EXPERIMENTS:
             yield from self._read_experiments(partition.work, problems)
         elif table == tables.METRICS:
             yield from self._read_metrics(selection, partition.work, problems)
@@ -505,6 +509,163 @@ class FileStore(Store):
                 pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
             ]
             yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=BATCH_ROWS)
+
+    # -- artifacts, logged models, model registry (issue 12) ---------------------------------
+    # Logged models: <experiment>/models/<model_id>/ with meta.yaml, params/, tags/, metrics/
+    # (lines `timestamp value step run_id [dataset_name dataset_digest]`). The registry:
+    # <root>/models/<name>/ with meta.yaml, tags/, aliases/<alias> (holding the version) and
+    # version-<n>/ with meta.yaml and tags/.
+
+    def _plan_model_tables(self, selection: Selection) -> list[Partition]:
+        if selection.table != tables.ARTIFACTS:
+            return [Partition(0, selection, selection.experiment_ids)]
+        from .artifacts import plan_artifacts
+
+        problems = Problems(selection.mode, context=f"file store {self.root!r}, planning artifacts")
+        runs = [
+            (str(meta.get("experiment_id")), os.path.basename(run_dir), meta.get("artifact_uri"))
+            for run_dir, meta in self._admitted_runs(selection, self._run_dirs(selection), problems)
+        ]
+        problems.report()
+        return plan_artifacts(selection, runs)
+
+    def _read_model_tables(self, partition: Partition, problems: Problems) -> Iterator[pa.RecordBatch]:
+        from .models import model_batches, model_version_batches, registered_model_batches
+
+        table = partition.selection.table
+        if table == tables.ARTIFACTS:
+            from .artifacts import read_artifacts
+
+            yield from read_artifacts(partition)
+        elif table == tables.MODELS:
+            yield from model_batches(self._logged_models(partition.selection, problems))
+        elif table == tables.REGISTERED_MODELS:
+            yield from registered_model_batches([model for model, _ in self._registry(problems)])
+        elif table == tables.MODEL_VERSIONS:
+            yield from model_version_batches(self._model_versions(partition.selection, problems))
+
+    def _logged_models(self, selection: Selection, problems: Problems) -> list[dict]:
+        from .models import logged_model_status
+
+        stages = lifecycle_stages(selection.view_type)
+        found = []
+        for experiment_id in selection.experiment_ids:
+            experiment_path = self.experiment_dir(experiment_id)
+            models_dir = os.path.join(experiment_path or "", "models")
+            if experiment_path is None or not os.path.isdir(models_dir):
+                continue
+            for model_id in sorted(os.listdir(models_dir)):
+                model_dir = os.path.join(models_dir, model_id)
+                meta_path = os.path.join(model_dir, META)
+                if not os.path.isdir(model_dir) or not os.path.exists(meta_path):
+                    continue
+                meta = read_yaml(meta_path, problems)
+                if meta is None:
+                    continue
+                if str(meta.get("model_id")) != model_id or str(meta.get("experiment_id")) != str(experiment_id):
+                    problems.skip(
+                        f"{meta_path}: model {meta.get('model_id')!r} of experiment {meta.get('experiment_id')!r} "
+                        f"does not match its folder (model {model_id!r} in experiment {experiment_id!r})"
+                    )
+                    continue
+                stage = meta.get("lifecycle_stage") or "active"
+                if stage not in stages or (selection.run_ids is not None and meta.get("source_run_id") not in selection.run_ids):
+                    continue
+                found.append({
+                    "model_id": model_id, "experiment_id": str(experiment_id), "name": meta.get("name"),
+                    "source_run_id": meta.get("source_run_id"), "status": logged_model_status(meta.get("status")),
+                    "model_type": meta.get("model_type"), "artifact_location": meta.get("artifact_location"),
+                    "creation_time": meta.get("creation_timestamp"), "last_updated_time": meta.get("last_updated_timestamp"),
+                    "lifecycle_stage": stage,
+                    "params": dict(_read_values(os.path.join(model_dir, "params"))),
+                    "tags": dict(_read_values(os.path.join(model_dir, "tags"))),
+                    "metrics": [
+                        point
+                        for key, path in _key_files(os.path.join(model_dir, "metrics"))
+                        for point in _read_model_metric_file(key, path, problems)
+                    ],
+                })
+        return found
+
+    def _registry(self, problems: Problems) -> list[tuple[dict, str]]:
+        """(registered model row, its folder) for every registered model of the store."""
+        registry_dir = os.path.join(self.root, "models")
+        found = []
+        if not os.path.isdir(registry_dir):
+            return found
+        for name in sorted(os.listdir(registry_dir)):
+            model_dir = os.path.join(registry_dir, name)
+            meta = read_yaml(os.path.join(model_dir, META), problems) if os.path.isdir(model_dir) else None
+            if meta is None:
+                continue
+            found.append(({
+                "name": meta.get("name", name), "description": meta.get("description"),
+                "creation_time": meta.get("creation_timestamp"), "last_updated_time": meta.get("last_updated_timestamp"),
+                "tags": dict(_read_values(os.path.join(model_dir, "tags"))),
+                "aliases": {alias: value.strip() for alias, value in _read_values(os.path.join(model_dir, "aliases"))},
+            }, model_dir))
+        return found
+
+    def _model_versions(self, selection: Selection, problems: Problems) -> list[dict]:
+        from .models import version_admitted
+
+        found = []
+        for model, model_dir in self._registry(problems):
+            for folder in sorted(os.listdir(model_dir)):
+                version_dir = os.path.join(model_dir, folder)
+                if not folder.startswith("version-") or not os.path.isdir(version_dir):
+                    continue
+                meta_path = os.path.join(version_dir, META)
+                meta = read_yaml(meta_path, problems)
+                if meta is None:
+                    continue
+                if str(meta.get("version")) != folder[len("version-"):]:
+                    problems.skip(f"{meta_path}: version {meta.get('version')!r} does not match its folder {folder!r}")
+                    continue
+                if not version_admitted(meta.get("current_stage"), selection.view_type):
+                    continue
+                if selection.run_ids is not None and meta.get("run_id") not in selection.run_ids:
+                    continue
+                version = str(meta.get("version"))
+                found.append({
+                    "name": model["name"], "version": version, "source": meta.get("source"), "run_id": meta.get("run_id"),
+                    "model_id": meta.get("model_id"), "status": meta.get("status"), "current_stage": meta.get("current_stage"),
+                    "description": meta.get("description"), "creation_time": meta.get("creation_timestamp"),
+                    "last_updated_time": meta.get("last_updated_timestamp"),
+                    "tags": dict(_read_values(os.path.join(version_dir, "tags"))),
+                    "aliases": [alias for alias, target in model["aliases"].items() if target == version],
+                })
+        return found
+
+
+def _read_model_metric_file(key: str, path: str, problems: Problems) -> list[dict]:
+    """A logged model's metric file: ``timestamp value step run_id [dataset_name dataset_digest]``
+    per line, exact duplicate lines once (a last line without its newline is still being written)."""
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    lines.pop()
+    points, seen = [], set()
+    for number, raw in enumerate(lines, start=1):
+        if raw in seen:
+            continue
+        seen.add(raw)
+        fields = raw.decode("utf-8", "replace").split()
+        try:
+            if len(fields) not in (4, 6):
+                raise ValueError(f"{len(fields)} fields")
+            point = {
+                "key": key, "timestamp": int(fields[0]), "value": float(fields[1]), "step": int(fields[2]),
+                "run_id": fields[3], "dataset_name": fields[4] if len(fields) == 6 else None,
+                "dataset_digest": fields[5] if len(fields) == 6 else None,
+            }
+        except ValueError:
+            problems.skip(
+                f"{path}, line {number}: expected 'timestamp value step run_id [dataset_name dataset_digest]', "
+                f"got {raw[:200].decode('utf-8', 'replace')!r}"
+            )
+            continue
+        points.append(point)
+    return points
 
 
 def _status(value) -> str | None:
