@@ -577,8 +577,8 @@ class FileStore(Store):
                     "model_type": meta.get("model_type"), "artifact_location": meta.get("artifact_location"),
                     "creation_time": meta.get("creation_timestamp"), "last_updated_time": meta.get("last_updated_timestamp"),
                     "lifecycle_stage": stage,
-                    "params": dict(_read_values(os.path.join(model_dir, "params"))),
-                    "tags": dict(_read_values(os.path.join(model_dir, "tags"))),
+                    "params": dict(_read_values(os.path.join(model_dir, "params"), problems)),
+                    "tags": dict(_read_values(os.path.join(model_dir, "tags"), problems)),
                     "metrics": [
                         point
                         for key, path in _key_files(os.path.join(model_dir, "metrics"))
@@ -601,8 +601,8 @@ class FileStore(Store):
             found.append(({
                 "name": meta.get("name", name), "description": meta.get("description"),
                 "creation_time": meta.get("creation_timestamp"), "last_updated_time": meta.get("last_updated_timestamp"),
-                "tags": dict(_read_values(os.path.join(model_dir, "tags"))),
-                "aliases": {alias: value.strip() for alias, value in _read_values(os.path.join(model_dir, "aliases"))},
+                "tags": dict(_read_values(os.path.join(model_dir, "tags"), problems)),
+                "aliases": {alias: value.strip() for alias, value in _read_values(os.path.join(model_dir, "aliases"), problems)},
             }, model_dir))
         return found
 
@@ -632,7 +632,7 @@ class FileStore(Store):
                     "model_id": meta.get("model_id"), "status": meta.get("status"), "current_stage": meta.get("current_stage"),
                     "description": meta.get("description"), "creation_time": meta.get("creation_timestamp"),
                     "last_updated_time": meta.get("last_updated_timestamp"),
-                    "tags": dict(_read_values(os.path.join(version_dir, "tags"))),
+                    "tags": dict(_read_values(os.path.join(version_dir, "tags"), problems)),
                     "aliases": [alias for alias, target in model["aliases"].items() if target == version],
                 })
         return found
