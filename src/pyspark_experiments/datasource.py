@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
 from . import tables
+from .stores.rest.settings import REST_OPTIONS
 from .uri import TrackingUri, resolve_tracking_uri
 
 # Option names as users write them; Spark hands them to us lower-cased.
@@ -38,6 +39,8 @@ OPTIONS = (
     "mode",
     "metricRanges",
     "maxRowsPerTrigger",
+    # tracking servers only: credentials, TLS, retries, concurrency (stores/rest/settings.py)
+    *REST_OPTIONS,
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -66,6 +69,8 @@ class ReadRequest:
     metric_ranges: tuple[tuple[str, str, int, int], ...] | None = None
     # maxRowsPerTrigger: streaming reads only, rows (points or runs) per micro-batch
     max_rows_per_trigger: int | None = None
+    # REST connection options (may hold credentials: never shown)
+    store_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -106,6 +111,7 @@ class ReadRequest:
             mode=_choice("mode", given.get("mode", "FAILFAST"), MODES),
             metric_ranges=_ranges_option(given.get("metricranges")),
             max_rows_per_trigger=_positive_int("maxRowsPerTrigger", given.get("maxrowspertrigger")),
+            store_options=tuple(sorted((_CANONICAL[k], str(v)) for k, v in given.items() if _CANONICAL[k] in REST_OPTIONS)),
         )
 
     def selection(self, store, environ=None):
@@ -244,7 +250,7 @@ class ExperimentsReader(DataSourceReader):
     def partitions(self) -> list[StorePartition]:
         from .stores import open_store
 
-        store = open_store(self.request.uri)
+        store = open_store(self.request.uri, dict(self.request.store_options))
         return [StorePartition(p) for p in store.plan(self.request.selection(store))]
 
     def read(self, partition) -> Iterator:
@@ -252,7 +258,7 @@ class ExperimentsReader(DataSourceReader):
             return  # a plan with no partitions: Spark still asks for one
         from .stores import open_store
 
-        yield from open_store(self.request.uri).read(partition.partition)
+        yield from open_store(self.request.uri, dict(self.request.store_options)).read(partition.partition)
 
 
 def plan_read(options: dict, environ=None):
@@ -267,7 +273,7 @@ def plan_read(options: dict, environ=None):
     from .stores import open_store
 
     request = ReadRequest.from_options(options, environ)
-    store = open_store(request.uri)
+    store = open_store(request.uri, dict(request.store_options))
     selection = request.selection(store, environ)
     return selection, store.plan(selection)
 

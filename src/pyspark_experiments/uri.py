@@ -128,6 +128,9 @@ def holds_file_store_experiments(path: str) -> bool:
 
 
 def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
+    # `databricks` and `databricks://<profile>`: a Databricks workspace, not a relative path.
+    if uri == "databricks" or uri.lower().startswith("databricks://"):
+        return TrackingUri("rest", "databricks", uri, source)
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     # A Windows drive letter or a bare path: the file store.

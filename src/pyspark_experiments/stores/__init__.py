@@ -14,8 +14,11 @@ from ..uri import TrackingUri
 from .base import Store
 
 
-def open_store(uri: TrackingUri) -> Store:
+def open_store(uri: TrackingUri, options: dict | None = None) -> Store:
     """The backend for a resolved tracking URI (no connection is opened here).
+
+    ``options`` are the read's connection options (credentials, TLS, retries); only REST stores
+    take them.
 
     Example::
 
@@ -23,6 +26,13 @@ def open_store(uri: TrackingUri) -> Store:
         >>> type(open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db"))).__name__
         'SqlStore'
     """
+    if options and uri.kind != "rest":
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"option(s) {', '.join(sorted(options))} apply to tracking servers (http://, https://, databricks) "
+            f"only, not to {uri.display!r}"
+        )
     if uri.kind == "sql":
         from .sql import SqlStore
 
@@ -32,8 +42,7 @@ def open_store(uri: TrackingUri) -> Store:
 
         return FileStore(uri)
     if uri.kind == "rest":
-        raise ValueError(
-            f"tracking URI {uri.display!r}: reading a tracking server over REST is not supported "
-            f"yet; read its backend store directly (sqlite://, postgresql:// or an mlruns folder)"
-        )
+        from .rest import RestStore
+
+        return RestStore(uri, options)
     raise ValueError(f"tracking URI {uri.display!r}: unknown store kind {uri.kind!r}")
