@@ -224,7 +224,7 @@ class RestClient:
                         f"{shown}: gave up after {attempts} attempt(s) in {elapsed:.1f} s ({policy.max_retries} "
                         f"retries allowed, option 'maxRetries'); last error: {problem.reason}"
                     ) from None
-                wait = policy.backoff(failures + throttles) + policy.backoff_jitter * self._jitter()
+                wait = policy.backoff(throttles if problem.throttled else failures) + policy.backoff_jitter * self._jitter()
                 if problem.wait is not None:
                     # the server says when: a throttled client waits just that long, others at least that
                     wait = problem.wait if problem.throttled else max(problem.wait, wait)
