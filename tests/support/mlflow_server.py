@@ -49,7 +49,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_mlflow_server(backend_uri: str, folder: str, app_name: str | None = None, env: dict | None = None,
-                          workers: int = 1, timeout: float = 120.0):
+                          workers: int | None = 1, timeout: float = 120.0):
     """Run ``mlflow server`` over ``backend_uri`` on a random loopback port; yield its URL."""
     import requests
 
@@ -58,8 +58,10 @@ def running_mlflow_server(backend_uri: str, folder: str, app_name: str | None = 
     os.makedirs(artifacts, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts, "--workers", str(workers),
+        "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts,
     ]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     if app_name:
         command += ["--app-name", app_name]
     log_path = os.path.join(folder, f"server-{port}.log")
