@@ -253,11 +253,11 @@ THROTTLED = ("status", 429, [("Retry-After", "1")], b"")
 
 
 @pytest.mark.parametrize("name, plan, options", [
-    ("503 on every 3rd request", lambda: every(3, SERVER_ERROR), {}),
-    ("429 with Retry-After on every 4th", lambda: every(4, THROTTLED), {}),
-    ("dropped connection on every 3rd", lambda: every(3, "drop"), {}),
-    ("stalled get-history answer", lambda: every(2, ("stall", 4), "get-history", limit=1), {"requestTimeout": "1.5"}),
-    ("truncated body on every 3rd", lambda: every(3, "truncate"), {}),
+    ("503 on every 2nd request", lambda: every(2, SERVER_ERROR), {}),
+    ("429 with Retry-After on every 2nd", lambda: every(2, THROTTLED), {}),
+    ("dropped connection on every 2nd", lambda: every(2, "drop"), {}),
+    ("a stalled answer", lambda: every(2, ("stall", 4), limit=1), {"requestTimeout": "1.5"}),
+    ("truncated body on every 2nd", lambda: every(2, "truncate"), {}),
 ])
 @pytest.mark.parametrize("table", ("runs", "metrics", "inputs"))
 def test_transient_faults_still_read_exactly(mlflow_server, caplog, table, name, plan, options):  # noqa: F811
