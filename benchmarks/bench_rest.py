@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default=os.path.join(HERE, ".stores", "S"), help="a folder written by generate_store.py")
     parser.add_argument("--max-concurrent", type=int, default=None, help="option maxConcurrentRequests (default: the store's)")
-    parser.add_argument("--workers", type=int, default=None, help="mlflow server --workers (default: mlflow's)")
+    parser.add_argument("--workers", type=int, default=2, help="mlflow server --workers")
     parser.add_argument("--out", default=None, help="write the raw numbers as JSON here")
     args = parser.parse_args(argv)
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                                 f"load {os.getloadavg()[0]:.1f} at start"}
     with tempfile.TemporaryDirectory() as folder, \
-            running_mlflow_server(f"sqlite:///{os.path.abspath(database)}", folder, workers=args.workers) as url:
+            running_mlflow_server(f"sqlite:///{os.path.abspath(database)}", folder, workers=args.workers, timeout=600) as url:
         spark = pyspark_experiments.session(app_name="bench-rest", master="local[2]", delta=False,
                                             config={"spark.sql.shuffle.partitions": "4", "spark.log.level": "ERROR"})
 
