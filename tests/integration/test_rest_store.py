@@ -188,10 +188,14 @@ def test_basic_auth_right_wrong_and_missing_permission(auth_server, monkeypatch,
     with pytest.raises((ValueError, LookupError)) as hidden:  # ExperimentNotFoundError once resolution moves
         read_table({**as_viewer, "table": "runs"}, "ref-beta")
     assert "ref-beta" in str(hidden.value)
-    # asking for the hidden experiment's runs directly: a clear 403 naming the credential's source
+    # runs/search leaves the hidden experiment's runs out; asking for one of them by id is a
+    # clear 403 naming the credential's source
+    hidden_run = requests.post(f"{api}/runs/search", headers=admin, json={"experiment_ids": [ids["ref-beta"]],
+                                                                          "max_results": 1}).json()["runs"][0]
     client = RestClient(Connection(url, Credential("basic", "options 'username'/'password'", user, password)))
+    assert client.call("POST", "runs/search", body={"experiment_ids": [ids["ref-beta"]], "max_results": 10}).get("runs", []) == []
     with pytest.raises(StoreConnectionError) as denied:
-        client.call("POST", "runs/search", body={"experiment_ids": [ids["ref-beta"]], "max_results": 10})
+        client.call("GET", "metrics/get-history", params={"run_id": hidden_run["info"]["run_id"], "metric_key": "loss"})
     assert "HTTP 403" in str(denied.value) and "options 'username'/'password'" in str(denied.value)
     for secret in (ADMIN_PASSWORD, wrong, password):
         for text in (message, str(hidden.value), str(denied.value), caplog.text):
