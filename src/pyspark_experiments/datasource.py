@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -30,6 +30,7 @@ from .stores import open_store
 from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
 from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
 from .stores.resolve import resolve_experiments
+from .stores.rest.settings import REST_OPTIONS
 from .streaming import ExperimentsStreamReader, RefusedStream
 from .table_options import artifact_path_option, bool_option, check_table_options
 from .uri import TrackingUri, resolve_tracking_uri
@@ -55,6 +56,8 @@ OPTIONS = (
     "maxDepth",
     "withContent",
     "maxContentBytes",
+    # tracking servers only: credentials, TLS, retries, concurrency (stores/rest/settings.py)
+    *REST_OPTIONS,
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
 
@@ -92,6 +95,8 @@ class ReadRequest:
     artifact_path: str | None = None
     max_depth: int | None = None
     content_max_bytes: int | None = None
+    # REST connection options (may hold credentials: never shown)
+    store_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_options(cls, options, environ=None) -> ReadRequest:
@@ -147,6 +152,7 @@ class ReadRequest:
                 (_positive_int("maxContentBytes", given.get("maxcontentbytes")) or DEFAULT_CONTENT_MAX_BYTES)
                 if with_content else None
             ),
+            store_options=tuple(sorted((_CANONICAL[k], str(v)) for k, v in given.items() if _CANONICAL[k] in REST_OPTIONS)),
         )
 
     @property
@@ -157,6 +163,16 @@ class ReadRequest:
         if self.table == tables.ARTIFACTS:
             return tables.artifacts_schema(self.content_max_bytes is not None)
         return tables.spark_schema(self.table)
+
+    def open_store(self):
+        """The store backend of this read, with its connection options (no connection yet).
+
+        Example::
+
+            >>> ReadRequest.from_options({"trackingUri": "sqlite:////tmp/mlflow.db"}).open_store().capabilities.kind
+            'sql'
+        """
+        return open_store(self.uri, dict(self.store_options))
 
     def selection(self, store, environ=None):
         """Resolve the experiments against ``store`` and describe the read for the backend.
@@ -344,13 +360,13 @@ class ExperimentsReader(DataSourceReader):
         self.request = request
 
     def partitions(self) -> list[StorePartition]:
-        store = open_store(self.request.uri)
+        store = self.request.open_store()
         return [StorePartition(p) for p in store.plan(self.request.selection(store))]
 
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StorePartition):
             return  # a plan with no partitions: Spark still asks for one
-        yield from read_partition(open_store(self.request.uri), partition.partition, self.request)
+        yield from read_partition(self.request.open_store(), partition.partition, self.request)
 
 
 def read_partition(store, partition, request: ReadRequest) -> Iterator:
@@ -400,7 +416,7 @@ def plan_read(options: dict, environ=None):
         True
     """
     request = ReadRequest.from_options(options, environ)
-    store = open_store(request.uri)
+    store = request.open_store()
     selection = request.selection(store, environ)
     return selection, store.plan(selection)
 

@@ -31,7 +31,6 @@ from pyspark.sql.datasource import DataSourceStreamReader, InputPartition
 
 from . import tables
 from .errors import ConfigurationError, UnsupportedStoreError
-from .stores import open_store
 
 try:  # pyspark >= 4.2
     from pyspark.sql.streaming.datasource import (
@@ -137,7 +136,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
     # -- helpers ---------------------------------------------------------------------------------
 
     def _store(self):
-        return open_store(self.request.uri)
+        return self.request.open_store()
 
     def _selection(self, store):
         return self.request.selection(store)

@@ -208,8 +208,9 @@ def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
             f"tracking URIs are URLs: postgresql://user:password@host:port/database (percent-encode "
             f"special characters in the password, e.g. '/' as %2F)"
         )
-    if uri.strip().lower() == "databricks":
-        return TrackingUri("rest", "databricks", "databricks", source)
+    # `databricks` and `databricks://<profile>`: a Databricks workspace, not a relative path.
+    if uri == "databricks" or uri.lower().startswith("databricks://"):
+        return TrackingUri("rest", "databricks", uri, source)
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     # A Windows drive letter or a bare path: the file store.

@@ -20,7 +20,6 @@ from pyspark_experiments.errors import (
     MalformedRecordError,
     StoreConnectionError,
     StoreNotFoundError,
-    UnsupportedStoreError,
 )
 from pyspark_experiments.stores import open_store
 from pyspark_experiments.uri import redact, resolve_tracking_uri
@@ -215,10 +214,11 @@ def test_sqlite_file_that_is_not_a_database_names_the_path(tmp_path):
 # -- (8) unclear errors -------------------------------------------------------------------------------
 
 
-def test_databricks_is_refused_as_not_supported_yet():
+def test_databricks_is_a_workspace_not_a_folder():
     for uri in ("databricks", "databricks://my-profile"):
-        with pytest.raises(UnsupportedStoreError, match="not supported yet"):
-            open_store(resolve_tracking_uri(uri, {}, "/tmp"))
+        store = open_store(resolve_tracking_uri(uri, {}, "/tmp"))
+        assert store.capabilities.kind == "rest"
+        assert "/tmp" not in store.uri.display
 
 
 def test_postgresql_uri_with_one_slash_is_a_configuration_error():

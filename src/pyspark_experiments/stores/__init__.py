@@ -10,7 +10,7 @@ Example::
 
 from __future__ import annotations
 
-from ..errors import UnsupportedStoreError
+from ..errors import ConfigurationError, UnsupportedStoreError
 from ..uri import TrackingUri
 from .base import Store, StoreCapabilities
 from .file import FileStore
@@ -18,8 +18,11 @@ from .resolve import resolve_experiments
 from .sql import SqlStore
 
 
-def open_store(uri: TrackingUri) -> Store:
+def open_store(uri: TrackingUri, options: dict | None = None) -> Store:
     """The backend for a resolved tracking URI (no connection is opened here).
+
+    ``options`` are the read's connection options (credentials, TLS, retries); only REST stores
+    take them.
 
     Example::
 
@@ -27,16 +30,19 @@ def open_store(uri: TrackingUri) -> Store:
         >>> open_store(resolve_tracking_uri("sqlite:////tmp/mlflow.db")).capabilities.kind
         'sql'
     """
+    if options and uri.kind != "rest":
+        raise ConfigurationError(
+            f"option(s) {', '.join(sorted(options))} apply to tracking servers (http://, https://, databricks) "
+            f"only, not to {uri.display!r}"
+        )
     if uri.kind == "sql":
         return SqlStore(uri)
     if uri.kind == "file":
         return FileStore(uri)
     if uri.kind == "rest":
-        raise UnsupportedStoreError(
-            f"tracking URI {uri.display!r}: reading a tracking server over REST (http(s)://, "
-            f"databricks) is not supported yet; read its backend store directly (sqlite://, "
-            f"postgresql:// or an mlruns folder)"
-        )
+        from .rest import RestStore
+
+        return RestStore(uri, options)
     raise UnsupportedStoreError(f"tracking URI {uri.display!r}: unknown store kind {uri.kind!r}")
 
 

@@ -1,0 +1,217 @@
+"""HTTP proxies on loopback in front of a real ``mlflow server``: faults and a Databricks shape.
+
+- :class:`Proxy` forwards every request to the upstream server and logs it; a ``plan``
+  (``plan(n, method, path, body) -> fault or None``, ``n`` counting requests from 1) injects
+  real faults: ``("status", code, headers, body)``, ``"drop"`` (close the connection without an
+  answer), ``("stall", seconds)`` (answer nothing for that long, then forward),
+  ``"truncate"`` (announce the whole body, send half of it, close), ``"invalid-json"``.
+- :class:`DatabricksProxy` answers only under ``/api/2.0/mlflow/`` with
+  ``Authorization: Bearer <token>``, refuses ``experiments/search`` pages over 3,000 as
+  Databricks does, and answers every ``throttle_every``-th request with 429 and ``Retry-After``.
+
+Example::
+
+    >>> with Proxy("http://127.0.0.1:5000", plan=lambda n, *_: "drop" if n % 3 == 0 else None) as proxy:
+    ...     requests.get(proxy.url + "/health").text
+    'OK'
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["DatabricksProxy", "Proxy", "every"]
+
+
+def every(k: int, fault, path_contains: str | None = None, limit: int | None = None):
+    """A plan: ``fault`` on every ``k``-th request (whose path holds ``path_contains``), at most ``limit`` times."""
+    state = {"seen": 0, "done": 0}
+    lock = threading.Lock()
+
+    def plan(n, method, path, body):
+        if path_contains is not None and path_contains not in path:
+            return None
+        with lock:
+            state["seen"] += 1
+            if state["seen"] % k == 0 and (limit is None or state["done"] < limit):
+                state["done"] += 1
+                return fault
+        return None
+
+    return plan
+
+
+class Proxy:
+    """A forwarding proxy on a free loopback port, with an optional fault ``plan``."""
+
+    def __init__(self, upstream: str, plan=None) -> None:
+        self.upstream = urlsplit(upstream)
+        self.plan = plan
+        self.log: list[tuple[float, str, str, bytes, str]] = []  # (time, method, path, body, outcome)
+        self._lock = threading.Lock()
+        self._count = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Proxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self, path_contains: str = "", outcome: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for _, _, p, _, o in self.log if path_contains in p and (outcome is None or o == outcome))
+
+    def requests_to(self, path_contains: str) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return [(p, b) for _, _, p, b, o in self.log if path_contains in p]
+
+    # -- hooks -------------------------------------------------------------------------------------
+
+    def check(self, handler, method: str, path: str, body: bytes):
+        """A response to give instead of forwarding (subclasses), or ``None``."""
+        return None
+
+    def _next(self) -> int:
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    def _record(self, method, path, body, outcome) -> None:
+        with self._lock:
+            self.log.append((time.monotonic(), method, path, body, outcome))
+
+    def forward(self, method: str, path: str, headers, body: bytes) -> tuple[int, str, list, bytes]:
+        connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=120)
+        try:
+            forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection", "authorization")}
+            forwarded["Host"] = self.upstream.netloc
+            connection.request(method, path, body=body or None, headers=forwarded)
+            response = connection.getresponse()
+            data = response.read()
+            kept = [(k, v) for k, v in response.getheaders()
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date")]
+            return response.status, response.reason, kept, data
+        finally:
+            connection.close()
+
+    def _handler_class(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, headers, body: bytes, reason: str | None = None) -> None:
+                self.send_response(status, reason)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                method = self.command
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path
+                n = proxy._next()
+                answer = proxy.check(self, method, path, body)
+                if answer is not None:
+                    status, headers, data = answer
+                    proxy._record(method, path, body, f"refused {status}")
+                    self._send(status, headers, data)
+                    return
+                fault = proxy.plan(n, method, path, body) if proxy.plan else None
+                kind = fault if isinstance(fault, str) else (fault[0] if fault else None)
+                if kind == "status":
+                    _, code, headers, data = fault
+                    proxy._record(method, path, body, f"fault {code}")
+                    self._send(code, headers, data)
+                    return
+                if kind == "drop":
+                    proxy._record(method, path, body, "fault drop")
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if kind == "stall":
+                    proxy._record(method, path, body, "fault stall")
+                    time.sleep(fault[1])
+                status, reason, headers, data = proxy.forward(method, path, self.headers, body)
+                if kind == "truncate" and len(data) > 2:
+                    proxy._record(method, path, body, "fault truncate")
+                    self.send_response(status, reason)
+                    for key, value in headers:
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if kind == "invalid-json" and status == 200:
+                    proxy._record(method, path, body, "fault invalid-json")
+                    self._send(200, [("Content-Type", "application/json")], b'{"runs": [{"info": {"run_id": "x"},, }')
+                    return
+                proxy._record(method, path, body, "forwarded" if kind != "stall" else "fault stall")
+                self._send(status, headers, data, reason)
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+        return Handler
+
+
+class DatabricksProxy(Proxy):
+    """A Databricks-shaped front: Bearer token, ``/api/2.0/mlflow/`` only, page limits, 429s."""
+
+    EXPERIMENTS_PAGE_LIMIT = 3_000
+
+    def __init__(self, upstream: str, token: str, throttle_every: int = 4, retry_after: str = "1") -> None:
+        super().__init__(upstream)
+        self.token = token
+        self.throttle_every = throttle_every
+        self.retry_after = retry_after
+        self.authorized = 0
+
+    @staticmethod
+    def _error(status: int, code: str, message: str):
+        return status, [("Content-Type", "application/json")], json.dumps({"error_code": code, "message": message}).encode()
+
+    def check(self, handler, method: str, path: str, body: bytes):
+        if not path.startswith("/api/2.0/mlflow/"):
+            return 404, [("Content-Type", "text/html")], b"<html><body>Not Found</body></html>"
+        if handler.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._error(401, "UNAUTHENTICATED", "Invalid access token.")
+        with self._lock:
+            self.authorized += 1
+            throttled = self.throttle_every and self.authorized % self.throttle_every == 0
+        if throttled:
+            status, headers, data = self._error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests; retry later.")
+            return status, headers + [("Retry-After", self.retry_after)], data
+        if path.startswith("/api/2.0/mlflow/experiments/search"):
+            size = None
+            if method == "POST" and body:
+                size = json.loads(body).get("max_results")
+            else:
+                size = parse_qs(urlsplit(path).query).get("max_results", [None])[0]
+            if size is not None and int(size) > self.EXPERIMENTS_PAGE_LIMIT:
+                return self._error(400, "INVALID_PARAMETER_VALUE",
+                                   f"max_results must be at most {self.EXPERIMENTS_PAGE_LIMIT}, got {size}")
+        return None
