@@ -130,6 +130,11 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             )
         if request.metric_ranges is not None:
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
+        if request.uri.kind == "rest":
+            raise UnsupportedStoreError(
+                f"streaming from a tracking server ({request.uri.display}) is not supported yet; "
+                f"stream from its backend store, or read it in batch with spark.read"
+            )
         self.request = request
         self._target: dict | None = None
 

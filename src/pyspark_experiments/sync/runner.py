@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .. import jobs, tables
-from ..errors import TargetLockedError
+from ..errors import TargetLockedError, UnsupportedStoreError
 from ..stores.base import Selection, fingerprint
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
@@ -348,6 +348,11 @@ class _Runner:
         self.progress = progress
         self.uri: TrackingUri = resolve_tracking_uri(cfg.tracking_uri)
         jobs.add_secret(_password_of(self.uri.location))
+        if self.uri.kind == "rest":
+            raise UnsupportedStoreError(
+                f"syncing a tracking server ({self.uri.display}) is not supported yet; sync its "
+                f"backend store (sqlite://, postgresql:// or an mlruns folder) instead"
+            )
         self.store = open_store(self.uri)
         self.caps = self.store.capabilities
         self.target = DeltaTarget(spark, path=cfg.target_path, schema=cfg.target_schema)
