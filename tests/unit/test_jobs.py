@@ -190,3 +190,33 @@ def test_doctest_examples(module, monkeypatch):
     monkeypatch.chdir(REPO)  # examples read conf/sync.toml
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_small_table_settings_let_errors_through_whoever_set_the_conf():
+    """Two syncs in one session: the second finds the setting already made by the first; an
+    error raised inside (a locked target) must reach the caller as itself."""
+    from pyspark_experiments.errors import TargetLockedError
+    from pyspark_experiments.sync.runner import _SNAPSHOT_PARTITIONS, _small_table_settings
+
+    class Conf(dict):
+        def get(self, key, default=None):
+            return super().get(key, default)
+
+        def set(self, key, value):
+            self[key] = value
+
+        def unset(self, key):
+            self.pop(key, None)
+
+    class Session:
+        conf = Conf()
+
+    spark = Session()
+    for preset in (None, "4"):
+        spark.conf.clear()
+        if preset:
+            spark.conf.set(_SNAPSHOT_PARTITIONS, preset)
+        with pytest.raises(TargetLockedError):
+            with _small_table_settings(spark):
+                raise TargetLockedError("another sync holds the target")
+        assert spark.conf.get(_SNAPSHOT_PARTITIONS) == preset

@@ -295,10 +295,10 @@ def _small_table_settings(spark):
     session sets ``spark.databricks.delta.snapshotPartitions`` itself (measured: a read after a
     commit took 10 s with 50 tasks, 3 s with 2, on 2 cores)."""
     try:
-        if spark.conf.get(_SNAPSHOT_PARTITIONS, None) is not None:
-            yield
-            return
+        set_by_session = spark.conf.get(_SNAPSHOT_PARTITIONS, None) is not None
     except Exception:  # a Connect server that does not let us read it
+        set_by_session = True
+    if set_by_session:
         yield
         return
     spark.conf.set(_SNAPSHOT_PARTITIONS, str(max(2, min(50, _cores(spark)))))
