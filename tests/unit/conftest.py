@@ -1,7 +1,8 @@
 """Unit tests: pure logic, no Spark session and no JVM.
 
-A JVM started by any unit test fails the run: launching Spark's gateway raises here, and the
-session-end check below confirms that no gateway exists.
+A JVM started by any unit test fails it: launching Spark's gateway raises during each unit test,
+and after it the gateway must be what it was before (none, when the unit tests run alone, as
+`python -m pytest tests/unit` does; integration tests in the same run start their own).
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ def _no_gateway(*args, **kwargs):
     raise AssertionError("a unit test tried to start a JVM; move it to tests/integration")
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _forbid_jvm():
+@pytest.fixture(autouse=True)
+def _forbid_jvm(monkeypatch):
     import pyspark.java_gateway as gateway
     from pyspark.core import context
 
-    original = gateway.launch_gateway
-    gateway.launch_gateway = _no_gateway
-    context.launch_gateway = _no_gateway
+    before = context.SparkContext._gateway
+    monkeypatch.setattr(gateway, "launch_gateway", _no_gateway)
+    monkeypatch.setattr(context, "launch_gateway", _no_gateway)
     yield
-    gateway.launch_gateway = original
-    context.launch_gateway = original
-    assert context.SparkContext._gateway is None, "a JVM was started during the unit tests"
+    assert context.SparkContext._gateway is before, "a JVM was started during a unit test"
 
 
 @pytest.fixture(scope="session")
