@@ -4,6 +4,7 @@ file under them, reading the tables from a store or a target, the Spark session.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 
 from .. import jobs
@@ -92,13 +93,27 @@ def config(args: argparse.Namespace, **extra) -> JobConfig:
     return cfg
 
 
+@contextlib.contextmanager
 def session(command: str, cfg: JobConfig):
-    """The job's SparkSession, with the ``experiments`` source registered."""
+    """The job's SparkSession, with the ``experiments`` source registered: the active one if
+    there is one (left running), else a new one, stopped at the end."""
+    from pyspark.sql import SparkSession
+
     from .. import register
 
-    spark = jobs.job_session(command, master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
+    spark = SparkSession.getActiveSession()
+    owned = spark is None
+    if owned:
+        spark = jobs.job_session(command, master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
     register(spark)
-    return spark
+    try:
+        yield spark
+    finally:
+        if owned:
+            try:
+                spark.stop()
+            except Exception:  # pragma: no cover
+                pass
 
 
 def target_of(spark, cfg: JobConfig):

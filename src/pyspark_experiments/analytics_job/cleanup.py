@@ -382,14 +382,8 @@ def _parse(argv: list[str]) -> _cli.Settings:
 
 
 def _run(settings: _cli.Settings, show: bool) -> CleanupResult:
-    spark = _cli.session("cleanup", settings.cfg)
-    try:
+    with _cli.session("cleanup", settings.cfg) as spark:
         return run_cleanup(spark, settings.cfg, yes=settings.args.yes, restore=settings.args.restore)
-    finally:
-        try:
-            spark.stop()
-        except Exception:  # pragma: no cover
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,14 +37,8 @@ def _parse(argv: list[str]) -> _cli.Settings:
 def _run(settings: _cli.Settings, show: bool):
     from .job import run_analytics
 
-    spark = _cli.session("analytics", settings.cfg)
-    try:
+    with _cli.session("analytics", settings.cfg) as spark:
         return run_analytics(spark, settings.cfg, progress=show)
-    finally:
-        try:
-            spark.stop()
-        except Exception:  # pragma: no cover
-            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

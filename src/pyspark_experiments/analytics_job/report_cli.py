@@ -62,8 +62,7 @@ def _run(settings: _cli.Settings, show: bool) -> ReportResult:
     cfg = settings.cfg
     started = time.monotonic()
     progress = jobs.Progress("report", show, steps=2)
-    spark = _cli.session("report", cfg)
-    try:
+    with _cli.session("report", cfg) as spark:
         progress.step("reading the tables and building the report")
         # The report shows the runs of the store as MLflow shows them: deleted runs left out.
         tables = _cli.read_tables(spark, cfg, view_type="ACTIVE_ONLY")
@@ -75,12 +74,7 @@ def _run(settings: _cli.Settings, show: bool) -> ReportResult:
                             period=cfg.period or "auto", limits=cfg.limits(), margin=cfg.margin,
                             leaderboard_size=cfg.leaderboard_size, title=cfg.title, **tables)
         progress.step("written")
-    finally:
         progress.done()
-        try:
-            spark.stop()
-        except Exception:  # pragma: no cover
-            pass
     source = _cli.target_of(None, cfg).display if cfg.read_from() == "target" else _store(cfg)
     return ReportResult(path, source, time.monotonic() - started)
 
