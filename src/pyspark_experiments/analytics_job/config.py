@@ -218,7 +218,7 @@ class JobConfig:
 
         Example::
 
-            >>> JobConfig(statuses=("FAILED",), older_than_days=30).cleanup_criteria()
+            >>> JobConfig().override(statuses="failed", older_than_days=30).cleanup_criteria()
             {'statuses': ['FAILED'], 'older_than': 30.0}
         """
         criteria: dict[str, Any] = {}
