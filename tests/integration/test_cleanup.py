@@ -1,0 +1,156 @@
+"""``pyspark-experiments cleanup`` on real stores written by real mlflow (SQLite and file store).
+
+Deletions go through mlflow's client; the checks read the store back through mlflow
+(``search_runs(ViewType.ALL)``): the dry run changes nothing, ``--yes`` deletes exactly the listed
+runs, ``--restore`` brings them back, every deletion is recorded once, and a cleanup while
+another job holds the target's lock exits 75 without touching anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+from pyspark_experiments.analytics_job import cleanup as cleanup_cmd  # noqa: E402
+from pyspark_experiments.analytics_job.config import JobConfig  # noqa: E402
+from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK  # noqa: E402
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _small_delta_snapshots(spark):
+    """Delta rebuilds a small table's snapshot with 50 tasks by default: slow on 2 cores."""
+    key = "spark.databricks.delta.snapshotPartitions"
+    spark.conf.set(key, "2")
+    yield
+    spark.conf.unset(key)
+DAY_MS = 86_400_000
+
+
+def write_store(uri: str, root) -> dict[str, str]:
+    """Two experiments; old and recent runs, FINISHED, FAILED and KILLED. Returns {run name: id}."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    now_ms = int(NOW.timestamp() * 1000)
+    ids = {}
+    for name in ("alpha", "beta"):
+        experiment = client.create_experiment(name, artifact_location=str(root / "artifacts" / name))
+        for label, status, age_days in (("old-failed", "FAILED", 60), ("old-killed", "KILLED", 45), ("old-ok", "FINISHED", 90),
+                                        ("new-failed", "FAILED", 2), ("new-ok", "FINISHED", 1)):
+            start = now_ms - age_days * DAY_MS
+            run = client.create_run(experiment, start_time=start, run_name=f"{name}-{label}", tags={"mlflow.user": "ann"})
+            client.log_metric(run.info.run_id, "loss", float(age_days), timestamp=start, step=0)
+            client.set_terminated(run.info.run_id, status=status, end_time=start + 60_000)
+            ids[f"{name}-{label}"] = run.info.run_id
+    return ids
+
+
+def stages(uri: str) -> dict[str, str]:
+    """run id -> lifecycle stage, as mlflow itself reports them."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    return {r.info.run_id: r.info.lifecycle_stage for r in client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000)}
+
+
+@pytest.fixture(params=("sqlite", "file"))
+def store(request, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if request.param == "sqlite" else str(tmp_path / "mlruns")
+    return uri, write_store(uri, tmp_path)
+
+
+def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
+    uri, ids = store
+    target = str(tmp_path / "delta")
+    before = stages(uri)
+    args = ["--tracking-uri", uri, "--target-path", target, "--statuses", "FAILED,KILLED", "--older-than-days", "30", "--no-progress"]
+
+    assert cleanup_cmd.main(args) == EXIT_OK  # dry run
+    listing = capsys.readouterr().out
+    assert stages(uri) == before, "the dry run changed the store"
+    expected = {ids[n] for n in ("alpha-old-failed", "alpha-old-killed", "beta-old-failed", "beta-old-killed")}
+    assert "dry run: 4 run(s) selected" in listing and "nothing deleted" in listing
+    assert {i for i in ids.values() if i in listing} == expected
+
+    assert cleanup_cmd.main(args + ["--yes"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "deleted 4 run(s)" in out
+    after = stages(uri)
+    assert {i for i, s in after.items() if s == "deleted"} == expected
+    assert {i: s for i, s in after.items() if i not in expected} == {i: s for i, s in before.items() if i not in expected}
+
+    records = spark.read.format("delta").load(f"{target}/{cleanup_cmd.RECORD_TABLE}").collect()
+    assert sorted(r.run_id for r in records) == sorted(expected)  # one row per deleted run
+    batches = {r.batch_id for r in records}
+    assert len(batches) == 1 and {r.action for r in records} == {"delete"}
+    assert all(r.reason and r.by and r.at and r.experiment_id for r in records)
+    batch = batches.pop()
+    assert f"--restore {batch}" in out
+
+    # A second dry run no longer lists them: deleted runs are never candidates.
+    assert cleanup_cmd.main(args) == EXIT_OK
+    assert "dry run: 0 run(s) selected" in capsys.readouterr().out
+
+    assert cleanup_cmd.main(["--tracking-uri", uri, "--target-path", target, "--restore", batch, "--no-progress"]) == EXIT_OK
+    assert f"restored 4 run(s) of batch {batch}" in capsys.readouterr().out
+    assert stages(uri) == before
+    actions = spark.read.format("delta").load(f"{target}/{cleanup_cmd.RECORD_TABLE}").groupBy("action").count().collect()
+    assert {r.action: r["count"] for r in actions} == {"delete": 4, "restore": 4}
+
+
+def test_keep_newest_and_jsonl_record_without_target(spark, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ids = write_store(uri, tmp_path)
+    before = stages(uri)
+    record = tmp_path / "records" / "cleanup.jsonl"
+    cfg = JobConfig(tracking_uri=uri, cleanup_experiments=None, keep_newest=3, record_file=str(record)).validate()
+    result = cleanup_cmd.run_cleanup(spark, cfg, yes=True)
+    # the two oldest runs of each experiment: old-ok (90 days) and old-failed (60 days)
+    expected = {ids[f"{e}-{n}"] for e in ("alpha", "beta") for n in ("old-ok", "old-failed")}
+    assert {r["run_id"] for r in result.runs} == expected
+    after = stages(uri)
+    assert {i for i, s in after.items() if s == "deleted"} == expected
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert sorted(line["run_id"] for line in lines) == sorted(expected)
+    assert {line["batch_id"] for line in lines} == {result.batch_id}
+    cleanup_cmd.run_cleanup(spark, cfg, restore=result.batch_id)
+    assert stages(uri) == before
+
+
+def test_cleanup_while_another_job_holds_the_target_exits_75(spark, tmp_path, capsys):
+    from pyspark_experiments.target import DeltaTarget, TargetLock
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write_store(uri, tmp_path)
+    before = stages(uri)
+    target = str(tmp_path / "delta")
+    lock = TargetLock(DeltaTarget.at_path(spark, target), job="sync")
+    lock.ensure_table()
+    lock.acquire()
+    try:
+        code = cleanup_cmd.main(["--tracking-uri", uri, "--target-path", target, "--statuses", "FAILED", "--yes", "--no-progress"])
+    finally:
+        lock.release()
+    assert code == EXIT_LOCKED
+    out = capsys.readouterr().out
+    assert "NOT RUN" in out and "another sync holds" in out
+    assert stages(uri) == before
+
+
+def test_no_condition_and_bad_config_are_clear_errors(tmp_path, capsys):
+    assert cleanup_cmd.main(["--tracking-uri", "sqlite:///x.db", "--yes", "--restore", "b"]) == EXIT_CONFIG
+    assert "--yes and --restore" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cleanup]\nolder_than_days = 'thirty'\n")
+    assert cleanup_cmd.main(["--config", str(bad)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert str(bad) in err and "[cleanup] older_than_days" in err

@@ -1,0 +1,95 @@
+"""The analytics / report / cleanup commands' settings and pure helpers (no Spark): config
+loading and errors, metric directions, cleanup criteria, the summaries, the doctest examples."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import os
+
+import pytest
+
+from pyspark_experiments.analytics_job import cleanup, report_cli
+from pyspark_experiments.analytics_job import cli as analytics_cli
+from pyspark_experiments.analytics_job.config import JobConfig
+from pyspark_experiments.errors import ConfigurationError
+from pyspark_experiments.jobs import EXIT_CONFIG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+MODULES = [
+    "pyspark_experiments.analytics_job.config",
+    "pyspark_experiments.analytics_job._cli",
+    "pyspark_experiments.analytics_job.cleanup",
+    "pyspark_experiments.analytics_job.report_cli",
+    "pyspark_experiments.analytics_job.job",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_example_config_loads():
+    cfg = JobConfig.from_toml(os.path.join(ROOT, "conf", "analytics.toml")).validate(need_target=True)
+    assert (cfg.target_path, cfg.read_from(), cfg.period, cfg.margin) == ("mlflow-delta", "target", "week", 0.8)
+    assert cfg.cleanup_criteria() == {"statuses": ["FAILED", "KILLED"], "older_than": 30.0}
+    assert cfg.limits().runs_per_experiment == 500_000
+
+
+def test_directions_from_lists_then_names():
+    cfg = JobConfig(metrics=("acc", "val_loss", "rmse"), lower_is_better=("acc",), higher_is_better=("rmse",))
+    assert cfg.modes() == {"acc": "min", "val_loss": "min", "rmse": "max"}
+    with pytest.raises(ConfigurationError, match="both lower and higher"):
+        JobConfig(lower_is_better=("a",), higher_is_better=("a",)).validate()
+
+
+@pytest.mark.parametrize(("toml", "words"), [
+    ("[quota]\nmargin = 2\n", "margin"),
+    ("[quota]\nruns_per_experiment = 0\n", "runs_per_experiment"),
+    ("[cleanup]\ntags = 3\n", "[cleanup] tags"),
+    ("[analytics]\nperiod = \"year\"\n", "[analytics] period"),
+    ("[report]\nout = 1\n", "[report] out"),
+    ("[cleanup]\nstatus = [\"FAILED\"]\n", "unknown key 'status' in [cleanup]"),
+])
+def test_bad_configs_name_the_key(tmp_path, toml, words):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigurationError) as info:
+        JobConfig.from_toml(str(path)).validate()
+    assert words in str(info.value)
+
+
+def test_cleanup_criteria_from_config(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[cleanup]\nexperiments = ["7"]\nusers = "ci,bot"\nwhere = "metrics[\'loss\'] > 1"\nkeep_newest = 5\n'
+                    '[cleanup.tags]\nstage = "debug"\n')
+    assert JobConfig.from_toml(str(path)).cleanup_criteria() == {
+        "experiment_ids": ["7"], "users": ["ci", "bot"], "tags": {"stage": "debug"}, "where": "metrics['loss'] > 1", "keep_newest": 5}
+
+
+def test_cli_errors_exit_2_before_any_spark(tmp_path, capsys):
+    assert cleanup.main(["--tracking-uri", "sqlite:///x.db", "--yes", "--restore", "b"]) == EXIT_CONFIG
+    assert report_cli.main(["--tracking-uri", "postgresql://u:Sup3rSecret@h/db"]) == EXIT_CONFIG
+    assert analytics_cli.main(["--tracking-uri", "postgresql://u:Sup3rSecret@h/db"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "--out" in err and "no target" in err and "Sup3rSecret" not in err
+
+
+def test_cleanup_summary_lists_runs_and_how_to_undo():
+    runs = [{"experiment_id": "1", "run_id": "a" * 32, "status": "FAILED", "start_time": None, "run_name": "r"}]
+    dry = cleanup.CleanupResult("dry run", "sqlite:///m.db", "statuses=['FAILED']", runs).summary()
+    assert "1 run(s) selected" in dry and "a" * 32 in dry and "--yes" in dry
+    done = cleanup.CleanupResult("delete", "s", "c", runs, batch_id="B1", record="f.jsonl").summary()
+    assert "cleanup --restore B1" in done and "f.jsonl" in done
+    many = cleanup.CleanupResult("dry run", "s", "c", runs * (cleanup.SHOWN + 5)).summary()
+    assert "... and 5 more" in many
+
+
+def test_databricks_bulk_only_for_an_exact_time_bound():
+    assert cleanup.bulk_time_bound({"experiment_ids": ["1"], "older_than": 30.0})
+    assert not cleanup.bulk_time_bound({"experiment_ids": ["1"], "older_than": 30.0, "statuses": ["FAILED"]})
+    assert not cleanup.bulk_time_bound({"experiment_ids": ["1"]})
