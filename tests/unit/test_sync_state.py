@@ -83,3 +83,16 @@ def test_unknown_legacy_kinds_map_to_nothing():
     meta = migrate_meta({"fingerprints": "RestStore", "positions": "RestStore:http:exact"})
     assert meta == {"state_key": None, "positions_key": None}
     assert migrate_meta({"positions": "garbled"}) == {"positions_key": None}
+
+
+def test_series_checks_are_saved_and_read_back_with_positions():
+    old = SyncState(series={("a", "loss"): 10}, series_checks={("a", "loss"): "c10"})
+    columns = state_update(old, {}, {("a", "loss"): 10, ("b", "loss"): 5}, {}, 2, compact=False,
+                           checks={("a", "loss"): "c10-edited", ("b", "loss"): "c5"})
+    written = rows(columns)
+    assert [(r[1], r[4], r[5]) for r in written] == [("a", "c10-edited", 10), ("b", "c5", 5)]
+    state = SyncState.from_rows([("series", "a", "loss", None, "c10", 10, 1), *written])
+    assert state.series == {("a", "loss"): 10, ("b", "loss"): 5}
+    assert state.series_checks == {("a", "loss"): "c10-edited", ("b", "loss"): "c5"}
+    removed = SyncState.from_rows([*written, ("series", "a", "loss", None, None, None, 3)])
+    assert ("a", "loss") not in removed.series_checks
