@@ -320,7 +320,9 @@ def outcome_line(command: str, error: BaseException, elapsed_s: float) -> str:
     if code == EXIT_INTERRUPTED:
         return f"pyspark-experiments {command}: INTERRUPTED after {elapsed_s:.1f} s; the next run completes the work"
     status = "NOT RUN" if code in (EXIT_LOCKED, EXIT_CONFIG) else "FAILED"
-    line = f"pyspark-experiments {command}: {status} after {elapsed_s:.1f} s: {short_error(error)}"
+    skipped = getattr(error, "skipped_records", 0)  # PERMISSIVE skips before the failure
+    skips = f" with {skipped:,} skipped records" if status == "FAILED" and skipped else ""
+    line = f"pyspark-experiments {command}: {status} after {elapsed_s:.1f} s{skips}: {short_error(error)}"
     if status == "FAILED":
         line += "\n(the target stays consistent; the next run completes the work)"
     return line

@@ -205,3 +205,105 @@ def test_too_many_series_to_list_is_not_exact():
     positions = {("a", f"m{i}"): 10 for i in range(5)}
     plan = make_plan(scan(BASE_RUNS, positions), saved(BASE_RUNS, {}), Flags(max_listed_series=3))
     assert not plan.bounded and not plan.metrics_exact and not plan.append_metrics
+
+
+# ------------------------------------------------------------------------------------------------
+# PERMISSIVE skips are never recorded as synced (issue 9, item 1)
+# ------------------------------------------------------------------------------------------------
+
+
+def _state_after(state: SyncState, plan, skipped=()) -> SyncState:
+    """The state the next sync reads back, as next_state records it."""
+    runs, series = next_state(state, plan, skipped=skipped)
+    return SyncState(runs=runs, series=series, meta={"sync": {"sync_id": 9, "holder": "h"}, "state_key": "file",
+                                                     "positions_key": FILE.positions_key, "metrics_exact": True})
+
+
+def test_a_skipped_new_run_is_reread_whole_and_merged_by_the_next_sync():
+    from pyspark_experiments.stores.base import SkippedRecord
+    from pyspark_experiments.sync.plan import UNSYNCED, UNSYNCED_POSITION, skipped_runs
+
+    runs = dict(BASE_RUNS, c=fp(run="c"))
+    series = {**BASE_SERIES, ("c", "loss"): 32, ("c", "acc"): 40}
+    first = make_plan(scan(runs, series), saved(BASE_RUNS, BASE_SERIES))
+    skipped = skipped_runs(first, [SkippedRecord("/m/1/c/meta.yaml: not valid YAML", "1", "c")])
+    assert skipped == {"c"}
+    state = _state_after(saved(BASE_RUNS, BASE_SERIES), first, skipped)
+    assert state.runs["c"] == ("1", UNSYNCED) and state.runs["a"] == ("1", fp())
+    assert state.series[("c", "loss")] == state.series[("c", "acc")] == UNSYNCED_POSITION
+    assert state.series[("a", "loss")] == 64
+
+    # The store did not change (or the file was repaired): the run is read again, all of it.
+    again = make_plan(scan(runs, series), state)
+    assert all(again.changed[t] == {"c"} for t in ("params", "tags", "inputs", "runs"))
+    assert again.whole_series == {("c", "loss"), ("c", "acc")} and not again.ranges
+    # Known to the target: merged, never appended (some of its rows may have been written).
+    assert again.new_runs == set() and not any(again.appends(t) for t in ("params", "tags", "inputs", "runs"))
+    assert not again.append_metrics
+    assert (again.new_run_count, again.changed_run_count) == (0, 1)
+
+    # Once read without skips, it is recorded and the sync after reads nothing.
+    synced = _state_after(state, again)
+    assert synced.runs["c"] == ("1", fp(run="c")) and synced.series[("c", "loss")] == 32
+    assert not make_plan(scan(runs, series), synced).touched_runs
+
+
+def test_a_skipped_known_run_keeps_nothing_of_this_syncs_positions():
+    from pyspark_experiments.sync.plan import UNSYNCED
+
+    grown = {**BASE_SERIES, ("a", "loss"): 128}
+    runs = dict(BASE_RUNS, a=fp(params="p2"))
+    plan = make_plan(scan(runs, grown), saved(BASE_RUNS, BASE_SERIES))
+    assert plan.ranges == {("a", "loss"): (64, 128)}
+    state = _state_after(saved(BASE_RUNS, BASE_SERIES), plan, {"a"})
+    assert state.runs["a"][1] == UNSYNCED and state.runs["b"] == ("1", fp())
+    again = make_plan(scan(runs, grown), state)
+    assert again.whole_series == {("a", "loss")} and again.changed["params"] == {"a"}
+    assert again.changed["runs"] == {"a"} and not again.appends("params")
+
+
+def test_skips_without_a_run_name_their_experiment_or_every_run():
+    from pyspark_experiments.stores.base import SkippedRecord
+    from pyspark_experiments.sync.plan import skipped_runs
+
+    plan = make_plan(Scan(("1", "2"), {"a": ("1", fp()), "b": ("2", fp())}, {}, "file", FILE.positions_key), SyncState())
+    assert skipped_runs(plan, []) == set()
+    assert skipped_runs(plan, [SkippedRecord("/m/2/meta.yaml: bad", "2")]) == {"b"}
+    assert skipped_runs(plan, [SkippedRecord("somewhere: bad")]) == {"a", "b"}
+
+
+# ------------------------------------------------------------------------------------------------
+# A metric file changed in place (issue 9, item 3)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_series_changed_before_its_saved_position_is_read_whole():
+    from pyspark_experiments.sync.plan import next_checks
+
+    state = saved(BASE_RUNS, BASE_SERIES)
+    state.series_checks = {("a", "loss"): "line-a-64", ("b", "loss"): "line-b-96"}
+    grown = {("a", "loss"): 71, ("b", "loss"): 128}
+    # a: a line before byte 64 was edited (the file grew by 7 bytes): the line ending at 64 is
+    # not the one saved; b: appended to, its line at 96 is still there.
+    checked = Scan(("1",), {r: ("1", v) for r, v in BASE_RUNS.items()}, grown, "file", FILE.positions_key, "bytes", True,
+                   checks={("a", "loss"): "line-a-71", ("b", "loss"): "line-b-128"},
+                   checks_after={("a", "loss"): "something-else", ("b", "loss"): "line-b-96"})
+    plan = make_plan(checked, state)
+    assert plan.whole_series == {("a", "loss")}
+    assert plan.ranges == {("b", "loss"): (96, 128)}
+    assert not plan.append_metrics  # a series read whole replaces what the table holds of it
+    runs, series = next_state(state, plan)
+    assert next_checks(state, plan, series) == {("a", "loss"): "line-a-71", ("b", "loss"): "line-b-128"}
+
+
+def test_unchecked_positions_and_unmoved_series_keep_working():
+    from pyspark_experiments.sync.plan import next_checks
+
+    state = saved(BASE_RUNS, BASE_SERIES)
+    # no checks saved (a state of an older sync, or a store without checks): ranges as before
+    plan = make_plan(scan(BASE_RUNS, {**BASE_SERIES, ("a", "loss"): 80}), state)
+    assert plan.ranges == {("a", "loss"): (64, 80)} and not plan.whole_series
+    # a series that did not move keeps its saved check
+    state.series_checks = {("b", "loss"): "line-b-96"}
+    runs, series = next_state(state, plan)
+    assert next_checks(state, plan, series) == {("b", "loss"): "line-b-96"}

@@ -83,3 +83,34 @@ def test_unknown_legacy_kinds_map_to_nothing():
     meta = migrate_meta({"fingerprints": "RestStore", "positions": "RestStore:http:exact"})
     assert meta == {"state_key": None, "positions_key": None}
     assert migrate_meta({"positions": "garbled"}) == {"positions_key": None}
+
+
+def test_series_checks_are_saved_and_read_back_with_positions():
+    old = SyncState(series={("a", "loss"): 10}, series_checks={("a", "loss"): "c10"})
+    columns = state_update(old, {}, {("a", "loss"): 10, ("b", "loss"): 5}, {}, 2, compact=False,
+                           checks={("a", "loss"): "c10-edited", ("b", "loss"): "c5"})
+    written = rows(columns)
+    assert [(r[1], r[4], r[5]) for r in written] == [("a", "c10-edited", 10), ("b", "c5", 5)]
+    state = SyncState.from_rows([("series", "a", "loss", None, "c10", 10, 1), *written])
+    assert state.series == {("a", "loss"): 10, ("b", "loss"): 5}
+    assert state.series_checks == {("a", "loss"): "c10-edited", ("b", "loss"): "c5"}
+    removed = SyncState.from_rows([*written, ("series", "a", "loss", None, None, None, 3)])
+    assert ("a", "loss") not in removed.series_checks
+
+
+def test_summary_and_failed_line_report_permissive_skips():
+    from datetime import datetime
+
+    from pyspark_experiments.jobs import outcome_line
+    from pyspark_experiments.sync.runner import SyncResult
+
+    result = SyncResult(store="/m", target="/d", mode="full", started_at=datetime(2026, 1, 1), runs=9, new_runs=8,
+                        skipped_records=1, skipped_runs=1, skipped_where=["/m/1/abc/meta.yaml, line 1: not valid YAML"])
+    text = result.summary()
+    assert "OK with 1 skipped records" in text.splitlines()[0]
+    assert "9 runs: 8 new, 0 changed, 1 skipped" in text and "/m/1/abc/meta.yaml" in text
+    assert result.to_dict()["skipped_where"] == ["/m/1/abc/meta.yaml, line 1: not valid YAML"]
+    assert "skipped" not in SyncResult(store="/m", target="/d", mode="full", started_at=datetime(2026, 1, 1)).summary()
+    error = RuntimeError("disk full")
+    error.skipped_records = 3
+    assert "FAILED after 1.0 s with 3 skipped records: " in outcome_line("sync", error, 1.0)

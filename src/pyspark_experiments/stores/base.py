@@ -213,6 +213,29 @@ class Problems:
             )
 
 
+class MetricPosition(int):
+    """A metric position with what a store can tell of the history before it: ``check``, a
+    digest of the series just before this position (file store: of the line that ends there),
+    and ``check_after``, the same digest taken now at the ``after`` position the caller listed
+    (:meth:`Store.metric_positions` with ``metric_ranges``). A saved check that differs from
+    ``check_after`` means the series did not just grow since: it was changed in place.
+
+    Example::
+
+        >>> position = MetricPosition(96, check="9f1c", check_after="77aa")
+        >>> position + 0, position.check
+        (96, '9f1c')
+    """
+
+    check: str | None
+    check_after: str | None
+
+    def __new__(cls, value: int, check: str | None = None, check_after: str | None = None):
+        position = super().__new__(cls, value)
+        position.check, position.check_after = check, check_after
+        return position
+
+
 #: What a metric position counts (see :class:`StoreCapabilities`).
 POSITION_KINDS = ("bytes", "rowid", "count", "digest", "none")
 

@@ -32,6 +32,7 @@ from .base import (
     BATCH_ROWS,
     RUN_STATUSES,
     ExperimentRef,
+    MetricPosition,
     Partition,
     Problems,
     Selection,
@@ -296,8 +297,14 @@ class FileStore(Store):
         """Bytes written to each metric file (metric files are append-only).
 
         Only file sizes are read; the view type and start time apply when points are read.
+        With ``selection.metric_ranges``, only the listed series are reported, each as a
+        :class:`MetricPosition` whose ``check`` digests the line ending at its size and
+        ``check_after`` the line ending at the listed ``after`` (None for 0): a file changed in
+        place before ``after`` (MLflow only appends) no longer has the line a sync saw there.
         """
         self._check_root()
+        if selection.metric_ranges is not None:
+            return self._checked_positions(selection)
         problems = self._problems(selection.mode)
         positions = {}
         for experiment_path, run_name in self._run_dirs(selection):
@@ -305,6 +312,24 @@ class FileStore(Store):
                 if selection.admits_metric_key(key):
                     positions[(run_name, key)] = size
         problems.report()
+        return positions
+
+    def _checked_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
+        listed = {(run_id, key): after for run_id, key, after, _ in selection.metric_ranges}
+        wanted = tuple(sorted({run_id for run_id, _ in listed}))
+        positions = {}
+        for experiment_path, run_name in self._run_dirs(replace(selection, run_ids=wanted)):
+            for (run_id, key), after in listed.items():
+                if run_id != run_name:
+                    continue
+                path = os.path.join(experiment_path, run_name, "metrics", key)
+                try:
+                    with open(path, "rb") as handle:
+                        size = os.fstat(handle.fileno()).st_size
+                        positions[(run_id, key)] = MetricPosition(
+                            size, line_check(handle, size), line_check(handle, after) if after > 0 else None)
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    continue  # gone, or reported by the read
         return positions
 
     def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
@@ -726,6 +751,33 @@ def _read_values(folder: str, problems: Problems) -> list[tuple[str, str]]:
         except OSError as error:
             problems.skip(f"{path}: cannot be read ({error.strerror or error})")
     return values
+
+
+# The longest tail of a line a position check digests.
+_CHECK_BYTES = 4096
+
+
+def line_check(handle, position: int) -> str | None:
+    """A digest of the line of an open metric file that ends at byte ``position`` (its last
+    4 KiB at most; None at 0 or past the end, where no such line is).
+
+    Example::
+
+        >>> import io
+        >>> line_check(io.BytesIO(b"1 0.5 0\\n2 0.25 1\\n"), 8) == line_check(io.BytesIO(b"1 0.5 0\\n"), 8)
+        True
+    """
+    import hashlib
+
+    if position <= 0:
+        return None
+    start = max(0, position - _CHECK_BYTES)
+    handle.seek(start)
+    data = handle.read(position - start)
+    if len(data) != position - start:
+        return None
+    line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+    return hashlib.sha1(line).hexdigest()[:16]
 
 
 def read_metric_file(

@@ -8,8 +8,10 @@ The rules:
   another kind) re-read everything and MERGE it (mode ``full``);
 - a run is re-read for each part of its fingerprint that changed (run row, params, tags,
   inputs); a run's row is also re-read when any of its metric series moved;
-- a metric series whose position grew is read between the saved and the current position; a
-  series that shrank, or whose positions are of kind ``digest`` (no order: "changed"), is read
+- a metric series whose position grew is read between the saved and the current position,
+  unless the store checks positions and the history before the saved one changed in place
+  (``Scan.checks_after`` differs from the saved check): then it is read whole; a series that
+  shrank, or whose positions are of kind ``digest`` (no order: "changed"), is read
   whole and replaces the saved series; positions of another ``positions_key`` than the saved
   ones are read from 0;
 - rows of runs the target has never seen are appended, and exactly-bounded new points too
@@ -38,6 +40,12 @@ from .state import SyncState
 #: Above this many series a narrowed read lists no ranges but reads whole runs and merges.
 MAX_LISTED_SERIES = 50_000
 
+#: The state's fingerprint of a run that a read skipped (PERMISSIVE): matches no scan, so every
+#: part of the run is re-read (and merged: the run is known) by the next sync.
+UNSYNCED = "unsynced"
+#: The state's position of a series whose run a read skipped: the next sync reads it whole.
+UNSYNCED_POSITION = -1
+
 PER_RUN_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.RUNS)
 
 
@@ -59,6 +67,10 @@ class Scan:
     positions_key: str
     position_kind: str = "count"
     exact_ranges: bool = False
+    # Where the store checks positions (file store): per series, a digest of the history just
+    # before its current position, and the same digest taken now at the saved position.
+    checks: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    checks_after: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,7 @@ class Plan:
     bounded: bool = True  # the series are few enough to list them in the read
     state_key: str = ""
     positions_key: str = ""
+    checks: dict[tuple[str, str], str] = field(default_factory=dict)  # saved with the positions
 
     def appends(self, table: str) -> bool:
         """Whether ``table``'s rows are appended (only runs the target never saw, no recovery)
@@ -164,12 +177,14 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         before = old_series.get(pair)
         if before == position:
             continue
-        if scan.position_kind == "digest":
-            whole.add(pair)  # no order: changed means re-read the whole series
+        if scan.position_kind == "digest" or before == UNSYNCED_POSITION:
+            whole.add(pair)  # no order (or not synced): re-read the whole series
         elif before is None:
             ranges[pair] = (0, position)
         elif position < before:
             whole.add(pair)  # shrank: not an append-only history any more
+        elif pair in state.series_checks and scan.checks_after.get(pair) != state.series_checks[pair]:
+            whole.add(pair)  # grew, but what was before the saved position changed in place
         else:
             ranges[pair] = (before, position)
 
@@ -200,6 +215,7 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         bounded=bounded,
         state_key=scan.state_key,
         positions_key=scan.positions_key,
+        checks=dict(scan.checks),
     )
 
 
@@ -230,9 +246,37 @@ def purged_runs(found: Mapping[str, str], present: Iterable[str], experiment_ids
             if run_id not in present and (all_experiments or experiment_id in selected)}
 
 
-def next_state(state: SyncState, plan: Plan, purged: Iterable[str] = ()) -> tuple[dict, dict]:
+def skipped_runs(plan: Plan, skipped: Iterable) -> set[str]:
+    """The scanned runs whose reads skipped a record (PERMISSIVE): each
+    :class:`~pyspark_experiments.stores.base.SkippedRecord` with a run id names its run; one
+    with only an experiment id names that experiment's runs; one with neither, every run.
+
+    Example::
+
+        >>> from pyspark_experiments.stores.base import SkippedRecord
+        >>> plan = make_plan(Scan(("1", "2"), {"a": ("1", "x"), "b": ("2", "y")}, {}, "file", "file:bytes:exact"), SyncState())
+        >>> sorted(skipped_runs(plan, [SkippedRecord("/m/2/meta.yaml: not valid YAML", "2")]))
+        ['b']
+    """
+    found: set[str] = set()
+    for record in skipped:
+        if record.run_id:
+            found.add(record.run_id)
+        elif record.experiment_id:
+            found |= {r for r, (e, _) in plan.fingerprints.items() if e == record.experiment_id}
+        else:
+            found |= set(plan.fingerprints)
+    return found
+
+
+def next_state(state: SyncState, plan: Plan, purged: Iterable[str] = (), skipped: Iterable[str] = ()) -> tuple[dict, dict]:
     """The runs and series the state records after this sync: the scanned ones, plus those of
     runs that left the store (or the selection) until a reconcile deletes them.
+
+    A run in ``skipped`` (its reads skipped a record: :func:`skipped_runs`) is never recorded
+    as synced: it gets the fingerprint :data:`UNSYNCED` and its series the position
+    :data:`UNSYNCED_POSITION`, so that the next sync re-reads all of it and merges it (some of
+    its rows may have been written).
 
     Example::
 
@@ -240,10 +284,41 @@ def next_state(state: SyncState, plan: Plan, purged: Iterable[str] = ()) -> tupl
         >>> plan = make_plan(Scan(("1",), {}, {}, "sql", "sql:rowid:exact"), saved)
         >>> next_state(saved, plan), next_state(saved, plan, purged={"gone"})
         (({'gone': ('1', 'x')}, {('gone', 'loss'): 3}), ({}, {}))
+        >>> plan = make_plan(Scan(("1",), {"r": ("1", "fp")}, {("r", "loss"): 9}, "sql", "sql:rowid:exact"), SyncState())
+        >>> next_state(SyncState(), plan, skipped={"r"})
+        ({'r': ('1', 'unsynced')}, {('r', 'loss'): -1})
     """
-    purged = set(purged)
+    purged, skipped = set(purged), set(skipped)
     runs = {r: v for r, v in state.runs.items() if r not in purged}
     runs.update(plan.fingerprints)
     series = {p: v for p, v in state.series.items() if p[0] not in purged and p[0] not in plan.fingerprints}
     series.update(plan.positions)
+    for run_id in skipped & set(runs):
+        runs[run_id] = (runs[run_id][0], UNSYNCED)
+    for pair in series:
+        if pair[0] in skipped:
+            series[pair] = UNSYNCED_POSITION
     return runs, series
+
+
+def next_checks(state: SyncState, plan: Plan, series: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], str]:
+    """The position checks saved with ``series`` (as :func:`next_state` returns them): this
+    scan's where it took the position, the saved one where the position did not move, none for
+    a series not recorded as synced.
+
+    Example::
+
+        >>> plan = make_plan(Scan(("1",), {}, {("r", "loss"): 9}, "file", "file:bytes:exact", checks={("r", "loss"): "c9"}),
+        ...                  SyncState())
+        >>> next_checks(SyncState(), plan, {("r", "loss"): 9}), next_checks(SyncState(), plan, {("r", "loss"): -1})
+        ({('r', 'loss'): 'c9'}, {})
+    """
+    checks = {}
+    for pair, position in series.items():
+        if position == UNSYNCED_POSITION:
+            continue
+        if pair in plan.checks and plan.positions.get(pair) == position:
+            checks[pair] = plan.checks[pair]
+        elif pair in state.series_checks and state.series.get(pair) == position:
+            checks[pair] = state.series_checks[pair]
+    return checks

@@ -31,12 +31,23 @@ from datetime import UTC, datetime
 
 from .. import jobs, tables
 from ..errors import TargetLockedError, UnsupportedStoreError
-from ..stores.base import Selection, fingerprint
+from ..stores.base import Selection, SkippedRecord, collect_skipped, fingerprint
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
 from ..uri import TrackingUri, resolve_tracking_uri
 from .config import SyncConfig
-from .plan import PER_RUN_TABLES, Flags, Plan, Scan, is_recovery, make_plan, next_state, purged_runs
+from .plan import (
+    PER_RUN_TABLES,
+    Flags,
+    Plan,
+    Scan,
+    is_recovery,
+    make_plan,
+    next_checks,
+    next_state,
+    purged_runs,
+    skipped_runs,
+)
 from .state import STATE_TABLE, SyncState, read_state, should_compact, state_schema, state_update, write_state
 
 log = logging.getLogger("pyspark_experiments.sync")
@@ -56,6 +67,11 @@ _MAX_LISTED_RUNS = 5_000
 # read itself. Larger reads go through the data source, spread over the executors.
 _DRIVER_READ_RUNS = 500
 _DRIVER_READ_POINTS = 250_000
+# The column through which executor reads hand PERMISSIVE skips back (option
+# columnNameOfCorruptRecord); split off before anything is written.
+_CORRUPT = "_sync_corrupt_record"
+# Skipped records shown by place in the summary and JSON.
+_SHOWN_SKIPS = 5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -98,6 +114,11 @@ class SyncResult:
     changed_runs: int = 0
     purged_runs: int = 0
     series_read: int = 0
+    # PERMISSIVE: distinct records the reads skipped, the runs they belong to (never recorded
+    # as synced: the next sync re-reads them), and the first few places
+    skipped_records: int = 0
+    skipped_runs: int = 0
+    skipped_where: list[str] = field(default_factory=list)
     tables: dict[str, TableResult] = field(default_factory=dict)
     state_version: int | None = None
     sync_id: int = 0
@@ -111,13 +132,23 @@ class SyncResult:
             pyspark-experiments sync #3: OK, incremental, 12.4 s
             ...
         """
+        skips = f" with {self.skipped_records:,} skipped records" if self.skipped_records else ""
         lines = [
-            f"pyspark-experiments sync #{self.sync_id}: OK, {self.mode}, {self.duration_s:.1f} s "
+            f"pyspark-experiments sync #{self.sync_id}: OK{skips}, {self.mode}, {self.duration_s:.1f} s "
             f"(started {self.started_at:%Y-%m-%d %H:%M:%S} UTC)",
             f"  store   {self.store}",
             f"          {self.experiments:,} experiments, {self.runs:,} runs: {self.new_runs:,} new, "
-            f"{self.changed_runs:,} changed, {self.purged_runs:,} purged; "
-            f"{self.series_read:,} metric series read",
+            f"{self.changed_runs:,} changed, "
+            + (f"{self.skipped_runs:,} skipped, " if self.skipped_runs else "")
+            + f"{self.purged_runs:,} purged; {self.series_read:,} metric series read",
+        ]
+        if self.skipped_records:
+            more = self.skipped_records - len(self.skipped_where)
+            lines.append(f"  skipped {self.skipped_records:,} malformed records (PERMISSIVE; re-read by the next sync):")
+            lines += [f"          {where[:160]}" for where in self.skipped_where]
+            if more > 0:
+                lines.append(f"          (and {more:,} more)")
+        lines += [
             f"  target  {self.target}",
             "",
             f"  {'table':<12} {'inserted':>10} {'updated':>9} {'deleted':>9} {'unchanged':>11}  delta version",
@@ -364,6 +395,8 @@ class _Runner:
         self.experiment_digests: dict[str, str] = {}
         self.state_read_version = -1
         self._average_series = 0
+        self.skipped: list[SkippedRecord] = []  # what this sync's PERMISSIVE reads skipped
+        self._skipped_lock = threading.Lock()
         self.result = SyncResult(
             store=self.uri.display, target=self.target.display, mode="full",
             started_at=datetime.now(UTC).replace(microsecond=0),
@@ -387,7 +420,9 @@ class _Runner:
             locking = pool.submit(self.lock.acquire)
             reading = pool.submit(read_state, self.target)
             try:
-                scan, experiments = self._scan()
+                with collect_skipped() as skipped:
+                    scan, experiments = self._scan()
+                self._add_skipped(skipped)
             except BaseException as error:  # noqa: BLE001 - re-raised below, after the lock
                 scan_error = error
         if locking.exception() is not None:
@@ -403,12 +438,16 @@ class _Runner:
             recovering = is_recovery(self.lock.taken_over, state.last_sync)
             if recovering:
                 log.warning("the previous sync did not finish: this one merges everything it reads")
+            scan = self._checked(scan, state)
             plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering))
             self._carry_out(state, plan, experiments)
             self.progress.step("releasing the lock")
             self.lock.release()
-        except BaseException:
+        except BaseException as error:
             self.lock.give_up()
+            if self.skipped:
+                with contextlib.suppress(AttributeError, TypeError):
+                    error.skipped_records = len({s.where for s in self.skipped})  # for the FAILED line
             raise
         finally:
             self.progress.done()
@@ -518,6 +557,28 @@ class _Runner:
                     position_kind=kind, exact_ranges=exact)
         return scan, experiments
 
+    def _checked(self, scan: Scan, state: SyncState) -> Scan:
+        """Where positions are bytes of append-only files, the checks of the series that moved:
+        a digest of the line before the current position (saved with it) and of the line
+        before the saved position as the file holds it now (compared with the saved one)."""
+        if self.caps.metric_positions != "bytes" or not scan.positions:
+            return scan
+        comparable = state.meta.get("positions_key") == scan.positions_key
+        saved = state.series if comparable else {}
+        moved = tuple(sorted(
+            (run_id, key, max(0, saved.get((run_id, key), 0)), int(position))
+            for (run_id, key), position in scan.positions.items() if saved.get((run_id, key)) != position
+        ))
+        if not moved:
+            return scan
+        selection = Selection(tables.METRICS, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode,
+                              metric_ranges=moved)
+        found = self.store.metric_positions(selection)
+        checks = {pair: p.check for pair, p in found.items() if getattr(p, "check", None)
+                  and int(p) == scan.positions[pair]}  # a file still being appended to: checked next time
+        after = {pair: p.check_after for pair, p in found.items() if getattr(p, "check_after", None)}
+        return dataclasses.replace(scan, checks=checks, checks_after=after)
+
     def _counted_positions(self) -> dict[tuple[str, str], int]:
         log.info("%s reports no metric positions: counting points per series", self.uri.display)
         counts = self._reader(tables.METRICS).groupBy("run_id", "key").count().collect()
@@ -542,9 +603,38 @@ class _Runner:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _reader(self, table: str, run_ids=None, ranges=None):
+    def _book_skips(self, plan: Plan, skipped: set[str]) -> None:
+        """Report what PERMISSIVE reads skipped: each distinct place once, in the result."""
+        places = list(dict.fromkeys(s.where for s in self.skipped))
+        result = self.result
+        result.skipped_records, result.skipped_runs = len(places), len(skipped)
+        result.skipped_where = places[:_SHOWN_SKIPS]
+        result.new_runs = len((plan.touched_runs & plan.new_runs) - skipped)
+        result.changed_runs = len((plan.touched_runs - plan.new_runs) - skipped)
+        if places:
+            log.warning("PERMISSIVE: skipped %d malformed record(s) in %d run(s), not recorded as synced (the next "
+                        "sync re-reads them): %s%s", len(places), len(skipped), "; ".join(places[:_SHOWN_SKIPS]),
+                        f" (and {len(places) - _SHOWN_SKIPS} more)" if len(places) > _SHOWN_SKIPS else "")
+
+    def _add_skipped(self, skipped) -> None:
+        with self._skipped_lock:
+            self.skipped.extend(skipped)
+
+    def _written_part(self, df):
+        """The rows of a :meth:`_reader` read with ``report`` to write; the records it skipped
+        (PERMISSIVE) are collected into :attr:`skipped` (a second pass over the read)."""
+        if _CORRUPT not in df.columns:
+            return df
+        from pyspark.sql import functions as F
+
+        bad = df.where(F.col(_CORRUPT).isNotNull()).select("experiment_id", "run_id", _CORRUPT).collect()
+        self._add_skipped(SkippedRecord(r[_CORRUPT], r["experiment_id"], r["run_id"]) for r in bad)
+        return df.where(F.col(_CORRUPT).isNull()).drop(_CORRUPT)
+
+    def _reader(self, table: str, run_ids=None, ranges=None, report: bool = False):
         """The store's ``table`` through the ``experiments`` data source, read on the executors,
-        narrowed to ``run_ids`` and, for metrics, to ``ranges``."""
+        narrowed to ``run_ids`` and, for metrics, to ``ranges``. With ``report``, a PERMISSIVE
+        read carries its skips in column :data:`_CORRUPT` (see :meth:`_written_part`)."""
         from pyspark.sql import functions as F
 
         reader = (
@@ -554,6 +644,8 @@ class _Runner:
             .option("viewType", "ALL")
             .option("mode", self.cfg.read_mode)
         )
+        if report and self.cfg.read_mode == "PERMISSIVE":
+            reader = reader.option("columnNameOfCorruptRecord", _CORRUPT)
         if ranges is not None:
             listed: dict[str, dict[str, list[int]]] = {}
             for (run_id, key), (after, upto) in ranges.items():
@@ -582,7 +674,9 @@ class _Runner:
                 (run_id, key, after, upto) for (run_id, key), (after, upto) in sorted(ranges.items())
             ),
         )
-        batches = [batch for partition in self.store.plan(selection) for batch in self.store.read(partition)]
+        with collect_skipped() as skipped:
+            batches = [batch for partition in self.store.plan(selection) for batch in self.store.read(partition)]
+        self._add_skipped(skipped)
         arrow = pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
         return self._arrow_frame(arrow, table), arrow.num_rows
 
@@ -735,7 +829,7 @@ class _Runner:
                 self._untouched(table)
                 return
         else:
-            source = self._reader(table, run_ids=run_ids)
+            source = self._written_part(self._reader(table, run_ids=run_ids, report=True))
         if append:
             self._append(table, source)
         else:
@@ -759,10 +853,10 @@ class _Runner:
                     self._untouched(tables.METRICS)
                     return
             else:
-                source = self._reader(tables.METRICS, ranges=listed)
+                source = self._written_part(self._reader(tables.METRICS, ranges=listed, report=True))
         else:
             # Too many series to list them: the whole histories of their runs, merged.
-            source = self._reader(tables.METRICS, run_ids=runs)
+            source = self._written_part(self._reader(tables.METRICS, run_ids=runs, report=True))
         if plan.append_metrics:
             self._append(tables.METRICS, source)
             return
@@ -822,8 +916,10 @@ class _Runner:
             "metrics_exact": plan.metrics_exact,
             "appends": appends,
         }
-        runs, series = next_state(state, plan, purged)
-        columns = state_update(state, runs, series, meta, sync_id, compact)
+        skipped = skipped_runs(plan, self.skipped)
+        self._book_skips(plan, skipped)
+        runs, series = next_state(state, plan, purged, skipped)
+        columns = state_update(state, runs, series, meta, sync_id, compact, next_checks(state, plan, series))
         write_state(self.target, columns, compact)
         # This sync holds the lock: nobody else writes the state, so this commit is the next one.
         self.result.state_version = self.state_read_version + 1

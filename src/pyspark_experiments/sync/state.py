@@ -3,7 +3,8 @@
 An append-only log of rows, the latest row per entry winning (by ``sync_id``):
 
 - ``kind = "run"``: a run's experiment and fingerprint (``value``; null: removed);
-- ``kind = "series"``: a metric series' position (``position``; null: removed);
+- ``kind = "series"``: a metric series' position (``position``; null: removed) and, where
+  the store checks positions, a digest of the history just before it (``value``);
 - ``kind = "meta"``: one JSON value per ``key``: ``sync`` (id, holder, mode, times, store),
   ``rows`` and ``versions`` per table, ``experiments`` (a digest per experiment),
   ``state_key`` and ``positions_key`` (the store's :class:`StoreCapabilities` keys the
@@ -109,6 +110,7 @@ class SyncState:
 
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> (experiment, fingerprint)
     series: dict[tuple[str, str], int] = field(default_factory=dict)  # (run_id, key) -> position
+    series_checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (run_id, key) -> check
     meta: dict[str, Any] = field(default_factory=dict)
     stored_rows: int = 0
 
@@ -139,10 +141,13 @@ class SyncState:
                 else:
                     state.runs[run_id] = (experiment_id, value)
             elif kind == "series":
+                state.series_checks.pop((run_id, key), None)
                 if position is None:
                     state.series.pop((run_id, key), None)
                 else:
                     state.series[(run_id, key)] = int(position)
+                    if value is not None:
+                        state.series_checks[(run_id, key)] = value
             elif kind == "meta":
                 meta[key] = json.loads(value)
         state.meta = migrate_meta(meta)
@@ -156,10 +161,11 @@ class SyncState:
 
 
 def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dict[tuple[str, str], int],
-                 meta: dict[str, Any], sync_id: int, compact: bool) -> dict[str, list]:
+                 meta: dict[str, Any], sync_id: int, compact: bool,
+                 checks: dict[tuple[str, str], str] | None = None) -> dict[str, list]:
     """The rows a sync writes to the state, as columns: with ``compact``, every live entry
     (the table is overwritten); otherwise only what differs from ``state``, removals as nulls
-    (appended).
+    (appended). ``checks``: the position checks saved with ``series`` (in ``value``).
 
     Example::
 
@@ -177,9 +183,11 @@ def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dic
     for run_id, (experiment_id, value) in sorted(runs.items()):
         if compact or state.runs.get(run_id) != (experiment_id, value):
             add("run", run_id=run_id, experiment_id=experiment_id, value=value)
+    checks = checks or {}
     for (run_id, key), position in sorted(series.items()):
-        if compact or state.series.get((run_id, key)) != position:
-            add("series", run_id=run_id, key=key, position=position)
+        check = checks.get((run_id, key))
+        if compact or state.series.get((run_id, key)) != position or state.series_checks.get((run_id, key)) != check:
+            add("series", run_id=run_id, key=key, value=check, position=int(position))
     if not compact:
         for run_id in sorted(set(state.runs) - set(runs)):
             add("run", run_id=run_id)  # removed
