@@ -39,6 +39,7 @@ import threading
 import time
 
 from benchmarks import generate_store
+from benchmarks.timing import best_of, history_loop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STORES = os.path.join(HERE, ".stores")
@@ -130,16 +131,6 @@ class MemorySampler:
         }
 
 
-def best_of(repeat: int, fn):
-    """Run ``fn`` ``repeat`` times; return (best seconds, all seconds, last result)."""
-    times, result = [], None
-    for _ in range(max(1, repeat)):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), times, result
-
-
 # -- phases (each in its own subprocess) ------------------------------------------------------
 
 
@@ -206,35 +197,7 @@ def phase_mlflow_history(store: dict, repeat: int, sample_runs: int | None) -> d
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=store["uri"])
-    runs = client.search_runs([e["id"] for e in store["experiments"]], max_results=50_000)
-    token = runs.token
-    runs = list(runs)
-    while token:
-        page = client.search_runs([e["id"] for e in store["experiments"]], max_results=50_000, page_token=token)
-        runs.extend(page)
-        token = page.token
-    work = [(r.info.run_id, sorted(r.data.metrics)) for r in runs]
-    work.sort()
-    total_runs = len(work)
-    total_calls = sum(len(keys) for _, keys in work)
-    if sample_runs and sample_runs < total_runs:
-        step = total_runs / sample_runs  # evenly spread over the store
-        work = [work[int(i * step)] for i in range(sample_runs)]
-    client.get_metric_history(work[0][0], work[0][1][0])  # warm
-
-    def loop():
-        points = 0
-        for run_id, keys in work:
-            for key in keys:
-                points += len(client.get_metric_history(run_id, key))
-        return points
-
-    best, times, points = best_of(repeat, loop)
-    calls = sum(len(keys) for _, keys in work)
-    scale = total_calls / calls
-    return {"runs_measured": len(work), "runs_total": total_runs, "calls": calls, "points": points,
-            "measured_s": best, "all_s": times, "extrapolated": scale != 1, "scale": scale,
-            "history_s": best * scale}
+    return history_loop(client, [e["id"] for e in store["experiments"]], repeat, sample_runs)
 
 
 def floor_sqlite(uri: str):

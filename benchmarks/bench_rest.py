@@ -35,44 +35,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # support.mlflow_server, support.proxies
 
-
-def _timed(fn):
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
+from benchmarks.timing import best_of, history_loop  # noqa: E402
 
 
 def mlflow_history_loop(url: str, sample_runs: int | None = None) -> dict:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=url)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs, token = [], None
-    while True:
-        page = client.search_runs(experiments, max_results=50_000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-    work = sorted((r.info.run_id, sorted(r.data.metrics)) for r in runs)
-    total_calls = sum(len(k) for _, k in work)
-    if sample_runs and sample_runs < len(work):
-        step = len(work) / sample_runs  # evenly spread over the store
-        work = [work[int(i * step)] for i in range(sample_runs)]
-    client.get_metric_history(work[0][0], work[0][1][0])  # warm
-
-    def loop():
-        points = 0
-        for run_id, keys in work:
-            for key in keys:
-                points += len(client.get_metric_history(run_id, key))
-        return points
-
-    seconds, points = _timed(loop)
-    calls = sum(len(k) for _, k in work)
-    scale = total_calls / calls
-    return {"seconds": seconds * scale, "measured_s": seconds, "points": round(points * scale), "calls": total_calls,
-            "calls_measured": calls, "extrapolated": scale != 1}
+    result = history_loop(client, [e.experiment_id for e in client.search_experiments()], sample_runs=sample_runs)
+    return {"seconds": result["history_s"], "measured_s": result["measured_s"],
+            "points": round(result["points"] * result["scale"]), "calls": result["calls_total"],
+            "calls_measured": result["calls"], "extrapolated": result["extrapolated"]}
 
 
 def mlflow_search(url: str) -> dict:
@@ -81,7 +54,7 @@ def mlflow_search(url: str) -> dict:
     mlflow.set_tracking_uri(url)
     experiments = [e.experiment_id for e in mlflow.search_experiments()]
     mlflow.search_runs(experiment_ids=experiments[:1], max_results=10)  # warm
-    seconds, frame = _timed(lambda: mlflow.search_runs(experiment_ids=experiments, max_results=100_000))
+    seconds, _, frame = best_of(1, lambda: mlflow.search_runs(experiment_ids=experiments, max_results=100_000))
     return {"seconds": seconds, "rows": len(frame)}
 
 
@@ -141,13 +114,13 @@ def main(argv=None) -> int:
 
         load("experiments").count()  # warm: JVM, Python workers, imports
         wall_start = time.time()
-        seconds, points = _timed(lambda: load("metrics").count())
+        seconds, _, points = best_of(1, lambda: load("metrics").count())
         wall_end = time.time()
         peak, sent = peak_rate(server_log(folder), wall_start, wall_end)
         results["ours_metrics"] = {"seconds": seconds, "points": points, "peak_requests_per_s": peak, "history_requests": sent,
                                    "partitions": load("metrics").rdd.getNumPartitions()}
         print(f"ours: metrics {points:,} points in {seconds:.1f} s", flush=True)
-        seconds, rows = _timed(lambda: load("runs").collect())
+        seconds, _, rows = best_of(1, lambda: load("runs").collect())
         results["ours_runs"] = {"seconds": seconds, "rows": len(rows)}
         print(f"ours: runs {len(rows):,} rows in {seconds:.2f} s", flush=True)
 

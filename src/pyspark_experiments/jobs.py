@@ -21,8 +21,10 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import re
 import sys
 import time
 import tomllib
@@ -232,6 +234,159 @@ def load_config(path: str, layout: Layout) -> dict[str, Any]:
         'mlflow-delta'
     """
     return parse_config(read_toml(path), layout, source=hide(path))
+
+
+_STRING = (str,)
+
+#: The TOML sections every job shares; :func:`job_layout` adds a command's own keys to them.
+SHARED_LAYOUT: dict[str, dict[str, Key]] = {
+    "store": {
+        "tracking_uri": Key("tracking_uri", _STRING, "a tracking URI (string)"),
+        "experiments": Key("experiments", (list, str), "a list of experiment ids or names"),
+    },
+    "target": {
+        "path": Key("target_path", _STRING, "a folder of Delta tables (string)"),
+        "schema": Key("target_schema", _STRING, "a catalog schema (string)"),
+    },
+    "spark": {
+        "master": Key("master", _STRING, "a Spark master URL (string)"),
+        "conf": Key("spark_conf", (dict,), "a table of Spark settings"),
+        "log_level": Key("spark_log_level", _STRING, "a Spark log level (string)"),
+    },
+    "logging": {
+        "level": Key("log_level", _STRING, "DEBUG, INFO, WARNING or ERROR", LOG_LEVELS),
+        "progress": Key("progress", (bool, str), '"auto", true or false', ("AUTO", True, False)),
+    },
+}
+
+
+def job_layout(**sections: Mapping[str, Key]) -> dict[str, dict[str, Key]]:
+    """A command's TOML layout: :data:`SHARED_LAYOUT` with the command's own keys and sections
+    added (keys given for a shared section join it).
+
+    Example::
+
+        >>> layout = job_layout(store={"read_mode": Key("read_mode", (str,), "a mode")})
+        >>> sorted(layout["store"]), list(layout)
+        (['experiments', 'read_mode', 'tracking_uri'], ['store', 'target', 'spark', 'logging'])
+    """
+    layout = {name: dict(keys) for name, keys in SHARED_LAYOUT.items()}
+    for name, keys in sections.items():
+        layout.setdefault(name, {}).update(keys)
+    return layout
+
+
+# ------------------------------------------------------------------------------------------------
+# Command-line flags
+# ------------------------------------------------------------------------------------------------
+
+
+def add_job_flags(parser: argparse.ArgumentParser, config_example: str, target_help: str) -> None:
+    """Add the flags every job takes (config file, store, target, Spark, logging) to ``parser``;
+    each overrides the config file's setting of the same name.
+
+    Example::
+
+        >>> p = argparse.ArgumentParser(prog="sync")
+        >>> add_job_flags(p, "conf/sync.toml", "the Delta tables")
+        >>> p.parse_args(["--target-path", "/d", "--no-progress"]).progress
+        False
+    """
+    parser.add_argument("--config", "-c", help=f"TOML config file (see {config_example})")
+    parser.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI, then MLflow's default)")
+    parser.add_argument("--experiments", help="experiment ids or names, comma separated (default: all)")
+    parser.add_argument("--target-path", help=f"folder of {target_help}")
+    parser.add_argument("--target-schema", help=f"catalog schema of {target_help}")
+    parser.add_argument("--master", help="Spark master (default: local[*])")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                       help="show a progress line (default: when stderr is a terminal)")
+    group.add_argument("--no-progress", dest="progress", action="store_const", const=False)
+
+
+def job_flag_values(args: argparse.Namespace, spark_conf: Mapping[str, str]) -> dict[str, Any]:
+    """The settings :func:`add_job_flags`' flags give (``None`` where a flag is absent), with
+    ``--conf KEY=VALUE`` items laid over ``spark_conf`` (the config file's).
+
+    Example::
+
+        >>> p = argparse.ArgumentParser(); add_job_flags(p, "c.toml", "the tables")
+        >>> job_flag_values(p.parse_args(["--conf", "spark.x=1"]), {"spark.y": "2"})["spark_conf"]
+        {'spark.y': '2', 'spark.x': '1'}
+    """
+    conf = dict(spark_conf)
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"--conf {item!r}: expected KEY=VALUE")
+        conf[key.strip()] = value.strip()
+    return dict(
+        tracking_uri=args.tracking_uri, experiments=args.experiments, target_path=args.target_path,
+        target_schema=args.target_schema, master=args.master, spark_conf=conf, log_level=args.log_level,
+        progress=args.progress,
+    )
+
+
+def password_in(location: str) -> str | None:
+    """The password in a URI or libpq keyword string, to hide it even where
+    :func:`~pyspark_experiments.uri.redact`'s patterns would miss it (say, in a driver's message).
+
+    Example::
+
+        >>> password_in("postgresql://me:s3cret@db/mlflow"), password_in("host=db password='a b'")
+        ('s3cret', 'a b')
+    """
+    match = re.search(r"(?i)\bpassword\s*=\s*('[^']*'|\S+)", location)
+    if match:
+        return match.group(1).strip("'")
+    _, sep, rest = location.partition("://")
+    if sep:
+        userinfo = rest.rpartition("@")[0]
+        if userinfo:
+            return userinfo.partition(":")[2] or None
+    return None
+
+
+def hide_tracking_uri_flag(argv: Sequence[str]) -> None:
+    """Register the password of a ``--tracking-uri`` flag in ``argv`` (:func:`add_secret`)
+    before anything, even a usage error, can print it.
+
+    Example::
+
+        >>> hide_tracking_uri_flag(["--tracking-uri", "postgresql://me:Tiger-77@db/mlflow"])
+        >>> hide("login failed for Tiger-77")
+        'login failed for ***'
+    """
+    for i, item in enumerate(argv):
+        if item == "--tracking-uri" and i + 1 < len(argv):
+            add_secret(password_in(argv[i + 1]))
+        elif item.startswith("--tracking-uri="):
+            add_secret(password_in(item.partition("=")[2]))
+
+
+@dataclass
+class JobSettings:
+    """What a command's ``parse`` gives :func:`run_job`: its config, its parsed flags, and the
+    logging choices taken from the config.
+
+    Example::
+
+        >>> JobSettings(cfg, args).log_level                                   # doctest: +SKIP
+        'INFO'
+    """
+
+    cfg: Any
+    args: argparse.Namespace
+
+    @property
+    def log_level(self) -> str:
+        return self.cfg.log_level
+
+    @property
+    def progress(self) -> bool | None:
+        return self.cfg.progress
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ def spark(tmp_path_factory):
             "spark.default.parallelism": "4",
             "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse")),
             "spark.log.level": "ERROR",
+            # Delta rebuilds a snapshot with 50 tasks by default: slow for tiny tables on 2 cores
+            "spark.databricks.delta.snapshotPartitions": "2",
             # Python workers connect back within this; the default (15 s) is too short on a
             # loaded 2-core machine where a worker's imports alone can take that long.
             "spark.python.authenticate.socketTimeout": "120s",

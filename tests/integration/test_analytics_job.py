@@ -17,13 +17,7 @@ from pyspark_experiments.analytics_job.job import PREFIX
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK
 from pyspark_experiments.sync import sync
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _small_delta_snapshots(spark):
-    key = "spark.databricks.delta.snapshotPartitions"
-    spark.conf.set(key, "2")
-    yield
-    spark.conf.unset(key)
+pytestmark = pytest.mark.slow  # every analytics table written and re-read through the job
 
 
 def _plain(value):

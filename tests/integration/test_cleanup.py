@@ -21,15 +21,6 @@ from pyspark_experiments.analytics_job.config import JobConfig  # noqa: E402
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK  # noqa: E402
 
 NOW = dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _small_delta_snapshots(spark):
-    """Delta rebuilds a small table's snapshot with 50 tasks by default: slow on 2 cores."""
-    key = "spark.databricks.delta.snapshotPartitions"
-    spark.conf.set(key, "2")
-    yield
-    spark.conf.unset(key)
 DAY_MS = 86_400_000
 
 

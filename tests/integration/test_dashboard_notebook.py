@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # executes the notebook in a new kernel and JVM
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -30,6 +30,7 @@ def read(spark, uri, table="runs", path="", **options):
     return reader.load(path) if path else reader.load()
 
 
+@pytest.mark.slow
 def test_discovered_without_register_in_a_fresh_process(small_stores):
     # Spark 4 finds DefaultSource in installed pyspark_* packages: no register() call.
     script = textwrap.dedent(

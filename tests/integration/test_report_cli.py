@@ -13,15 +13,9 @@ from pyspark_experiments.analytics_job import report_cli
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_OK
 from pyspark_experiments.sync import sync
 
+pytestmark = pytest.mark.slow  # the report command from a store and from synced tables
+
 SECTIONS = ["Overview", "Metric trend", "Activity", "Run health", "Leaderboards", "Quota usage", "Cleanup candidates"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _small_delta_snapshots(spark):
-    key = "spark.databricks.delta.snapshotPartitions"
-    spark.conf.set(key, "2")
-    yield
-    spark.conf.unset(key)
 
 
 def structure(text: str) -> dict:

@@ -155,6 +155,7 @@ def test_same_layout_under_aqe_and_shuffle_partitions(spark, reference, session_
         check_route(shuffled, reference)
 
 
+@pytest.mark.slow
 def test_same_layout_from_delta_files_written_in_different_orders(spark, reference, tmp_path):
     chunk_of_row = F.pmod(F.xxhash64("user_id", "item", "x"), F.lit(3))
     df = make_data(spark, 4).withColumn("chunk", chunk_of_row)
@@ -437,6 +438,7 @@ def train_and_score(spark, path, version, route, session_settings):
     return pinned_version, train, fingerprints, metrics
 
 
+@pytest.mark.slow
 def test_model_trained_twice_from_pinned_input_gets_identical_metrics(spark, tmp_path, tracking):
     from delta.tables import DeltaTable
 
@@ -538,6 +540,7 @@ def test_read_pinned_by_table_name(spark, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_notebook_runs(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

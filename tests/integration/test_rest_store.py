@@ -145,6 +145,7 @@ def _basic(user: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
+@pytest.mark.slow
 def test_basic_auth_right_wrong_and_missing_permission(auth_server, monkeypatch, caplog):  # noqa: F811
     import requests
 
@@ -314,6 +315,7 @@ def test_spark_read_over_rest_equals_direct(spark, mlflow_server, table):  # noq
     assert rest == direct and rest
 
 
+@pytest.mark.slow
 def test_spark_credentials_never_shown(spark, auth_server, caplog, capsys):  # noqa: F811
     # our loggers and the HTTP stack's, at their most verbose (py4j's own debug log echoes every
     # command sent to the JVM, options included: it is Spark's channel, not an output of ours)

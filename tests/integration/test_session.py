@@ -60,6 +60,7 @@ def test_demo_prints_no_warning_caused_by_our_setup(tmp_path):
     assert "replaced a previously registered data source" not in output
 
 
+@pytest.mark.slow
 def test_session_registers_without_spark_warning_about_replacing_the_source(tmp_path):
     from support.small import write_small_stores
 

@@ -7,42 +7,13 @@ Points and run changes are logged with real mlflow between micro-batches; the st
 from __future__ import annotations
 
 import glob
-import math
 import os
 
 import pytest
 
 from pyspark_experiments import tables
+from support.compare import plain, sorted_rows
 from support.stores import BASE_MS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _small_delta_snapshots(request):
-    """Tiny Delta tables on 2 cores: rebuild snapshots with 2 tasks, not Delta's default 50."""
-    if "spark" not in request.fixturenames:
-        yield
-        return
-    spark = request.getfixturevalue("spark")
-    key = "spark.databricks.delta.snapshotPartitions"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, "2")
-    yield
-    if before is None:
-        spark.conf.unset(key)
-    else:
-        spark.conf.set(key, before)
-
-
-def _normal(value):
-    if isinstance(value, dict):
-        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return value
-
-
-def _rows(df) -> list[tuple]:
-    return sorted((tuple(_normal(row[c]) for c in df.columns) for row in df.collect()), key=repr)
 
 
 def _store(kind: str, tmp_path):
@@ -79,7 +50,7 @@ def _run_stream(spark, uri: str, table: str, checkpoint: str, sink: str, max_row
 def _batch(spark, uri: str, table: str) -> list[tuple]:
     df = (spark.read.format("experiments").option("trackingUri", uri)
           .option("table", table).option("viewType", "ALL").load())
-    return _rows(df.select(*tables.spark_schema(table).fieldNames()))
+    return sorted_rows(df.select(*tables.spark_schema(table).fieldNames()))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "file"])
@@ -87,13 +58,13 @@ def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, 
     uri, client, experiment, (r0, r1) = _store(kind, tmp_path)
     checkpoint, sink = str(tmp_path / "checkpoint"), str(tmp_path / "sink")
 
-    def sink_rows():
-        return _rows(spark.read.format("delta").load(sink).select(*tables.spark_schema("metrics").fieldNames()))
+    def sinksorted_rows():
+        return sorted_rows(spark.read.format("delta").load(sink).select(*tables.spark_schema("metrics").fieldNames()))
 
     # 1. Everything logged so far, in several micro-batches (about 4 points each).
     batches = _run_stream(spark, uri, "metrics", checkpoint, sink, max_rows=4)
     assert len(batches) >= 2 and sum(b["numInputRows"] for b in batches) == 10
-    assert sink_rows() == _batch(spark, uri, "metrics")
+    assert sinksorted_rows() == _batch(spark, uri, "metrics")
 
     # 2. Points logged between micro-batches: new run, more points, NaN, an exact duplicate.
     r2 = client.create_run(experiment, start_time=BASE_MS + 9, run_name="r-2").info.run_id
@@ -105,11 +76,11 @@ def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, 
     batches = _run_stream(spark, uri, "metrics", checkpoint, sink)
     assert sum(b["numInputRows"] for b in batches) == 4
     expected = _batch(spark, uri, "metrics")
-    assert sink_rows() == expected and len(expected) == 14
+    assert sinksorted_rows() == expected and len(expected) == 14
 
     # 3. Restart with nothing new: nothing is read again.
     assert _run_stream(spark, uri, "metrics", checkpoint, sink) == []
-    assert sink_rows() == expected
+    assert sinksorted_rows() == expected
 
     # 4. A crash after the sink committed a batch but before the checkpoint recorded it: the
     #    restarted query replays that batch (same offsets), and Delta's sink skips it.
@@ -123,7 +94,7 @@ def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, 
     client.log_metric(r2, "acc", 0.7, timestamp=BASE_MS + 50, step=2)
     _run_stream(spark, uri, "metrics", checkpoint, sink)
     expected = _batch(spark, uri, "metrics")
-    assert sink_rows() == expected and len(expected) == 16
+    assert sinksorted_rows() == expected and len(expected) == 16
 
 
 def test_runs_stream_emits_each_change_once(spark, tmp_path):
@@ -152,7 +123,7 @@ def test_runs_stream_emits_each_change_once(spark, tmp_path):
     assert _run_stream(spark, uri, "runs", checkpoint, sink) == []
     assert sink_df().count() == 5
     # The last state of every run equals the batch table.
-    assert sorted(_normal(r["run_id"]) for r in _batch_runs(spark, uri)) == sorted({r["run_id"] for r in rows})
+    assert sorted(plain(r["run_id"]) for r in _batch_runs(spark, uri)) == sorted({r["run_id"] for r in rows})
 
 
 def _batch_runs(spark, uri):

@@ -19,7 +19,6 @@ from datetime import datetime
 
 import pytest
 
-from pyspark_experiments import tables
 from pyspark_experiments.sync import (
     EXIT_LOCKED,
     EXIT_USAGE,
@@ -35,7 +34,8 @@ from pyspark_experiments.sync import (
     main,
     sync,
 )
-from support.stores import BASE_MS, log_reference_data
+from support.compare import assert_same, sorted_rows, source_tables, target_tables
+from support.stores import BASE_MS, new_store
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,87 +43,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _small_delta_snapshots(request):
-    """Delta rebuilds a table's snapshot with 50 tasks by default: slow for these tiny tables on
-    2 cores. The sync lowers it while it runs; the comparisons here do the same."""
-    if "spark" not in request.fixturenames:
-        yield
-        return
-    spark = request.getfixturevalue("spark")
-    key = "spark.databricks.delta.snapshotPartitions"
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, "2")
-    yield
-    if before is None:
-        spark.conf.unset(key)
-    else:
-        spark.conf.set(key, before)
-
-
-def _normal(value):
-    """Rows as comparable data: maps as sorted items, NaN as a marker."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    if isinstance(value, (list, tuple)):
-        return tuple(_normal(v) for v in value)
-    return value
-
-
-def _rows(df) -> list[tuple]:
-    return sorted((tuple(_normal(row[n]) for n in df.columns) for row in df.collect()), key=repr)
-
-
-def source_tables(spark, uri: str) -> dict[str, list[tuple]]:
-    """Every table as the data source reads it: all experiments, deleted ones included."""
-    result = {}
-    for table in tables.TABLE_NAMES:
-        df = (spark.read.format("experiments").option("trackingUri", uri)
-              .option("table", table).option("viewType", "ALL").load())
-        result[table] = _rows(df.select(*tables.spark_schema(table).fieldNames()))
-    return result
-
-
-def target_tables(spark, path: str | None = None, schema: str | None = None) -> dict[str, list[tuple]]:
-    result = {}
-    for table in tables.TABLE_NAMES:
-        df = spark.read.format("delta").load(f"{path}/{table}") if path else spark.read.table(f"{schema}.{table}")
-        result[table] = _rows(df.select(*tables.spark_schema(table).fieldNames()))
-    return result
-
-
-def assert_same(actual: dict, expected: dict) -> None:
-    for table in tables.TABLE_NAMES:
-        a, e = actual[table], expected[table]
-        if a != e:
-            missing = [r for r in e if r not in a][:5]
-            extra = [r for r in a if r not in e][:5]
-            pytest.fail(f"table {table}: {len(a)} rows, expected {len(e)}; missing {missing}; extra {extra}")
-
-
-def new_store(kind: str, tmp_path, reference: bool = True) -> str:
-    folder = tmp_path / f"store-{kind}"
-    folder.mkdir()
-    uri = f"sqlite:///{folder / 'mlflow.db'}" if kind == "sqlite" else str(folder / "mlruns")
-    if reference:
-        manifest = log_reference_data(uri)
-    else:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.create_experiment("small")
-        manifest = {"experiments": {"small": experiment}, "runs": {}}
-        for i in range(3):
-            run = client.create_run(experiment, start_time=BASE_MS + i, run_name=f"s-{i}")
-            client.log_metric(run.info.run_id, "loss", 1.0 / (i + 1), timestamp=BASE_MS + 10, step=0)
-            client.log_param(run.info.run_id, "i", str(i))
-            client.set_terminated(run.info.run_id, "FINISHED", end_time=BASE_MS + 100)
-            manifest["runs"][f"s-{i}"] = run.info.run_id
-    return uri, manifest
 
 
 def log_changes(uri: str, manifest: dict) -> None:
@@ -182,7 +101,7 @@ def hard_delete(uri: str, run_id: str) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "file"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("file", marks=pytest.mark.slow)])
 def test_incremental_sync_equals_fresh_full_sync(spark, tmp_path, kind):
     uri, manifest = new_store(kind, tmp_path)
     target = str(tmp_path / "delta")
@@ -288,10 +207,10 @@ def test_metric_ranges_read_each_point_once(spark, tmp_path):
                 ranges.setdefault(run_id, {})[key] = [after.get((run_id, key), 0), position]
             df = (spark.read.format("experiments").option("trackingUri", uri).option("table", "metrics")
                   .option("viewType", "ALL").option("metricRanges", json.dumps(ranges)).load(experiment))
-            return _rows(df)
+            return sorted_rows(df)
 
         both = read({}, first) + read(first, second)
-        full = _rows(spark.read.format("experiments").option("trackingUri", uri).option("table", "metrics")
+        full = sorted_rows(spark.read.format("experiments").option("trackingUri", uri).option("table", "metrics")
                      .option("viewType", "ALL").load(experiment))
         assert sorted(both, key=repr) == full
         assert len(read(first, second)) == 2
@@ -331,6 +250,7 @@ def test_two_syncs_at_once_one_fails_clearly_or_both_commit(spark, tmp_path):
     assert sync(uri, target, spark=spark).mode == "incremental"
 
 
+@pytest.mark.slow
 def test_two_first_syncs_on_a_new_target(spark, tmp_path):
     """Two sync processes started at once on a target that does not exist yet: both create the
     lock and state tables; each must end in success or "locked" (75), never a failure (1)."""
@@ -348,6 +268,7 @@ def test_two_first_syncs_on_a_new_target(spark, tmp_path):
     assert not lock_claims(spark, target)
 
 
+@pytest.mark.slow
 def test_sync_cli_never_prints_the_password(tmp_path):
     """A PostgreSQL store that cannot be reached, with a password holding a raw '/', '@' and
     ':': the FAILED summary, the logs and the JSON never show it."""

@@ -9,7 +9,6 @@ as configs (the builder starts the server).
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -17,10 +16,12 @@ import textwrap
 
 import pytest
 
-from pyspark_experiments import tables
 from pyspark_experiments.session import local_delta_jars
 from pyspark_experiments.sync import sync
+from support.compare import target_tables
 from support.stores import log_reference_data
+
+pytestmark = pytest.mark.slow  # a Spark Connect server in a subprocess
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -45,22 +46,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _normal(value):
-    if isinstance(value, dict):
-        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return value
-
-
-def _tables(spark, folder: str) -> dict[str, list]:
-    result = {}
-    for table in tables.TABLE_NAMES:
-        df = spark.read.format("delta").load(f"{folder}/{table}").select(*tables.spark_schema(table).fieldNames())
-        result[table] = sorted((tuple(_normal(v) for v in row) for row in df.collect()), key=repr)
-    return result
-
-
 @pytest.mark.skipif(not local_delta_jars(), reason="the Delta jars are not in the local Maven repository")
 def test_sync_from_a_spark_connect_session_equals_classic(spark, tmp_path):
     pytest.importorskip("grpc")
@@ -77,4 +62,4 @@ def test_sync_from_a_spark_connect_session_equals_classic(spark, tmp_path):
 
     classic = sync(uri, classic_target, spark=spark)
     assert classic.runs == results["first"]["runs"]
-    assert _tables(spark, connect_target) == _tables(spark, classic_target)
+    assert target_tables(spark, connect_target) == target_tables(spark, classic_target)

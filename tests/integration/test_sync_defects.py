@@ -7,9 +7,13 @@ from __future__ import annotations
 import glob
 import os
 
-from test_sync import assert_same, new_store, source_tables, target_tables
+import pytest
 
 from pyspark_experiments.sync import sync
+from support.compare import assert_same, source_tables, target_tables
+from support.stores import new_store
+
+pytestmark = pytest.mark.slow  # several syncs per test, each with a repaired or edited store
 
 
 def _run_dir(uri: str, run_id: str) -> str:

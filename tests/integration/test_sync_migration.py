@@ -8,31 +8,18 @@ tables must equal a fresh full sync of the store.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 
-from pyspark_experiments import tables
+import pytest
+
 from pyspark_experiments.sync import STATE_TABLE, SyncState, sync
+from support.compare import target_tables
 from support.stores import BASE_MS
 
+pytestmark = pytest.mark.slow  # syncs a 0.1.0 target, then a fresh full sync to compare
+
 LEGACY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "legacy-0.1")
-
-
-def _normal(value):
-    if isinstance(value, dict):
-        return tuple(sorted((k, _normal(v)) for k, v in value.items()))
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return value
-
-
-def _tables(spark, folder: str) -> dict[str, list]:
-    result = {}
-    for table in tables.TABLE_NAMES:
-        df = spark.read.format("delta").load(f"{folder}/{table}").select(*tables.spark_schema(table).fieldNames())
-        result[table] = sorted((tuple(_normal(v) for v in row) for row in df.collect()), key=repr)
-    return result
 
 
 def test_target_of_0_1_0_keeps_syncing_incrementally(spark, tmp_path):
@@ -67,4 +54,4 @@ def test_target_of_0_1_0_keeps_syncing_incrementally(spark, tmp_path):
 
     fresh = str(tmp_path / "fresh")
     sync(uri, fresh, spark=spark)
-    assert _tables(spark, target) == _tables(spark, fresh)
+    assert target_tables(spark, target) == target_tables(spark, fresh)

@@ -91,6 +91,7 @@ def test_narrowing_options_equal_filtering_in_spark(spark, uneven_stores, kind):
     assert {r.run_id for r in read(spark, uri, "params", startTimeAfter=iso).collect()} == late
 
 
+@pytest.mark.slow
 def test_permissive_reports_skipped_records_in_the_job_log(uneven_stores, tmp_path):
     import shutil
 

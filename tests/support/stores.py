@@ -419,3 +419,26 @@ def postgres_store(postgres_server) -> str:
 def reference_stores(sqlite_store, file_store, postgres_store) -> dict:
     """Every reference store: ``{"sqlite": uri, "file": path, "postgres": uri}``."""
     return {"sqlite": sqlite_store, "file": file_store, "postgres": postgres_store}
+
+
+def new_store(kind: str, tmp_path, reference: bool = True) -> tuple[str, dict]:
+    """A new "sqlite" or "file" store under ``tmp_path`` with the reference content (or three
+    small runs): ``(tracking URI, manifest)``."""
+    folder = tmp_path / f"store-{kind}"
+    folder.mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}" if kind == "sqlite" else str(folder / "mlruns")
+    if reference:
+        manifest = log_reference_data(uri)
+    else:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.create_experiment("small")
+        manifest = {"experiments": {"small": experiment}, "runs": {}}
+        for i in range(3):
+            run = client.create_run(experiment, start_time=BASE_MS + i, run_name=f"s-{i}")
+            client.log_metric(run.info.run_id, "loss", 1.0 / (i + 1), timestamp=BASE_MS + 10, step=0)
+            client.log_param(run.info.run_id, "i", str(i))
+            client.set_terminated(run.info.run_id, "FINISHED", end_time=BASE_MS + 100)
+            manifest["runs"][f"s-{i}"] = run.info.run_id
+    return uri, manifest

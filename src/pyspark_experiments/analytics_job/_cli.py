@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Sequence
 
 from .. import jobs
 from ..errors import ConfigurationError
@@ -19,18 +18,7 @@ EPILOG = (f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} failed, {EXIT_CONFIG} i
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A command's parser with the flags all three commands take."""
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG)
-    p.add_argument("--config", "-c", help="TOML config file (see conf/analytics.toml)")
-    p.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI, then MLflow's default)")
-    p.add_argument("--experiments", help="experiment ids or names to read, comma separated (default: all)")
-    p.add_argument("--target-path", help="folder of the synced Delta tables")
-    p.add_argument("--target-schema", help="catalog schema of the synced Delta tables")
-    p.add_argument("--master", help="Spark master (default: local[*])")
-    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
-    p.add_argument("--log-level", choices=jobs.LOG_LEVELS)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
-                       help="show a progress line (default: when stderr is a terminal)")
-    group.add_argument("--no-progress", dest="progress", action="store_const", const=False)
+    jobs.add_job_flags(p, "conf/analytics.toml", "the synced Delta tables")
     return p
 
 
@@ -40,25 +28,6 @@ def add_metric_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--higher-is-better", help="metric keys where higher is better, comma separated "
                    "(unlisted metrics: lower is better when the name says loss, error, rmse...)")
     p.add_argument("--period", choices=("day", "week", "month", "auto"), help="time buckets of the trends")
-
-
-class Settings:
-    """Parsed settings for :func:`pyspark_experiments.jobs.run_job`."""
-
-    def __init__(self, cfg: JobConfig, args: argparse.Namespace) -> None:
-        self.cfg, self.args = cfg, args
-        self.log_level, self.progress = cfg.log_level, cfg.progress
-
-
-def hide_passwords(argv: Sequence[str]) -> None:
-    """Register the password of a ``--tracking-uri`` before anything can print it."""
-    from ..sync.runner import _password_of
-
-    for i, item in enumerate(argv):
-        if item == "--tracking-uri" and i + 1 < len(argv):
-            jobs.add_secret(_password_of(argv[i + 1]))
-        elif item.startswith("--tracking-uri="):
-            jobs.add_secret(_password_of(item.partition("=")[2]))
 
 
 def config(args: argparse.Namespace, **extra) -> JobConfig:
@@ -71,25 +40,13 @@ def config(args: argparse.Namespace, **extra) -> JobConfig:
         '/d'
     """
     cfg = JobConfig.from_toml(args.config) if args.config else JobConfig()
-    conf = dict(cfg.spark_conf)
-    for item in args.conf:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigurationError(f"--conf {item!r}: expected KEY=VALUE")
-        conf[key.strip()] = value.strip()
-    flags = dict(
-        tracking_uri=args.tracking_uri, experiments=args.experiments, target_path=args.target_path,
-        target_schema=args.target_schema, master=args.master, spark_conf=conf, log_level=args.log_level,
-        progress=args.progress,
-    )
+    flags = jobs.job_flag_values(args, cfg.spark_conf)
     for name in ("metrics", "lower_is_better", "higher_is_better", "period"):
         if hasattr(args, name):
             flags[name] = getattr(args, name)
     flags.update(extra)
     cfg = cfg.override(**flags)
-    from ..sync.runner import _password_of
-
-    jobs.add_secret(_password_of(cfg.tracking_uri or ""))
+    jobs.add_secret(jobs.password_in(cfg.tracking_uri or ""))
     return cfg
 
 

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -235,16 +236,17 @@ def select(spark, cfg: JobConfig, now: dt.datetime) -> list[dict]:
 
 
 def _locked(spark, cfg: JobConfig):
+    """The target's lock, acquired, as a context (:meth:`TargetLock.releasing`); none without a target."""
     from ..target import TargetLock
 
     if not cfg.has_target:
-        return None
+        return contextlib.nullcontext()
     target = _cli.target_of(spark, cfg)
     target.prepare()
     lock = TargetLock(target, job="cleanup", timeout_minutes=cfg.lock_timeout_minutes)
     lock.ensure_table()
     lock.acquire()
-    return lock
+    return lock.releasing()
 
 
 def run_cleanup(spark, cfg: JobConfig, *, yes: bool = False, restore: str | None = None,
@@ -273,8 +275,7 @@ def run_cleanup(spark, cfg: JobConfig, *, yes: bool = False, restore: str | None
     if not yes:
         runs = select(spark, cfg, now)
         return CleanupResult("dry run", uri.display, text, runs, elapsed_s=time.monotonic() - started)
-    lock = _locked(spark, cfg)
-    try:
+    with _locked(spark, cfg):
         runs = select(spark, cfg, now)
         batch = new_batch_id(now)
         deleted = _delete(uri, runs, criteria, now)
@@ -282,12 +283,6 @@ def run_cleanup(spark, cfg: JobConfig, *, yes: bool = False, restore: str | None
         records.append([{"batch_id": batch, "action": "delete", "run_id": r["run_id"], "experiment_id": r["experiment_id"],
                          "run_name": r.get("run_name"), "status": r.get("status"), "reason": r.get("reason"), "at": at,
                          "by": by, "tracking_uri": uri.display} for r in runs if r["run_id"] in deleted])
-        if lock:
-            lock.release()
-    except BaseException:
-        if lock:
-            lock.give_up()
-        raise
     failed = [r for r in runs if r["run_id"] not in deleted]
     if failed:
         raise JobError(f"cleanup: {len(failed)} of {len(runs)} run(s) could not be deleted (first: {failed[0]['run_id']}); "
@@ -320,8 +315,7 @@ def _delete(uri, runs: list[dict], criteria: dict, now: dt.datetime) -> set[str]
 
 
 def _restore(spark, cfg: JobConfig, uri, records: Records, batch: str, started: float) -> CleanupResult:
-    lock = _locked(spark, cfg)
-    try:
+    with _locked(spark, cfg):
         rows = [r for r in records.read() if r.get("batch_id") == batch and r.get("action") == "delete"]
         if not rows:
             raise ConfigurationError(f"cleanup --restore {batch!r}: no deletions of that batch in {records.display}")
@@ -335,12 +329,6 @@ def _restore(spark, cfg: JobConfig, uri, records: Records, batch: str, started: 
                 log.error("run %s: not restored: %s", row["run_id"], jobs.short_error(error))
         records.append([{**{c: row.get(c) for c in RECORD_COLUMNS}, "action": "restore", "at": at, "by": by,
                          "tracking_uri": uri.display} for row in restored])
-        if lock:
-            lock.release()
-    except BaseException:
-        if lock:
-            lock.give_up()
-        raise
     if len(restored) != len(rows):
         raise JobError(f"cleanup --restore {batch}: {len(rows) - len(restored)} of {len(rows)} run(s) could not be restored")
     return CleanupResult("restore", uri.display, "", restored, batch, records.display, time.monotonic() - started)
@@ -364,8 +352,8 @@ def _parser():
     return p
 
 
-def _parse(argv: list[str]) -> _cli.Settings:
-    _cli.hide_passwords(argv)
+def _parse(argv: list[str]) -> jobs.JobSettings:
+    jobs.hide_tracking_uri_flag(argv)
     args = _parser().parse_args(argv)
     tags = {}
     for item in args.tag:
@@ -378,10 +366,10 @@ def _parse(argv: list[str]) -> _cli.Settings:
                       record_file=args.record_file, lock_timeout_minutes=args.lock_timeout_minutes)
     if args.yes and args.restore:
         raise ConfigurationError("--yes and --restore: give one")
-    return _cli.Settings(cfg.validate(), args)
+    return jobs.JobSettings(cfg.validate(), args)
 
 
-def _run(settings: _cli.Settings, show: bool) -> CleanupResult:
+def _run(settings: jobs.JobSettings, show: bool) -> CleanupResult:
     with _cli.session("cleanup", settings.cfg) as spark:
         return run_cleanup(spark, settings.cfg, yes=settings.args.yes, restore=settings.args.restore)
 

@@ -27,14 +27,14 @@ def _parser():
     return p
 
 
-def _parse(argv: list[str]) -> _cli.Settings:
-    _cli.hide_passwords(argv)
+def _parse(argv: list[str]) -> jobs.JobSettings:
+    jobs.hide_tracking_uri_flag(argv)
     args = _parser().parse_args(argv)
     cfg = _cli.config(args, source=args.source, lock_timeout_minutes=args.lock_timeout_minutes)
-    return _cli.Settings(cfg.validate(need_target=True), args)
+    return jobs.JobSettings(cfg.validate(need_target=True), args)
 
 
-def _run(settings: _cli.Settings, show: bool):
+def _run(settings: jobs.JobSettings, show: bool):
     from .job import run_analytics
 
     with _cli.session("analytics", settings.cfg) as spark:

@@ -17,7 +17,7 @@ from typing import Any
 from ..analytics import QuotaLimits
 from ..analytics._common import PERIODS
 from ..errors import ConfigurationError
-from ..jobs import LOG_LEVELS, Key, load_config
+from ..jobs import Key, job_layout, load_config
 
 _STRING = (str,)
 _BOOL = (bool,)
@@ -26,16 +26,8 @@ _INT = (int,)
 _LIST = (list, str)
 
 #: The TOML layout of ``conf/analytics.toml``: section -> key -> the setting it fills.
-LAYOUT: dict[str, dict[str, Key]] = {
-    "store": {
-        "tracking_uri": Key("tracking_uri", _STRING, "a tracking URI (string)"),
-        "experiments": Key("experiments", _LIST, "a list of experiment ids or names"),
-    },
-    "target": {
-        "path": Key("target_path", _STRING, "a folder of Delta tables (string)"),
-        "schema": Key("target_schema", _STRING, "a catalog schema (string)"),
-    },
-    "analytics": {
+LAYOUT: dict[str, dict[str, Key]] = job_layout(
+    analytics={
         "source": Key("source", _STRING, '"target" or "store"', ("TARGET", "STORE")),
         "metrics": Key("metrics", _LIST, "a list of metric keys"),
         "lower_is_better": Key("lower_is_better", _LIST, "a list of metric keys"),
@@ -45,7 +37,7 @@ LAYOUT: dict[str, dict[str, Key]] = {
         "stuck_hours": Key("stuck_hours", _NUMBER, "a number of hours"),
         "exact_history_percentiles": Key("exact_history", _BOOL, "true or false"),
     },
-    "quota": {
+    quota={
         "params_per_run": Key("params_per_run", _INT, "a positive integer"),
         "tags_per_run": Key("tags_per_run", _INT, "a positive integer"),
         "metric_steps_per_run": Key("metric_steps_per_run", _INT, "a positive integer"),
@@ -53,11 +45,11 @@ LAYOUT: dict[str, dict[str, Key]] = {
         "tags_per_experiment": Key("tags_per_experiment", _INT, "a positive integer"),
         "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8"),
     },
-    "report": {
+    report={
         "out": Key("out", _STRING, "a folder for report.html (string)"),
         "title": Key("title", _STRING, "a title (string)"),
     },
-    "cleanup": {
+    cleanup={
         "experiments": Key("cleanup_experiments", _LIST, "a list of experiment ids"),
         "statuses": Key("statuses", _LIST, 'a list of run statuses, e.g. ["FAILED", "KILLED"]'),
         "older_than_days": Key("older_than_days", _NUMBER, "a number of days"),
@@ -67,19 +59,10 @@ LAYOUT: dict[str, dict[str, Key]] = {
         "keep_newest": Key("keep_newest", _INT, "a non-negative integer"),
         "record_file": Key("record_file", _STRING, "a JSON-lines file (string)"),
     },
-    "job": {
+    job={
         "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes"),
     },
-    "spark": {
-        "master": Key("master", _STRING, "a Spark master URL (string)"),
-        "conf": Key("spark_conf", (dict,), "a table of Spark settings"),
-        "log_level": Key("spark_log_level", _STRING, "a Spark log level (string)"),
-    },
-    "logging": {
-        "level": Key("log_level", _STRING, "DEBUG, INFO, WARNING or ERROR", LOG_LEVELS),
-        "progress": Key("progress", (bool, str), '"auto", true or false', ("AUTO", True, False)),
-    },
-}
+)
 
 _TUPLES = ("experiments", "metrics", "lower_is_better", "higher_is_better", "cleanup_experiments", "statuses", "users")
 _LIMITS = tuple(f.name for f in dataclasses.fields(QuotaLimits))

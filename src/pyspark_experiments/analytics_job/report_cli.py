@@ -47,16 +47,16 @@ def _parser():
     return p
 
 
-def _parse(argv: list[str]) -> _cli.Settings:
-    _cli.hide_passwords(argv)
+def _parse(argv: list[str]) -> jobs.JobSettings:
+    jobs.hide_tracking_uri_flag(argv)
     args = _parser().parse_args(argv)
     cfg = _cli.config(args, out=args.out, title=args.title).validate()
     if not cfg.out:
         raise ConfigurationError("no output folder: give --out DIR (or [report] out in the config)")
-    return _cli.Settings(cfg, args)
+    return jobs.JobSettings(cfg, args)
 
 
-def _run(settings: _cli.Settings, show: bool) -> ReportResult:
+def _run(settings: jobs.JobSettings, show: bool) -> ReportResult:
     from ..report import write_report
 
     cfg = settings.cfg

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 
 from .. import jobs
-from ..errors import ConfigurationError
 from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from .config import READ_MODES, SyncConfig
 from .runner import sync
@@ -28,11 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} sync failed, {EXIT_CONFIG} invalid "
         f"configuration, {EXIT_LOCKED} another job holds the target, {jobs.EXIT_INTERRUPTED} interrupted.",
     )
-    parser.add_argument("--config", "-c", help="TOML config file (see conf/sync.toml)")
-    parser.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI, then MLflow's default)")
-    parser.add_argument("--experiments", help="experiment ids or names, comma separated (default: all)")
-    parser.add_argument("--target-path", help="folder of Delta tables")
-    parser.add_argument("--target-schema", help="catalog schema for the tables (saveAsTable)")
+    jobs.add_job_flags(parser, "conf/sync.toml", "the Delta tables")
     parser.add_argument("--full", action="store_const", const=True, default=None,
                         help="re-read everything and merge it (the tables end the same)")
     parser.add_argument("--reconcile-purged", action="store_const", const=True, default=None,
@@ -41,13 +36,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="compact the tables' small files (Delta OPTIMIZE) after the sync")
     parser.add_argument("--read-mode", choices=READ_MODES, help="malformed records: fail (default) or skip and report")
     parser.add_argument("--lock-timeout-minutes", type=float, help="take over another host's lock after this long")
-    parser.add_argument("--master", help="Spark master (default: local[*])")
-    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
-    parser.add_argument("--log-level", choices=jobs.LOG_LEVELS)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
-                       help="show a progress line (default: when stderr is a terminal)")
-    group.add_argument("--no-progress", dest="progress", action="store_const", const=False)
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="also write the result as JSON to FILE")
     return parser
 
@@ -63,48 +51,23 @@ def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespac
     """
     args = _parser().parse_args(list(argv))
     cfg = SyncConfig.from_toml(args.config) if args.config else SyncConfig()
-    conf = dict(cfg.spark_conf)
-    for item in args.conf:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigurationError(f"--conf {item!r}: expected KEY=VALUE")
-        conf[key.strip()] = value.strip()
     cfg = cfg.override(
-        tracking_uri=args.tracking_uri,
-        experiments=args.experiments,
-        target_path=args.target_path,
-        target_schema=args.target_schema,
+        **jobs.job_flag_values(args, cfg.spark_conf),
         full=args.full,
         reconcile_purged=args.reconcile_purged,
         optimize=args.optimize,
         read_mode=args.read_mode,
         lock_timeout_minutes=args.lock_timeout_minutes,
-        master=args.master,
-        spark_conf=conf,
-        log_level=args.log_level,
-        progress=args.progress,
     )
     return cfg.validate(), args
 
 
-class _Settings:
-    def __init__(self, cfg: SyncConfig, args: argparse.Namespace) -> None:
-        self.cfg, self.args = cfg, args
-        self.log_level, self.progress = cfg.log_level, cfg.progress
+def _parse(argv: list[str]) -> jobs.JobSettings:
+    jobs.hide_tracking_uri_flag(argv)
+    return jobs.JobSettings(*config_from_args(argv))
 
 
-def _parse(argv: list[str]) -> _Settings:
-    from .runner import _password_of
-
-    for i, item in enumerate(argv):  # hide the password before anything can print it
-        if item == "--tracking-uri" and i + 1 < len(argv):
-            jobs.add_secret(_password_of(argv[i + 1]))
-        elif item.startswith("--tracking-uri="):
-            jobs.add_secret(_password_of(item.partition("=")[2]))
-    return _Settings(*config_from_args(argv))
-
-
-def _run(settings: _Settings, show: bool):
+def _run(settings: jobs.JobSettings, show: bool):
     cfg = settings.cfg
     spark = jobs.job_session("sync", master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
     try:

@@ -15,41 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..jobs import LOG_LEVELS, Key, load_config, parse_config
+from ..jobs import LOG_LEVELS, Key, job_layout, load_config, parse_config
 
 READ_MODES = ("FAILFAST", "PERMISSIVE")
 
-_STRING = (str,)
-_BOOL = (bool,)
-_NUMBER = (int, float)
-
 #: The TOML layout of ``conf/sync.toml``: section -> key -> the setting it fills.
-LAYOUT: dict[str, dict[str, Key]] = {
-    "store": {
-        "tracking_uri": Key("tracking_uri", _STRING, "a tracking URI (string)"),
-        "experiments": Key("experiments", (list, str), "a list of experiment ids or names"),
-        "read_mode": Key("read_mode", _STRING, "FAILFAST or PERMISSIVE", READ_MODES),
+LAYOUT: dict[str, dict[str, Key]] = job_layout(
+    store={"read_mode": Key("read_mode", (str,), "FAILFAST or PERMISSIVE", READ_MODES)},
+    sync={
+        "full": Key("full", (bool,), "true or false"),
+        "reconcile_purged": Key("reconcile_purged", (bool,), "true or false"),
+        "optimize": Key("optimize", (bool,), "true or false"),
+        "lock_timeout_minutes": Key("lock_timeout_minutes", (int, float), "a number of minutes"),
     },
-    "target": {
-        "path": Key("target_path", _STRING, "a folder of Delta tables (string)"),
-        "schema": Key("target_schema", _STRING, "a catalog schema (string)"),
-    },
-    "sync": {
-        "full": Key("full", _BOOL, "true or false"),
-        "reconcile_purged": Key("reconcile_purged", _BOOL, "true or false"),
-        "optimize": Key("optimize", _BOOL, "true or false"),
-        "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes"),
-    },
-    "spark": {
-        "master": Key("master", _STRING, "a Spark master URL (string)"),
-        "conf": Key("spark_conf", (dict,), "a table of Spark settings"),
-        "log_level": Key("spark_log_level", _STRING, "a Spark log level (string)"),
-    },
-    "logging": {
-        "level": Key("log_level", _STRING, "DEBUG, INFO, WARNING or ERROR", LOG_LEVELS),
-        "progress": Key("progress", (bool, str), '"auto", true or false', ("AUTO", True, False)),
-    },
-}
+)
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,7 @@ def sync(
         progress=progress,
     ).validate()
     # Whatever fails from here on, the store's password is never printed by the job layer.
-    jobs.add_secret(_password_of(cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")))
+    jobs.add_secret(jobs.password_in(cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")))
     if spark is None:
         from pyspark.sql import SparkSession
 
@@ -339,20 +339,6 @@ def _small_table_settings(spark):
         spark.conf.unset(_SNAPSHOT_PARTITIONS)
 
 
-def _password_of(location: str) -> str | None:
-    """The password in a URI or libpq keyword string, to hide it even where redact's patterns
-    would miss it (say, in a driver's message)."""
-    match = re.search(r"(?i)\bpassword\s*=\s*('[^']*'|\S+)", location)
-    if match:
-        return match.group(1).strip("'")
-    scheme, sep, rest = location.partition("://")
-    if sep:
-        userinfo = rest.rpartition("@")[0]
-        if userinfo:
-            return userinfo.partition(":")[2] or None
-    return None
-
-
 def _plain(value):
     """Rows as JSON-ready data for digests and comparisons (NaN marked, datetimes as ISO)."""
     if isinstance(value, dict):
@@ -378,7 +364,7 @@ class _Runner:
         self.cfg = cfg
         self.progress = progress
         self.uri: TrackingUri = resolve_tracking_uri(cfg.tracking_uri)
-        jobs.add_secret(_password_of(self.uri.location))
+        jobs.add_secret(jobs.password_in(self.uri.location))
         if self.uri.kind == "rest":
             raise UnsupportedStoreError(
                 f"syncing a tracking server ({self.uri.display}) is not supported yet; sync its "

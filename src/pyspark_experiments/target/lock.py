@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -254,6 +255,24 @@ class TargetLock:
                 f"another {holder.get('job') or 'sync'} claimed {self.target.display} at the same moment "
                 f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')}); this one stops without changing anything"
             )
+
+    @contextlib.contextmanager
+    def releasing(self):
+        """For the work done under an acquired lock: release it when the block ends, give it up
+        (:meth:`give_up`) when the block fails.
+
+        Example::
+
+            >>> lock.acquire()                                                # doctest: +SKIP
+            >>> with lock.releasing():                                        # doctest: +SKIP
+            ...     write_tables()
+        """
+        try:
+            yield self
+        except BaseException:
+            self.give_up()
+            raise
+        self.release()
 
     def held(self) -> bool:
         """Whether this job's claim is still there and not given up."""
