@@ -27,6 +27,8 @@ import time
 
 import pytest
 
+from support.stores import environ
+
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
@@ -142,20 +144,6 @@ def auth_server(tmp_path_factory):
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-for-tests",
     }
     with running_mlflow_server(backend, str(folder), app_name="basic-auth", env=env) as url:
-        with _environ(MLFLOW_TRACKING_USERNAME=ADMIN_USER, MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD):
+        with environ(MLFLOW_TRACKING_USERNAME=ADMIN_USER, MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD):
             log_reference_data(url)
         yield url, backend
-
-
-@contextlib.contextmanager
-def _environ(**values):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

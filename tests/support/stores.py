@@ -93,12 +93,10 @@ def _tracking_uri(uri: str):
 
 
 @contextlib.contextmanager
-def _os_user(name: str):
-    """Make ``getpass.getuser()`` (mlflow's source for ``mlflow.user``) return ``name``."""
-    keys = ("LOGNAME", "USER", "LNAME", "USERNAME")
-    saved = {key: os.environ.get(key) for key in keys}
-    for key in keys:
-        os.environ[key] = name
+def environ(**values: str):
+    """Set environment variables for a block, then put back what was there."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -107,6 +105,11 @@ def _os_user(name: str):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _os_user(name: str):
+    """Make ``getpass.getuser()`` (mlflow's source for ``mlflow.user``) return ``name``."""
+    return environ(**{key: name for key in ("LOGNAME", "USER", "LNAME", "USERNAME")})
 
 
 def _max_param_value_length() -> int:
