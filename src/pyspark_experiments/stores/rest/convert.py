@@ -87,16 +87,19 @@ def as_str(value, what: str) -> str | None:
 
 def key_values(items, what: str) -> list[tuple[str, str | None]]:
     """``[{"key": k, "value": v}, ...]`` as sorted ``(k, v)`` pairs."""
+    return sorted((item["key"], as_str(item.get("value"), f"{what} {item['key']!r}")) for item in _keyed(items, what))
+
+
+def _keyed(items, what: str) -> list[dict]:
+    """``items`` checked to be a list (or null) of objects with a string ``key``."""
     if items is None:
         return []
     if not isinstance(items, list):
         raise BadRecord(f"{what}: expected a list, got {type(items).__name__}")
-    pairs = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
             raise BadRecord(f"{what}: expected {{'key': ..., 'value': ...}}, got {str(item)[:80]!r}")
-        pairs.append((item["key"], as_str(item.get("value"), f"{what} {item['key']!r}")))
-    return sorted(pairs)
+    return items
 
 
 def run_info(run) -> dict:
@@ -132,13 +135,8 @@ def _data(run, run_id: str, part: str):
 
 def latest_metrics(run, run_id: str) -> list[tuple[str, float | None, int | None, int | None]]:
     """A run's latest metrics as ``(key, value, step, timestamp ms)``, sorted by key."""
-    items = _data(run, run_id, "metrics") or []
-    if not isinstance(items, list):
-        raise BadRecord(f"run {run_id} metrics: expected a list")
     found = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise BadRecord(f"run {run_id} metrics: expected {{'key': ..., 'value': ...}}, got {str(item)[:80]!r}")
+    for item in _keyed(_data(run, run_id, "metrics"), f"run {run_id} metrics"):
         key = item["key"]
         found.append((
             key,
