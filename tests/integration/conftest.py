@@ -19,6 +19,7 @@ def spark(tmp_path_factory):
             "spark.log.level": "ERROR",
             # Delta rebuilds a snapshot with 50 tasks by default: slow for tiny tables on 2 cores
             "spark.databricks.delta.snapshotPartitions": "2",
+            "spark.ui.enabled": "false",
             # Python workers connect back within this; the default (15 s) is too short on a
             # loaded 2-core machine where a worker's imports alone can take that long.
             "spark.python.authenticate.socketTimeout": "120s",

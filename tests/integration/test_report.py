@@ -100,6 +100,7 @@ def test_report_of_the_reference_store(spark, sqlite_store, browser, tmp_path):
     assert [line.split("\t")[1] for line in cleanup.splitlines()[1:]] == ["a-failed", "a-killed"]
 
 
+@pytest.mark.slow
 def test_report_of_an_empty_store(spark, browser, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -112,6 +113,7 @@ def test_report_of_an_empty_store(spark, browser, tmp_path):
     assert "no cleanup candidates" in info["notes"] or any("0 run(s)" in n for n in info["notes"])
 
 
+@pytest.mark.slow
 def test_report_of_a_store_with_one_run(spark, browser, tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -130,7 +130,7 @@ def test_reference_layout_is_hash_partitioned_and_sorted(spark, reference):
         assert keys == sorted(keys, key=lambda k: (k is not None, k))
 
 
-@pytest.mark.parametrize("partitions", [1, 7, 200])
+@pytest.mark.parametrize("partitions", [1, 7, pytest.param(200, marks=pytest.mark.slow)])
 def test_same_layout_from_1_7_200_input_partitions(spark, reference, partitions):
     check_route(make_data(spark, partitions), reference)
 

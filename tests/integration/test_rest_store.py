@@ -210,7 +210,7 @@ def test_basic_auth_right_wrong_and_missing_permission(auth_server, monkeypatch,
 DATABRICKS_TOKEN = "dapi-t0ken-for-tests-0123456789"
 
 
-@pytest.mark.parametrize("source", ["environment", "databrickscfg"])
+@pytest.mark.parametrize("source", ["environment", pytest.param("databrickscfg", marks=pytest.mark.slow)])
 def test_databricks_reads_equal_direct_read(mlflow_server, monkeypatch, tmp_path, caplog, source):  # noqa: F811
     caplog.set_level(logging.DEBUG)
     url, backend = mlflow_server

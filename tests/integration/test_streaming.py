@@ -53,7 +53,7 @@ def _batch(spark, uri: str, table: str) -> list[tuple]:
     return sorted_rows(df.select(*tables.spark_schema(table).fieldNames()))
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "file"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("file", marks=pytest.mark.slow)])
 def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, kind):
     uri, client, experiment, (r0, r1) = _store(kind, tmp_path)
     checkpoint, sink = str(tmp_path / "checkpoint"), str(tmp_path / "sink")

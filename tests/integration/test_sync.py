@@ -140,6 +140,7 @@ def test_incremental_sync_equals_fresh_full_sync(spark, tmp_path, kind):
     assert not lock_claims(spark, target)
 
 
+@pytest.mark.slow
 def test_full_option_and_purged_runs(spark, tmp_path):
     uri, manifest = new_store("sqlite", tmp_path, reference=False)
     target = str(tmp_path / "delta")
@@ -221,6 +222,7 @@ def test_metric_ranges_read_each_point_once(spark, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_syncs_at_once_one_fails_clearly_or_both_commit(spark, tmp_path):
     uri, _ = new_store("sqlite", tmp_path, reference=False)
     target = str(tmp_path / "delta")
