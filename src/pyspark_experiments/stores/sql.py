@@ -1,9 +1,11 @@
-"""MLflow's SQL tracking store (SQLite, PostgreSQL), read directly with a DB-API driver.
+"""MLflow's SQL tracking store (SQLite, PostgreSQL, MySQL/MariaDB), read directly with a DB-API driver.
 
 SQLite needs nothing beyond Python's ``sqlite3``; PostgreSQL needs ``psycopg`` (the
-``postgres`` extra). The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
-``runs``, ``params``, ``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``),
-``latest_metrics``, ``datasets``, ``inputs``, ``input_tags``.
+``postgres`` extra); MySQL needs PyMySQL (the ``mysql`` extra, see :mod:`.mysql`). One store
+class reads them all: what differs between the databases is declared in :data:`DIALECTS`.
+The queries use MLflow's schema: ``experiments``, ``experiment_tags``, ``runs``, ``params``,
+``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``), ``latest_metrics``, ``datasets``,
+``inputs``, ``input_tags``.
 
 Example::
 
@@ -20,6 +22,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote
 
 import pyarrow as pa
@@ -50,6 +53,39 @@ DEFAULT_POINTS_PER_PARTITION = 250_000
 _IN_LIST = 900
 # How long a read waits for a SQLite lock held by a writer before it reports the lock.
 SQLITE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL databases MLflow stores its runs in.
+
+    - ``placeholder``: the driver's bind-parameter mark.
+    - ``rowid``: rows carry an id in commit order (SQLite's ``rowid``), so a metric position
+      is exact; elsewhere a position is a point count.
+    - ``key_hint``: how to write the ``key`` column in a metric-key filter (SQLite: ``+key``
+      keeps the planner on the (run_uuid, key, step) index).
+    - ``exact_key_match``: ``=`` / ``IN`` on ``key`` compare exactly; MySQL's default
+      collations ignore case and trailing spaces, so rows are filtered again in Python.
+    - ``missing_table``: text of the driver's error for a table that does not exist.
+
+    Example::
+
+        >>> DIALECTS["mysql"].placeholder, DIALECTS["mysql"].rowid, DIALECTS["sqlite"].key_hint
+        ('%s', False, '+key')
+    """
+
+    placeholder: str
+    rowid: bool = False
+    key_hint: str = "key"
+    exact_key_match: bool = True
+    missing_table: tuple[str, ...] = ("does not exist",)
+
+
+DIALECTS = {
+    "sqlite": Dialect("?", rowid=True, key_hint="+key", missing_table=("no such table",)),
+    "postgresql": Dialect("%s"),
+    "mysql": Dialect("%s", exact_key_match=False, missing_table=("doesn't exist",)),
+}
 
 
 def postgres_parameters(location: str) -> dict[str, str]:
@@ -95,10 +131,14 @@ class SqlStore(Store):
             connection = self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
             connection = self._connect_postgresql()
+        elif self.uri.scheme == "mysql":
+            from .mysql import connect_mysql
+
+            connection = connect_mysql(self.uri.location, self.uri.display)
         else:
             raise UnsupportedStoreError(
                 f"tracking URI {self.uri.display!r}: SQL dialect {self.uri.scheme!r} is not "
-                f"supported yet; supported: sqlite, postgresql"
+                f"supported yet; supported: {', '.join(DIALECTS)}"
             )
         try:
             self._check_schema(connection)
@@ -164,7 +204,7 @@ class SqlStore(Store):
             text = str(error)
             if self.uri.scheme == "sqlite" and "no such table" not in text:
                 raise self._sqlite_error(error) from None
-            if self.uri.scheme != "sqlite" and "does not exist" not in text:
+            if self.uri.scheme != "sqlite" and not any(t in text for t in self._dialect.missing_table):
                 raise StoreConnectionError(
                     f"tracking URI {self.uri.display!r}: cannot check MLflow's schema: {redact(text).strip()}"
                 ) from None
@@ -174,8 +214,12 @@ class SqlStore(Store):
             ) from None
 
     @property
+    def _dialect(self) -> Dialect:
+        return DIALECTS[self.uri.scheme]
+
+    @property
     def _placeholder(self) -> str:
-        return "?" if self.uri.scheme == "sqlite" else "%s"
+        return self._dialect.placeholder
 
     def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
         sql = sql.replace("?", self._placeholder)
@@ -251,7 +295,7 @@ class SqlStore(Store):
     def capabilities(self) -> StoreCapabilities:
         # SQLite's rowid orders points as they were committed; other databases have no such
         # column, so a position there is a point count and a range read returns the history.
-        exact = self.uri.scheme == "sqlite"
+        exact = self._dialect.rowid
         return StoreCapabilities(
             kind="sql",
             state_key="sql",
@@ -281,7 +325,7 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             content: dict[str, list] = defaultdict(list)
             experiment_of = {}
-            for row in self._query_in(connection, "SELECT run_uuid, * FROM runs WHERE run_uuid IN ({in})", run_ids):
+            for row in self._query_in(connection, "SELECT run_uuid, runs.* FROM runs WHERE run_uuid IN ({in})", run_ids):
                 content[row[0]].append(("run", row))
             for run_id, experiment_id in self._query_in(
                 connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
@@ -486,19 +530,22 @@ class SqlStore(Store):
         # On SQLite, "+key" keeps the planner on the (run_uuid, key, step) index instead of
         # scanning the primary key's index on key over the whole store.
         key_filter = "" if metric_keys is None else "{} IN ({}) AND ".format(
-            "+key" if self.uri.scheme == "sqlite" else "key", ", ".join("?" * len(metric_keys))
+            self._dialect.key_hint, ", ".join("?" * len(metric_keys))
         )
+        # Where the database compares keys loosely (case, trailing spaces), keep exact matches only.
+        exact = self._dialect.exact_key_match
+        wanted_keys = None if exact or metric_keys is None else frozenset(metric_keys)
         for runs in chunk(whole_runs, _IN_LIST - len(metric_keys or ())):
             cursor = connection.execute(
                 (columns + key_filter + "run_uuid IN ({})".format(", ".join("?" * len(runs)))).replace("?", self._placeholder),
                 (*(metric_keys or ()), *runs),
             )
-            yield from _fetch_metric_batches(cursor, experiment_of)
+            yield from _fetch_metric_batches(cursor, experiment_of, wanted_keys)
         for run_id, key in single_keys:
             cursor = connection.execute(
                 (columns + "run_uuid = ? AND key = ?").replace("?", self._placeholder), (run_id, key)
             )
-            yield from _fetch_metric_batches(cursor, experiment_of)
+            yield from _fetch_metric_batches(cursor, experiment_of, None if exact else frozenset((key,)))
 
     def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
         experiment_of = self._experiment_of(connection, run_ids)
@@ -679,11 +726,16 @@ class SqlStore(Store):
         ])
 
 
-def _fetch_metric_batches(cursor, experiment_of: dict[str, str]) -> Iterator[pa.RecordBatch]:
+def _fetch_metric_batches(cursor, experiment_of: dict[str, str], keys: frozenset | None = None) -> Iterator[pa.RecordBatch]:
+    """Metric batches from ``cursor``'s rows; with ``keys``, only rows whose key is one of them."""
     while True:
         rows = cursor.fetchmany(BATCH_ROWS)
         if not rows:
             return
+        if keys is not None:
+            rows = [row for row in rows if row[1] in keys]
+            if not rows:
+                continue
         yield from _metric_batches(experiment_of, rows)
 
 
