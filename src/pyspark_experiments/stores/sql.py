@@ -66,6 +66,8 @@ class Dialect:
       keeps the planner on the (run_uuid, key, step) index).
     - ``exact_key_match``: ``=`` / ``IN`` on ``key`` compare exactly; MySQL's default
       collations ignore case and trailing spaces, so rows are filtered again in Python.
+    - ``group_key``: how to group by ``key`` so that keys differing in case or trailing spaces
+      stay apart (MySQL: ``BINARY key``).
     - ``missing_table``: text of the driver's error for a table that does not exist.
 
     Example::
@@ -78,13 +80,14 @@ class Dialect:
     rowid: bool = False
     key_hint: str = "key"
     exact_key_match: bool = True
+    group_key: str = "key"
     missing_table: tuple[str, ...] = ("does not exist",)
 
 
 DIALECTS = {
     "sqlite": Dialect("?", rowid=True, key_hint="+key", missing_table=("no such table",)),
     "postgresql": Dialect("%s"),
-    "mysql": Dialect("%s", exact_key_match=False, missing_table=("doesn't exist",)),
+    "mysql": Dialect("%s", exact_key_match=False, group_key="BINARY key", missing_table=("doesn't exist",)),
 }
 
 
@@ -260,7 +263,7 @@ class SqlStore(Store):
             counts = self._query_in(
                 connection,
                 "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) "
-                "GROUP BY run_uuid, key",
+                f"GROUP BY run_uuid, {self._dialect.group_key}",
                 run_ids,
             )
         return pack_partitions(
@@ -277,7 +280,7 @@ class SqlStore(Store):
             (run_id, key): count
             for run_id, key, count in self._query_in(
                 connection,
-                "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) GROUP BY run_uuid, key",
+                f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, {self._dialect.group_key}",
                 sorted({r[0] for r in ranges}),
             )
         }
@@ -312,7 +315,7 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             rows = self._query_in(
                 connection,
-                f"SELECT run_uuid, key, {column} FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, key",
+                f"SELECT run_uuid, key, {column} FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, {self._dialect.group_key}",
                 run_ids,
             )
         return {(run_id, key): int(position) for run_id, key, position in rows if selection.admits_metric_key(key)}
