@@ -110,24 +110,42 @@ def test_a_connection_reads_one_snapshot_and_cannot_write(mysql_server, mysql_st
         reader.close()
 
 
-def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, tmp_path):
+@pytest.fixture(params=["connectorx", "pymysql"])
+def driver(request, monkeypatch):
+    """Metric points read with connectorx (Arrow) or, without it, with PyMySQL."""
+    if request.param == "pymysql":
+        monkeypatch.setattr("pyspark_experiments.stores.mysql.arrow_reader", lambda location: None)
+    return request.param
+
+
+def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, driver):
     from mlflow.tracking import MlflowClient
 
-    uri = create_database(*mysql_server, "case_keys")
+    uri = create_database(*mysql_server, f"case_keys_{driver}")
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("case")
     run = client.create_run(experiment).info.run_id
     for step in range(3):
         client.log_metric(run, "loss", 1.0 / (step + 1), timestamp=1_000 + step, step=step)
     # MLflow's MySQL schema compares keys without case: a second spelling only fits in `metrics`.
-    _raw(mysql_server, "case_keys", "INSERT INTO metrics (`key`, value, timestamp, run_uuid, step, is_nan) "
+    _raw(mysql_server, f"case_keys_{driver}", "INSERT INTO metrics (`key`, value, timestamp, run_uuid, step, is_nan) "
                                     "VALUES ('LOSS', 9.0, 5000, %s, 7, 0)", (run,))
+    hostile = "x' OR '1'='1"  # a metric-key filter that would read everything if it were not escaped
     store = open_store(resolve_tracking_uri(uri))
-    for keys, expected in ((("loss",), {"loss"}), (("LOSS",), {"LOSS"}), (None, {"loss", "LOSS"})):
+    for keys, expected in ((("loss",), {"loss"}), (("LOSS",), {"LOSS"}), (None, {"loss", "LOSS"}), ((hostile,), set())):
         selection = Selection("metrics", (experiment,), metric_keys=keys)
         rows = [r for p in store.plan(selection) for b in store.read(p) for r in b.to_pylist()]
         assert {r["key"] for r in rows} == expected, keys
         assert len(rows) == sum(3 if k == "loss" else 1 for k in expected)
+        # split per series, and as sync range reads: the same points
+        single = Selection("metrics", (experiment,), metric_keys=keys, rows_per_partition=1)
+        assert sorted(r["step"] for p in store.plan(single) for b in store.read(p) for r in b.to_pylist()) == sorted(
+            r["step"] for r in rows)
+        positions = store.metric_positions(selection)
+        ranges = Selection("metrics", (experiment,), metric_keys=keys,
+                           metric_ranges=tuple((r, k, 0, n) for (r, k), n in positions.items()))
+        assert sorted((r["key"], r["step"]) for p in store.plan(ranges) for b in store.read(p) for r in b.to_pylist()) == sorted(
+            (r["key"], r["step"]) for r in rows)
 
 
 def test_incremental_sync_equals_fresh_full_sync(spark, mysql_server, tmp_path):

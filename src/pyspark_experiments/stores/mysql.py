@@ -7,6 +7,15 @@ connection reads one consistent snapshot (``REPEATABLE READ``, ``START TRANSACTI
 CONSISTENT SNAPSHOT, READ ONLY``): every query of a partition sees the store as it was when the
 partition started, and the reader cannot write.
 
+Metric points, the bulk of a store, are read with connectorx when it is installed (the ``mysql``
+extra brings it): it returns Arrow tables, built in Rust, about 10x faster than PyMySQL's rows
+(benchmarks/bench_mysql.py). connectorx takes no bind parameters, so those queries are built
+from literals (:func:`sql_literal`): run ids quoted only when they are plain MLflow ids
+(letters, digits, ``-``, ``_``, ``.``), anything else, metric keys included, as hex literals,
+which no string can escape from whatever the server's ``sql_mode``. Each such query is one statement, so it reads one
+consistent view by itself. A URL with TLS or socket arguments, or no connectorx, reads
+everything with PyMySQL.
+
 Example::
 
     >>> params = mysql_parameters("mysql+pymysql://bob:a%2Fb@db:3307/mlflow?charset=utf8mb4")
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from ..errors import ConfigurationError, MissingDependencyError, StoreConnectionError, StoreNotFoundError
 from ..uri import MYSQL_DRIVERS, redact, split_userinfo
@@ -133,6 +142,68 @@ def quote_reserved(sql: str) -> str:
     return "".join(part if i % 2 else _RESERVED.sub(r"`\1`", part) for i, part in enumerate(parts))
 
 
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def sql_literal(value, plain_id: bool = False) -> str:
+    """``value`` as a MySQL literal that no content can break out of, whatever ``sql_mode``:
+    integers as digits, strings as hex literals of their UTF-8 bytes (compare them with
+    ``CAST(column AS BINARY)`` for MLflow's exact keys: MySQL otherwise applies the column's
+    collation, which ignores case). With ``plain_id``, a string of letters, digits and
+    ``_.-`` (an MLflow run id) is quoted as it is, so that the column's index serves it.
+
+    Example::
+
+        >>> sql_literal(42), sql_literal("it's"), sql_literal("9f2c0a", plain_id=True), sql_literal("")
+        ('42', "X'69742773'", "'9f2c0a'", "''")
+        >>> sql_literal("a'b", plain_id=True)
+        "X'612762'"
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"no SQL literal for {type(value).__name__}")
+    if isinstance(value, int):
+        return str(int(value))
+    if value == "":
+        return "''"
+    if plain_id and _PLAIN_ID.match(value):
+        return f"'{value}'"
+    return "X'" + value.encode("utf-8", "surrogatepass").hex() + "'"
+
+
+def arrow_reader(location: str):
+    """A function ``sql -> pyarrow.Table`` reading with connectorx, or ``None`` where PyMySQL
+    must read (connectorx not installed, or the URL has arguments connectorx would not honour:
+    TLS, a socket, timeouts).
+
+    Example::
+
+        >>> arrow_reader("mysql://u:pw@db/m?ssl_ca=/ca.pem") is None
+        True
+    """
+    try:
+        import connectorx
+    except ImportError:
+        return None
+    params = mysql_parameters(location)
+    if set(params) - {"host", "port", "database", "user", "password", "charset", "connect_timeout"}:
+        return None
+    if params.get("charset", "utf8mb4") not in ("utf8mb4", "utf8"):
+        return None
+    host = params["host"]
+    host = f"[{host}]" if ":" in host else host
+    url = (f"mysql://{quote(params.get('user', ''), safe='')}:{quote(params.get('password', ''), safe='')}"
+           f"@{host}:{params['port']}/{quote(params['database'], safe='')}")
+
+    def read(sql: str):
+        try:
+            return connectorx.read_sql(url, quote_reserved(sql), return_type="arrow")
+        except Exception as error:  # connectorx raises RuntimeError / PanicException with the URL's parts
+            text = redact(str(error)).replace(params.get("password") or "\0", "***")
+            raise StoreConnectionError(f"reading metric points from {redact(location)}: {text}") from None
+
+    return read
+
+
 class MySqlConnection:
     """A PyMySQL connection with the ``execute(sql, params) -> cursor`` shape the SQL store uses.
 
@@ -228,4 +299,7 @@ def connection_error(error, params: dict, display: str) -> Exception:
     return StoreConnectionError(f"cannot connect to {display}: {text}")
 
 
-__all__ = ["MYSQL_DRIVERS", "MySqlConnection", "connect_mysql", "connection_error", "mysql_parameters", "quote_reserved"]
+__all__ = [
+    "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "connect_mysql", "connection_error", "mysql_parameters",
+    "quote_reserved", "sql_literal",
+]

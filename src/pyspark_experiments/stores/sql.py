@@ -68,6 +68,8 @@ class Dialect:
       collations ignore case and trailing spaces, so rows are filtered again in Python.
     - ``group_key``: how to group by ``key`` so that keys differing in case or trailing spaces
       stay apart (MySQL: ``BINARY key``).
+    - ``arrow_points``: metric points may be read with an Arrow-native driver (MySQL: connectorx,
+      see :mod:`.mysql`), the rest with the DB-API one.
     - ``missing_table``: text of the driver's error for a table that does not exist.
 
     Example::
@@ -81,13 +83,14 @@ class Dialect:
     key_hint: str = "key"
     exact_key_match: bool = True
     group_key: str = "key"
+    arrow_points: bool = False
     missing_table: tuple[str, ...] = ("does not exist",)
 
 
 DIALECTS = {
     "sqlite": Dialect("?", rowid=True, key_hint="+key", missing_table=("no such table",)),
     "postgresql": Dialect("%s"),
-    "mysql": Dialect("%s", exact_key_match=False, group_key="BINARY key", missing_table=("doesn't exist",)),
+    "mysql": Dialect("%s", exact_key_match=False, group_key="BINARY key", arrow_points=True, missing_table=("doesn't exist",)),
 }
 
 
@@ -522,6 +525,14 @@ class SqlStore(Store):
                     yield from _metric_batches(experiment_of, kept)
 
     def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        arrow = None
+        if self._dialect.arrow_points:
+            from .mysql import arrow_reader
+
+            arrow = arrow_reader(self.uri.location)
+        if arrow is not None:
+            yield from self._read_metrics_arrow(arrow, partition)
+            return
         if partition.selection.metric_ranges is not None:
             yield from self._read_metric_ranges(connection, partition)
             return
@@ -549,6 +560,34 @@ class SqlStore(Store):
                 (columns + "run_uuid = ? AND key = ?").replace("?", self._placeholder), (run_id, key)
             )
             yield from _fetch_metric_batches(cursor, experiment_of, None if exact else frozenset((key,)))
+
+    def _read_metrics_arrow(self, arrow, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Metric points as Arrow tables from ``arrow(sql)`` (a driver without bind parameters:
+        the SQL carries literals). Each query joins ``runs`` for the experiment id, so it reads
+        one consistent view by itself. Positions here are counts, so a range is its whole series."""
+        from .mysql import sql_literal
+
+        selection = partition.selection
+        head = ("SELECT m.run_uuid, r.experiment_id, m.key, m.value, m.is_nan, m.step, m.timestamp "
+                "FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid WHERE ")
+        if selection.metric_ranges is not None:
+            whole, single = [], sorted({(run_id, key) for run_id, key, _, _ in partition.work})
+        else:
+            whole = [run_id for run_id, key in partition.work if key is None]
+            single = [(run_id, key) for run_id, key in partition.work if key is not None]
+        # MySQL compares a column with a hex literal in the column's collation: compare bytes.
+        key_filter = "" if selection.metric_keys is None else "CAST(m.key AS BINARY) IN ({}) AND ".format(
+            ", ".join(sql_literal(key) for key in selection.metric_keys)
+        )
+        for runs in chunk(whole, _IN_LIST):
+            in_runs = ", ".join(sql_literal(run_id, plain_id=True) for run_id in runs)
+            yield from _arrow_metric_batches(arrow(f"{head}{key_filter}m.run_uuid IN ({in_runs})"))
+        for part in chunk(single, _IN_LIST):
+            series = " OR ".join(
+                f"(m.run_uuid = {sql_literal(run_id, plain_id=True)} AND CAST(m.key AS BINARY) = {sql_literal(key)})"
+                for run_id, key in part
+            )
+            yield from _arrow_metric_batches(arrow(head + series))
 
     def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
         experiment_of = self._experiment_of(connection, run_ids)
@@ -764,6 +803,31 @@ def _metric_batches(experiment_of: dict[str, str], rows: list[tuple]) -> Iterato
         pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
     ]
     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _arrow_metric_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
+    """An Arrow table of (run_uuid, experiment_id, key, value, is_nan, step, timestamp ms) as
+    metrics batches, MLflow's encodings applied as Arrow compute."""
+    import pyarrow.compute as pc
+
+    schema = tables.arrow_schema(tables.METRICS)
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        if not batch.num_rows:
+            continue
+        run_ids, experiment_ids, keys, values, is_nans, steps, timestamps = batch.columns
+        values = values.cast(pa.float64())
+        nan_mask = is_nans.cast(pa.bool_())
+        if pc.any(nan_mask).as_py():
+            values = pc.if_else(nan_mask, math.nan, values)
+        arrays = [
+            experiment_ids.cast(pa.string()),
+            run_ids.cast(pa.string()),
+            keys.cast(pa.string()),
+            values,
+            steps.cast(pa.int64()),
+            timestamps.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _per_run_partitions(selection: Selection, run_ids: list[str]) -> list[Partition]:
