@@ -16,7 +16,7 @@ from pyspark_experiments.errors import (
 )
 from pyspark_experiments.stores import mysql as mysql_dialect
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.mysql import connection_error, mysql_parameters, quote_reserved
+from pyspark_experiments.stores.mysql import arrow_reader, connection_error, mysql_parameters, quote_reserved, sql_literal
 from pyspark_experiments.stores.sql import DIALECTS
 from pyspark_experiments.uri import redact, resolve_tracking_uri
 
@@ -158,3 +158,44 @@ def test_missing_driver_names_the_extra(monkeypatch):
     store = open_store(resolve_tracking_uri("mysql://u:pw@127.0.0.1:9/m", {}, "/"))
     with pytest.raises(MissingDependencyError, match=r"pyspark-experiments\[mysql\]"):
         store.list_experiments()
+
+
+HOSTILE = [
+    "x' OR '1'='1", "x\\' OR 1=1 -- ", "'; DROP TABLE runs; --", "a\x00b", "\\", "'", '"', "`key`", "0x41 ",
+    "X'41'", "é/ü 🙂", "line\nbreak", "%s", "?", "\ud800",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_sql_literal_cannot_be_escaped(value):
+    literal = sql_literal(value)
+    assert re.fullmatch(r"X'(?:[0-9a-f]{2})+'", literal), literal
+    assert bytes.fromhex(literal[2:-1]).decode("utf-8", "surrogatepass") == value
+    assert sql_literal(value, plain_id=True) == literal  # not a plain id: hex as well
+
+
+def test_sql_literal_plain_ids_and_integers():
+    run_id = "0123456789abcdef0123456789abcdef"
+    assert sql_literal(run_id, plain_id=True) == f"'{run_id}'"
+    assert sql_literal(run_id) == "X'" + run_id.encode().hex() + "'"
+    assert sql_literal("m-1_2.3", plain_id=True) == "'m-1_2.3'"
+    assert sql_literal("0x41", plain_id=True) == "'0x41'"  # a string, never a number
+    assert sql_literal("a" * 65, plain_id=True).startswith("X'")
+    assert sql_literal(7) == "7" and sql_literal("") == "''"
+    for bad in (True, 1.5, None, b"x"):
+        with pytest.raises(TypeError):
+            sql_literal(bad)
+
+
+def test_arrow_reader_only_where_connectorx_honours_the_url(monkeypatch):
+    pytest.importorskip("connectorx")
+    assert arrow_reader("mysql://u:pw@db/m") is not None
+    assert arrow_reader("mysql+pymysql://u:pw@db/m?charset=utf8mb4&connect_timeout=5") is not None
+    for url in ("mysql://u:pw@db/m?ssl_ca=/ca.pem", "mysql:///m?unix_socket=/s.sock", "mysql://u@db/m?charset=latin1",
+                "mysql://u@db/m?read_timeout=5"):
+        assert arrow_reader(url) is None, url
+    monkeypatch.setenv("MLFLOW_MYSQL_SSL_CA", "/ca.pem")
+    assert arrow_reader("mysql://u:pw@db/m") is None
+    monkeypatch.delenv("MLFLOW_MYSQL_SSL_CA")
+    monkeypatch.setitem(sys.modules, "connectorx", None)
+    assert arrow_reader("mysql://u:pw@db/m") is None
