@@ -167,3 +167,19 @@ def test_incremental_sync_equals_fresh_full_sync(spark, mysql_server, tmp_path):
     expected = source_tables(spark, uri)
     assert_same(target_tables(spark, target), expected)
     assert_same(target_tables(spark, fresh), expected)
+
+
+def test_a_password_with_url_characters_reads_every_way(mysql_server, mysql_store, driver):
+    """A user whose password holds '@', '/', ':', '%', a space and a quote: PyMySQL and connectorx
+    (which takes a URL) both connect, with the password percent-encoded in the tracking URI."""
+    secret = "p@ss/w:rd%x y'z"
+    _raw(mysql_server, "mlflow_reference", f"CREATE USER IF NOT EXISTS 'odd_{driver}'@'%%' IDENTIFIED BY %s", (secret,))
+    _raw(mysql_server, "mlflow_reference", f"GRANT SELECT ON mlflow_reference.* TO 'odd_{driver}'@'%'")
+    host, port, _, _ = mysql_server
+    uri = f"mysql+pymysql://odd_{driver}:{quote(secret, safe='')}@{host}:{port}/mlflow_reference"
+    store = open_store(resolve_tracking_uri(uri))
+    experiments = tuple(e.experiment_id for e in store.list_experiments())
+    selection = Selection("metrics", experiments, "ALL")
+    ours = sum(b.num_rows for p in store.plan(selection) for b in store.read(p))
+    assert ours == _raw(mysql_server, "mlflow_reference", "SELECT COUNT(*) FROM metrics")[0][0] > 0
+    assert secret not in repr(store) and quote(secret, safe="") not in repr(store)

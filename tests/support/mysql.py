@@ -80,8 +80,8 @@ def running_mariadb(folder: str):
         with root.cursor() as cursor:
             cursor.execute("CREATE USER 'mlflow'@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
             cursor.execute("CREATE USER 'mlflow'@'localhost' IDENTIFIED BY %s", (PASSWORD,))
-            cursor.execute("GRANT ALL ON *.* TO 'mlflow'@'127.0.0.1'")
-            cursor.execute("GRANT ALL ON *.* TO 'mlflow'@'localhost'")
+            cursor.execute("GRANT ALL ON *.* TO 'mlflow'@'127.0.0.1' WITH GRANT OPTION")
+            cursor.execute("GRANT ALL ON *.* TO 'mlflow'@'localhost' WITH GRANT OPTION")
         root.close()
         yield "127.0.0.1", port, "mlflow", PASSWORD
     finally:
