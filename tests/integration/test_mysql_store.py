@@ -148,6 +148,7 @@ def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, driv
             (r["key"], r["step"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_incremental_sync_equals_fresh_full_sync(spark, mysql_server, tmp_path):
     from test_sync import log_changes
 
