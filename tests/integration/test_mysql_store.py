@@ -118,34 +118,32 @@ def driver(request, monkeypatch):
     return request.param
 
 
-def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, driver):
-    from mlflow.tracking import MlflowClient
-
-    uri = create_database(*mysql_server, f"case_keys_{driver}")
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.create_experiment("case")
-    run = client.create_run(experiment).info.run_id
-    for step in range(3):
-        client.log_metric(run, "loss", 1.0 / (step + 1), timestamp=1_000 + step, step=step)
+def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, mysql_store, driver):
+    db = "mlflow_reference"
+    run, experiment = _raw(mysql_server, db, "SELECT m.run_uuid, r.experiment_id FROM metrics m JOIN runs r "
+                                             "ON r.run_uuid = m.run_uuid WHERE BINARY m.`key` = 'loss' LIMIT 1")[0]
+    losses = _raw(mysql_server, db, "SELECT COUNT(*) FROM metrics WHERE run_uuid = %s AND BINARY `key` = 'loss'", (run,))[0][0]
     # MLflow's MySQL schema compares keys without case: a second spelling only fits in `metrics`.
-    _raw(mysql_server, f"case_keys_{driver}", "INSERT INTO metrics (`key`, value, timestamp, run_uuid, step, is_nan) "
-                                    "VALUES ('LOSS', 9.0, 5000, %s, 7, 0)", (run,))
-    hostile = "x' OR '1'='1"  # a metric-key filter that would read everything if it were not escaped
-    store = open_store(resolve_tracking_uri(uri))
-    for keys, expected in ((("loss",), {"loss"}), (("LOSS",), {"LOSS"}), (None, {"loss", "LOSS"}), ((hostile,), set())):
-        selection = Selection("metrics", (experiment,), metric_keys=keys)
-        rows = [r for p in store.plan(selection) for b in store.read(p) for r in b.to_pylist()]
-        assert {r["key"] for r in rows} == expected, keys
-        assert len(rows) == sum(3 if k == "loss" else 1 for k in expected)
-        # split per series, and as sync range reads: the same points
-        single = Selection("metrics", (experiment,), metric_keys=keys, rows_per_partition=1)
-        assert sorted(r["step"] for p in store.plan(single) for b in store.read(p) for r in b.to_pylist()) == sorted(
-            r["step"] for r in rows)
-        positions = store.metric_positions(selection)
-        ranges = Selection("metrics", (experiment,), metric_keys=keys,
-                           metric_ranges=tuple((r, k, 0, n) for (r, k), n in positions.items()))
-        assert sorted((r["key"], r["step"]) for p in store.plan(ranges) for b in store.read(p) for r in b.to_pylist()) == sorted(
-            (r["key"], r["step"]) for r in rows)
+    _raw(mysql_server, db, "INSERT INTO metrics (`key`, value, timestamp, run_uuid, step, is_nan) "
+                           "VALUES ('LOSS', 9.0, 5000, %s, 987654, 0)", (run,))
+    try:
+        hostile = "x' OR '1'='1"  # a metric-key filter that would read everything if it were not escaped
+        store = open_store(resolve_tracking_uri(mysql_store))
+        for keys, expected in ((("loss",), {"loss": losses}), (("LOSS",), {"LOSS": 1}), ((hostile,), {})):
+            selection = Selection("metrics", (str(experiment),), "ALL", run_ids=(run,), metric_keys=keys)
+            rows = [r for p in store.plan(selection) for b in store.read(p) for r in b.to_pylist()]
+            assert {k: sum(r["key"] == k for r in rows) for k in {r["key"] for r in rows}} == expected, keys
+            # split per series, and as sync range reads: the same points
+            single = Selection("metrics", (str(experiment),), "ALL", run_ids=(run,), metric_keys=keys, rows_per_partition=1)
+            assert sorted(r["step"] for p in store.plan(single) for b in store.read(p) for r in b.to_pylist()) == sorted(
+                r["step"] for r in rows)
+            positions = store.metric_positions(selection)
+            ranges = Selection("metrics", (str(experiment),), "ALL", run_ids=(run,), metric_keys=keys,
+                               metric_ranges=tuple((r, k, 0, n) for (r, k), n in positions.items()))
+            assert sorted((r["key"], r["step"]) for p in store.plan(ranges) for b in store.read(p) for r in b.to_pylist()) == sorted(
+                (r["key"], r["step"]) for r in rows)
+    finally:
+        _raw(mysql_server, db, "DELETE FROM metrics WHERE BINARY `key` = 'LOSS' AND step = 987654")
 
 
 @pytest.mark.slow
