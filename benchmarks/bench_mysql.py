@@ -12,6 +12,11 @@ times, best of ``--repeat``, the same metric query (every point of every run):
 Usage::
 
     python -m benchmarks.bench_mysql --points 300000
+
+Measured (2026-11-28, 2 shared cores, MariaDB 10.11, 300,000 points, best of 3): PyMySQL 3.66 s
+(82,000 points/s), connectorx 0.58 s (515,000 points/s, 6.3x), the store (plan + read, points
+through connectorx) 2.97 s, of which planning (PyMySQL, ``COUNT(*) ... GROUP BY run_uuid,
+BINARY key`` on the server) is about 2.4 s.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ CONSISTENT SNAPSHOT, READ ONLY``): every query of a partition sees the store as 
 partition started, and the reader cannot write.
 
 Metric points, the bulk of a store, are read with connectorx when it is installed (the ``mysql``
-extra brings it): it returns Arrow tables, built in Rust, about 10x faster than PyMySQL's rows
+extra brings it): it returns Arrow tables, built in Rust, about 6x faster than PyMySQL's rows
 (benchmarks/bench_mysql.py). connectorx takes no bind parameters, so those queries are built
 from literals (:func:`sql_literal`): run ids quoted only when they are plain MLflow ids
 (letters, digits, ``-``, ``_``, ``.``), anything else, metric keys included, as hex literals,
