@@ -28,6 +28,8 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import ConfigurationError, UnsupportedStoreError
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+#: URL forms MLflow (through SQLAlchemy) accepts for MySQL; all are read with PyMySQL.
+MYSQL_DRIVERS = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconnector")
 FILE_SCHEMES = ("file",)
 REST_SCHEMES = ("http", "https", "databricks")
 SUPPORTED_SCHEMES = SQL_SCHEMES + FILE_SCHEMES + REST_SCHEMES
@@ -229,6 +231,11 @@ def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
             raise ConfigurationError(
                 f"{source}: tracking URI {_redact_uri(uri)!r} is not a {base_scheme} URL; expected "
                 f"{base_scheme}://user:password@host:port/database"
+            )
+        if base_scheme == "mysql" and scheme not in MYSQL_DRIVERS:
+            raise ConfigurationError(
+                f"{source}: tracking URI {_redact_uri(uri)!r}: unknown MySQL driver {scheme!r}; "
+                f"expected one of {', '.join(MYSQL_DRIVERS)}"
             )
         return TrackingUri("sql", base_scheme, uri, source)
     if base_scheme in REST_SCHEMES:

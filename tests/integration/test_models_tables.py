@@ -23,7 +23,7 @@ import pytest
 from support.models_store import *  # noqa: F401,F403  (the session fixtures)
 from support.models_store import LARGE_FILE_BYTES, UNICODE_PATH
 
-STORES = ("sqlite", "file", "postgres")
+STORES = ("sqlite", "file", "postgres", pytest.param("mysql", marks=pytest.mark.slow))
 
 
 @pytest.fixture(params=STORES)

@@ -33,8 +33,9 @@ from support.stores import (
     WALL_CLOCK_RUNS,
 )
 
-STORES = ("sqlite", "file", "postgres")
-SQL_STORES = ("sqlite", "postgres")
+# MariaDB: every comparison with mlflow in the slow tier; the SQLite comparison in the default one.
+STORES = ("sqlite", "file", "postgres", pytest.param("mysql", marks=pytest.mark.slow))
+SQL_STORES = ("sqlite", "postgres", "mysql")
 VIEWS = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 SQL_MAX = 1.7976931348623157e308  # what SQL stores write for +inf (and its negative for -inf)
 CONTEXT_TAG = "mlflow.data.context"
@@ -99,8 +100,15 @@ def kind(request):
 
 
 @pytest.fixture(scope="module")
-def uri(reference_stores, kind):
-    return reference_stores[kind]
+def uri(request, kind):
+    return store_uri(request, kind)
+
+
+def store_uri(request, kind: str) -> str:
+    """The reference store of ``kind``; MariaDB only starts for the tests that ask for it."""
+    if kind == "mysql":
+        return request.getfixturevalue("mysql_store")
+    return request.getfixturevalue("reference_stores")[kind]
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +246,10 @@ def assert_runs_equal(rows, runs, what):
 
 
 @pytest.mark.parametrize("kind_", STORES)
-def test_reference_stores_hold_the_cases(reference_stores, kind_):
+def test_reference_stores_hold_the_cases(request, kind_):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=reference_stores[kind_])
+    client = MlflowClient(tracking_uri=store_uri(request, kind_))
     exps = {e.name: e for e in mlflow_experiments(client, "ALL")}
     assert set(EXPERIMENT_NAMES) <= set(exps)
     assert exps[DELETED_EXPERIMENT].lifecycle_stage == "deleted"
@@ -630,11 +638,11 @@ def _normalized(spark, uri, table, kind):
     return out, inf_mapped
 
 
-@pytest.mark.parametrize("other", ["file", "postgres"])
+@pytest.mark.parametrize("other", ["file", "postgres", "mysql"])
 @pytest.mark.parametrize("table", ["runs", "metrics", "params", "tags", "experiments", "inputs"])
-def test_every_store_reads_the_same_as_sqlite(spark, reference_stores, table, other):
-    sqlite_rows, sqlite_inf = _normalized(spark, reference_stores["sqlite"], table, "sqlite")
-    other_rows, other_inf = _normalized(spark, reference_stores[other], table, other)
+def test_every_store_reads_the_same_as_sqlite(spark, request, table, other):
+    sqlite_rows, sqlite_inf = _normalized(spark, store_uri(request, "sqlite"), table, "sqlite")
+    other_rows, other_inf = _normalized(spark, store_uri(request, other), table, other)
     assert sqlite_rows, f"{table}: no rows"
     assert sqlite_inf == 0
     if table in ("runs", "metrics") and other == "file":

@@ -20,7 +20,8 @@ too), so that each store can be compared with what the mlflow client answers for
   and ``challenger`` -> 3, version 1 deleted; ``reg-empty`` with a tag and no versions.
 
 Session fixtures: ``models_sqlite_store``, ``models_file_store``, ``models_postgres_store`` (a real
-PostgreSQL on loopback) and ``models_s3_store`` (SQLite, artifacts on moto's S3 server) (each a dict: ``uri``,
+PostgreSQL on loopback), ``models_mysql_store`` (a real MariaDB on loopback) and ``models_s3_store``
+(SQLite, artifacts on moto's S3 server) (each a dict: ``uri``,
 ``runs`` {name: run_id}, ``models`` {name: model_id}, ``experiments`` {name: id}).
 """
 
@@ -36,8 +37,8 @@ from support.stores import _tracking_uri
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 __all__ = [
-    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_postgres_store", "models_s3_store",
-    "models_sqlite_store", "s3_server",
+    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_mysql_store",
+    "models_postgres_store", "models_s3_store", "models_sqlite_store", "s3_server",
 ]
 
 #: Size of the large artifact: above the default ``maxContentBytes`` (16 MiB).
@@ -186,6 +187,18 @@ def models_postgres_store(postgres_server, tmp_path_factory) -> dict:
         uri = create_database(*postgres_server, "mlflow_models")
         _STORES["postgres"] = log_models_data(uri, str(folder), artifact_root=str(folder / "artifacts"))
     return _STORES["postgres"]
+
+
+@pytest.fixture(scope="session")
+def models_mysql_store(mysql_server, tmp_path_factory) -> dict:
+    """A MariaDB store on loopback (artifacts in a local folder) holding :func:`log_models_data`."""
+    if "mysql" not in _STORES:
+        from support.mysql import create_database
+
+        folder = tmp_path_factory.mktemp("models-mysql")
+        uri = create_database(*mysql_server, "mlflow_models")
+        _STORES["mysql"] = log_models_data(uri, str(folder), artifact_root=str(folder / "artifacts"))
+    return _STORES["mysql"]
 
 
 # -- an S3-compatible server on loopback (moto in server mode) -----------------------------------

@@ -9,6 +9,8 @@ The session-scoped fixtures write the stores once per test run, in a temporary f
 - ``sqlite_store``: ``sqlite:///<tmp>/mlflow.db``
 - ``file_store``: ``<tmp>/mlruns`` (a plain path; needs ``MLFLOW_ALLOW_FILE_STORE=true``)
 - ``postgres_store``: ``postgresql+psycopg://...`` on a real PostgreSQL server on loopback
+- ``mysql_store``: ``mysql+pymysql://...`` on a real MariaDB server on loopback (not part of
+  ``reference_stores``: only the tests that ask for it start MariaDB)
 - ``reference_stores``: ``{"sqlite": <uri>, "file": <path>, "postgres": <uri>}``
 
 Load them in a test module with ``from support.stores import *  # noqa: F401,F403`` or
@@ -53,6 +55,8 @@ __all__ = [
     "WALL_CLOCK_RUNS",
     "file_store",
     "log_reference_data",
+    "mysql_server",
+    "mysql_store",
     "reference_stores",
     "sqlite_store",
 ]
@@ -416,6 +420,27 @@ def postgres_store(postgres_server) -> str:
         log_reference_data(uri)
         _STORES["postgres"] = uri
     return _STORES["postgres"]
+
+
+@pytest.fixture(scope="session")
+def mysql_server(tmp_path_factory):
+    """A real MariaDB server on loopback: ``(host, port, user, password)``."""
+    from support.mysql import running_mariadb
+
+    with running_mariadb(str(tmp_path_factory.mktemp("mysql"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mysql_store(mysql_server) -> str:
+    """URI (``mysql+pymysql://``) of a MariaDB MLflow store holding the reference data."""
+    if "mysql" not in _STORES:
+        from support.mysql import create_database
+
+        uri = create_database(*mysql_server, "mlflow_reference")
+        log_reference_data(uri)
+        _STORES["mysql"] = uri
+    return _STORES["mysql"]
 
 
 @pytest.fixture(scope="session")

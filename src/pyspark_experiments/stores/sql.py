@@ -1,9 +1,11 @@
-"""MLflow's SQL tracking store (SQLite, PostgreSQL), read directly with a DB-API driver.
+"""MLflow's SQL tracking store (SQLite, PostgreSQL, MySQL/MariaDB), read directly with a DB-API driver.
 
 SQLite needs nothing beyond Python's ``sqlite3``; PostgreSQL needs ``psycopg`` (the
-``postgres`` extra). The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
-``runs``, ``params``, ``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``),
-``latest_metrics``, ``datasets``, ``inputs``, ``input_tags``.
+``postgres`` extra); MySQL needs PyMySQL (the ``mysql`` extra, see :mod:`.mysql`). One store
+class reads them all: what differs between the databases is declared in :data:`DIALECTS`.
+The queries use MLflow's schema: ``experiments``, ``experiment_tags``, ``runs``, ``params``,
+``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``), ``latest_metrics``, ``datasets``,
+``inputs``, ``input_tags``.
 
 Example::
 
@@ -20,6 +22,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote
 
 import pyarrow as pa
@@ -50,6 +53,45 @@ DEFAULT_POINTS_PER_PARTITION = 250_000
 _IN_LIST = 900
 # How long a read waits for a SQLite lock held by a writer before it reports the lock.
 SQLITE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL databases MLflow stores its runs in.
+
+    - ``placeholder``: the driver's bind-parameter mark.
+    - ``rowid``: rows carry an id in commit order (SQLite's ``rowid``), so a metric position
+      is exact; elsewhere a position is a point count.
+    - ``key_hint``: how to write the ``key`` column in a metric-key filter (SQLite: ``+key``
+      keeps the planner on the (run_uuid, key, step) index).
+    - ``exact_key_match``: ``=`` / ``IN`` on ``key`` compare exactly; MySQL's default
+      collations ignore case and trailing spaces, so rows are filtered again in Python.
+    - ``group_key``: how to group by ``key`` so that keys differing in case or trailing spaces
+      stay apart (MySQL: ``BINARY key``).
+    - ``arrow_points``: metric points may be read with an Arrow-native driver (MySQL: connectorx,
+      see :mod:`.mysql`), the rest with the DB-API one.
+    - ``missing_table``: text of the driver's error for a table that does not exist.
+
+    Example::
+
+        >>> DIALECTS["mysql"].placeholder, DIALECTS["mysql"].rowid, DIALECTS["sqlite"].key_hint
+        ('%s', False, '+key')
+    """
+
+    placeholder: str
+    rowid: bool = False
+    key_hint: str = "key"
+    exact_key_match: bool = True
+    group_key: str = "key"
+    arrow_points: bool = False
+    missing_table: tuple[str, ...] = ("does not exist",)
+
+
+DIALECTS = {
+    "sqlite": Dialect("?", rowid=True, key_hint="+key", missing_table=("no such table",)),
+    "postgresql": Dialect("%s"),
+    "mysql": Dialect("%s", exact_key_match=False, group_key="BINARY key", arrow_points=True, missing_table=("doesn't exist",)),
+}
 
 
 def postgres_parameters(location: str) -> dict[str, str]:
@@ -95,10 +137,14 @@ class SqlStore(Store):
             connection = self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
             connection = self._connect_postgresql()
+        elif self.uri.scheme == "mysql":
+            from .mysql import connect_mysql
+
+            connection = connect_mysql(self.uri.location, self.uri.display)
         else:
             raise UnsupportedStoreError(
                 f"tracking URI {self.uri.display!r}: SQL dialect {self.uri.scheme!r} is not "
-                f"supported yet; supported: sqlite, postgresql"
+                f"supported yet; supported: {', '.join(DIALECTS)}"
             )
         try:
             self._check_schema(connection)
@@ -164,7 +210,7 @@ class SqlStore(Store):
             text = str(error)
             if self.uri.scheme == "sqlite" and "no such table" not in text:
                 raise self._sqlite_error(error) from None
-            if self.uri.scheme != "sqlite" and "does not exist" not in text:
+            if self.uri.scheme != "sqlite" and not any(t in text for t in self._dialect.missing_table):
                 raise StoreConnectionError(
                     f"tracking URI {self.uri.display!r}: cannot check MLflow's schema: {redact(text).strip()}"
                 ) from None
@@ -174,8 +220,12 @@ class SqlStore(Store):
             ) from None
 
     @property
+    def _dialect(self) -> Dialect:
+        return DIALECTS[self.uri.scheme]
+
+    @property
     def _placeholder(self) -> str:
-        return "?" if self.uri.scheme == "sqlite" else "%s"
+        return self._dialect.placeholder
 
     def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
         sql = sql.replace("?", self._placeholder)
@@ -216,7 +266,7 @@ class SqlStore(Store):
             counts = self._query_in(
                 connection,
                 "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) "
-                "GROUP BY run_uuid, key",
+                f"GROUP BY run_uuid, {self._dialect.group_key}",
                 run_ids,
             )
         return pack_partitions(
@@ -233,7 +283,7 @@ class SqlStore(Store):
             (run_id, key): count
             for run_id, key, count in self._query_in(
                 connection,
-                "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) GROUP BY run_uuid, key",
+                f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, {self._dialect.group_key}",
                 sorted({r[0] for r in ranges}),
             )
         }
@@ -251,7 +301,7 @@ class SqlStore(Store):
     def capabilities(self) -> StoreCapabilities:
         # SQLite's rowid orders points as they were committed; other databases have no such
         # column, so a position there is a point count and a range read returns the history.
-        exact = self.uri.scheme == "sqlite"
+        exact = self._dialect.rowid
         return StoreCapabilities(
             kind="sql",
             state_key="sql",
@@ -268,7 +318,7 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             rows = self._query_in(
                 connection,
-                f"SELECT run_uuid, key, {column} FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, key",
+                f"SELECT run_uuid, key, {column} FROM metrics WHERE run_uuid IN ({{in}}) GROUP BY run_uuid, {self._dialect.group_key}",
                 run_ids,
             )
         return {(run_id, key): int(position) for run_id, key, position in rows if selection.admits_metric_key(key)}
@@ -281,7 +331,7 @@ class SqlStore(Store):
             run_ids = self._selected_run_ids(connection, selection)
             content: dict[str, list] = defaultdict(list)
             experiment_of = {}
-            for row in self._query_in(connection, "SELECT run_uuid, * FROM runs WHERE run_uuid IN ({in})", run_ids):
+            for row in self._query_in(connection, "SELECT run_uuid, runs.* FROM runs WHERE run_uuid IN ({in})", run_ids):
                 content[row[0]].append(("run", row))
             for run_id, experiment_id in self._query_in(
                 connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
@@ -475,6 +525,14 @@ class SqlStore(Store):
                     yield from _metric_batches(experiment_of, kept)
 
     def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        arrow = None
+        if self._dialect.arrow_points:
+            from .mysql import arrow_reader
+
+            arrow = arrow_reader(self.uri.location)
+        if arrow is not None:
+            yield from self._read_metrics_arrow(arrow, partition)
+            return
         if partition.selection.metric_ranges is not None:
             yield from self._read_metric_ranges(connection, partition)
             return
@@ -486,19 +544,50 @@ class SqlStore(Store):
         # On SQLite, "+key" keeps the planner on the (run_uuid, key, step) index instead of
         # scanning the primary key's index on key over the whole store.
         key_filter = "" if metric_keys is None else "{} IN ({}) AND ".format(
-            "+key" if self.uri.scheme == "sqlite" else "key", ", ".join("?" * len(metric_keys))
+            self._dialect.key_hint, ", ".join("?" * len(metric_keys))
         )
+        # Where the database compares keys loosely (case, trailing spaces), keep exact matches only.
+        exact = self._dialect.exact_key_match
+        wanted_keys = None if exact or metric_keys is None else frozenset(metric_keys)
         for runs in chunk(whole_runs, _IN_LIST - len(metric_keys or ())):
             cursor = connection.execute(
                 (columns + key_filter + "run_uuid IN ({})".format(", ".join("?" * len(runs)))).replace("?", self._placeholder),
                 (*(metric_keys or ()), *runs),
             )
-            yield from _fetch_metric_batches(cursor, experiment_of)
+            yield from _fetch_metric_batches(cursor, experiment_of, wanted_keys)
         for run_id, key in single_keys:
             cursor = connection.execute(
                 (columns + "run_uuid = ? AND key = ?").replace("?", self._placeholder), (run_id, key)
             )
-            yield from _fetch_metric_batches(cursor, experiment_of)
+            yield from _fetch_metric_batches(cursor, experiment_of, None if exact else frozenset((key,)))
+
+    def _read_metrics_arrow(self, arrow, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Metric points as Arrow tables from ``arrow(sql)`` (a driver without bind parameters:
+        the SQL carries literals). Each query joins ``runs`` for the experiment id, so it reads
+        one consistent view by itself. Positions here are counts, so a range is its whole series."""
+        from .mysql import sql_literal
+
+        selection = partition.selection
+        head = ("SELECT m.run_uuid, r.experiment_id, m.key, m.value, m.is_nan, m.step, m.timestamp "
+                "FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid WHERE ")
+        if selection.metric_ranges is not None:
+            whole, single = [], sorted({(run_id, key) for run_id, key, _, _ in partition.work})
+        else:
+            whole = [run_id for run_id, key in partition.work if key is None]
+            single = [(run_id, key) for run_id, key in partition.work if key is not None]
+        # MySQL compares a column with a hex literal in the column's collation: compare bytes.
+        key_filter = "" if selection.metric_keys is None else "CAST(m.key AS BINARY) IN ({}) AND ".format(
+            ", ".join(sql_literal(key) for key in selection.metric_keys)
+        )
+        for runs in chunk(whole, _IN_LIST):
+            in_runs = ", ".join(sql_literal(run_id, plain_id=True) for run_id in runs)
+            yield from _arrow_metric_batches(arrow(f"{head}{key_filter}m.run_uuid IN ({in_runs})"))
+        for part in chunk(single, _IN_LIST):
+            series = " OR ".join(
+                f"(m.run_uuid = {sql_literal(run_id, plain_id=True)} AND CAST(m.key AS BINARY) = {sql_literal(key)})"
+                for run_id, key in part
+            )
+            yield from _arrow_metric_batches(arrow(head + series))
 
     def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
         experiment_of = self._experiment_of(connection, run_ids)
@@ -679,11 +768,16 @@ class SqlStore(Store):
         ])
 
 
-def _fetch_metric_batches(cursor, experiment_of: dict[str, str]) -> Iterator[pa.RecordBatch]:
+def _fetch_metric_batches(cursor, experiment_of: dict[str, str], keys: frozenset | None = None) -> Iterator[pa.RecordBatch]:
+    """Metric batches from ``cursor``'s rows; with ``keys``, only rows whose key is one of them."""
     while True:
         rows = cursor.fetchmany(BATCH_ROWS)
         if not rows:
             return
+        if keys is not None:
+            rows = [row for row in rows if row[1] in keys]
+            if not rows:
+                continue
         yield from _metric_batches(experiment_of, rows)
 
 
@@ -709,6 +803,31 @@ def _metric_batches(experiment_of: dict[str, str], rows: list[tuple]) -> Iterato
         pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
     ]
     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _arrow_metric_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
+    """An Arrow table of (run_uuid, experiment_id, key, value, is_nan, step, timestamp ms) as
+    metrics batches, MLflow's encodings applied as Arrow compute."""
+    import pyarrow.compute as pc
+
+    schema = tables.arrow_schema(tables.METRICS)
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        if not batch.num_rows:
+            continue
+        run_ids, experiment_ids, keys, values, is_nans, steps, timestamps = batch.columns
+        values = values.cast(pa.float64())
+        nan_mask = is_nans.cast(pa.bool_())
+        if pc.any(nan_mask).as_py():
+            values = pc.if_else(nan_mask, math.nan, values)
+        arrays = [
+            experiment_ids.cast(pa.string()),
+            run_ids.cast(pa.string()),
+            keys.cast(pa.string()),
+            values,
+            steps.cast(pa.int64()),
+            timestamps.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _per_run_partitions(selection: Selection, run_ids: list[str]) -> list[Partition]:
