@@ -49,6 +49,15 @@ log = logging.getLogger("pyspark_experiments.streaming")
 
 STREAM_TABLES = (tables.METRICS, tables.RUNS)
 OFFSET_VERSION = 1
+#: Why a ``metrics`` stream from a tracking server is refused (docs/streaming.md says more).
+REST_METRICS_REFUSAL = (
+    "streaming 'metrics' from a tracking server ({uri}) is not supported: MLflow's REST API gives "
+    "metric points no order or id (metrics/get-history returns a series whole, with no 'since'), so "
+    "a micro-batch cannot tell the points it must emit from those emitted before without keeping "
+    "every emitted point in the offsets; stream the 'runs' table (it carries the latest metrics), "
+    "or keep a Delta copy with pyspark_experiments.sync, which re-reads changed series and merges "
+    "them on their natural keys"
+)
 # Runs per planned chunk of the runs stream (each chunk's partitions carry its digests).
 _RUNS_PER_CHUNK = 1_000
 
@@ -130,11 +139,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             )
         if request.metric_ranges is not None:
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
-        if request.uri.kind == "rest":
-            raise UnsupportedStoreError(
-                f"streaming from a tracking server ({request.uri.display}) is not supported yet; "
-                f"stream from its backend store, or read it in batch with spark.read"
-            )
+        if request.uri.kind == "rest" and request.table == tables.METRICS:
+            raise UnsupportedStoreError(REST_METRICS_REFUSAL.format(uri=request.uri.display))
         self.request = request
         self._target: dict | None = None
 
@@ -303,4 +309,4 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         pass
 
 
-__all__ = ["ExperimentsStreamReader", "RefusedStream", "StreamPartition", "run_digest"]
+__all__ = ["REST_METRICS_REFUSAL", "ExperimentsStreamReader", "RefusedStream", "StreamPartition", "run_digest"]
