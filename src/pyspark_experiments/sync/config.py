@@ -24,7 +24,8 @@ READ_MODES = ("FAILFAST", "PERMISSIVE")
 LAYOUT: dict[str, dict[str, Key]] = job_layout(
     store={
         "read_mode": Key("read_mode", (str,), "FAILFAST or PERMISSIVE", READ_MODES),
-        "rest": Key("rest_options", (dict,), "a table of REST options (maxConcurrentRequests, maxRetries, ...)"),
+        "rest": Key("rest_options", (dict,),
+                    "a table of REST options (maxConcurrentRequests = 4, ...) with string, number or boolean values"),
     },
     sync={
         "full": Key("full", (bool,), "true or false"),
