@@ -2,8 +2,11 @@
 
 ``metrics`` streams every metric point once, as it is logged (offsets: a position per series,
 as the store's ``capabilities`` declare it); ``runs`` streams each state of a run once (offsets:
-a digest per run). Both support ``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How
-offsets, replays and limits work: ``docs/streaming.md``.
+a digest per run). From a tracking server (positions are digests) a ``metrics`` offset keeps,
+per series, the digest, how many points were emitted and a digest of those points; changed
+series are re-read whole and the points after those emitted are emitted. Both support
+``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How offsets, replays and limits work:
+``docs/streaming.md``.
 
 Example::
 
@@ -54,7 +57,8 @@ _RUNS_PER_CHUNK = 1_000
 
 
 class StreamPartition(InputPartition):
-    """A store partition, plus, for ``runs``, the digest each run must have to be emitted."""
+    """A store partition, plus, for ``runs``, the digest each run must have to be emitted, and
+    for ``metrics`` from a digest-positioned store, the slice of each series to emit."""
 
     def __init__(self, index: int, partition, digests: dict[str, str] | None = None,
                  slices: dict | None = None) -> None:
