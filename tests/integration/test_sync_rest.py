@@ -210,6 +210,7 @@ def test_sync_of_the_reference_store_over_rest(spark, tmp_path, reference_served
               json.dumps(incremental.to_dict(), default=str), caplog.text)
 
 
+@pytest.mark.slow
 def test_a_503_burst_is_retried_through_or_fails_without_recording_anything(spark, tmp_path, served):
     url, sqlite_uri, manifest = served
     target = str(tmp_path / "rest")
