@@ -2,8 +2,11 @@
 
 ``metrics`` streams every metric point once, as it is logged (offsets: a position per series,
 as the store's ``capabilities`` declare it); ``runs`` streams each state of a run once (offsets:
-a digest per run). Both support ``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How
-offsets, replays and limits work: ``docs/streaming.md``.
+a digest per run). From a tracking server (positions are digests) a ``metrics`` offset keeps,
+per series, the digest, how many points were emitted and a digest of those points; changed
+series are re-read whole and the points after those emitted are emitted. Both support
+``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How offsets, replays and limits work:
+``docs/streaming.md``.
 
 Example::
 
@@ -54,12 +57,16 @@ _RUNS_PER_CHUNK = 1_000
 
 
 class StreamPartition(InputPartition):
-    """A store partition, plus, for ``runs``, the digest each run must have to be emitted."""
+    """A store partition, plus, for ``runs``, the digest each run must have to be emitted, and
+    for ``metrics`` from a digest-positioned store, the slice of each series to emit."""
 
-    def __init__(self, index: int, partition, digests: dict[str, str] | None = None) -> None:
+    def __init__(self, index: int, partition, digests: dict[str, str] | None = None,
+                 slices: dict | None = None) -> None:
         super().__init__(index)
         self.partition = partition
         self.digests = digests
+        # Digest positions: per series, (n_start, n_end, digest of the first n_end points).
+        self.slices = slices
 
     def __repr__(self) -> str:
         return f"StreamPartition({self.index})"
@@ -104,6 +111,54 @@ def run_digest(row: dict) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
+def point_order(row: dict) -> tuple:
+    """The order in which a ``metrics`` stream from a digest-positioned store (a tracking
+    server) emits a series' points: by timestamp, step, value. Points logged later have later
+    timestamps (MLflow's default), so new points come after those emitted before.
+
+    Example::
+
+        >>> sorted([{"timestamp": 2, "step": 0, "value": 1.0}, {"timestamp": 1, "step": 5, "value": None}], key=point_order)[0]["step"]
+        5
+    """
+    value = row.get("value")
+    stamp = row.get("timestamp")
+    if stamp is not None and hasattr(stamp, "timestamp"):
+        stamp = stamp.timestamp()
+    return (stamp is not None, 0.0 if stamp is None else float(stamp), int(row.get("step") or 0),
+            value is not None, value is not None and value != value, 0.0 if value is None or value != value else value)
+
+
+def points_digest(points: list[dict]) -> str:
+    """A digest of points in order (their timestamp, step and value).
+
+    Example::
+
+        >>> points_digest([]) == points_digest([])
+        True
+    """
+    digest = hashlib.sha1()
+    for row in points:
+        digest.update(f"{row.get('timestamp')}|{row.get('step')}|{row.get('value')!r};".encode())
+    return digest.hexdigest()[:20]
+
+
+def _narrowed(selection, series):
+    """``selection`` narrowed to whole ``series`` (and their runs: fewer runs/search pages)."""
+    return replace(selection, run_ids=tuple(sorted({run_id for run_id, _ in series})),
+                   metric_ranges=tuple((run_id, key, 0, 1) for run_id, key in series))
+
+
+def _check_prefix(uri: str, run_id: str, key: str, points: list[dict], emitted: int, check: str) -> None:
+    if len(points) < emitted or points_digest(points[:emitted]) != check:
+        raise UnsupportedStoreError(
+            f"metrics stream from {uri}: series {key!r} of run {run_id} no longer starts with the "
+            f"{emitted} point(s) this stream emitted (a point was logged with an older timestamp than "
+            f"points already emitted, or removed); exactly-once cannot be kept for it: restart the "
+            f"query with a new checkpoint, or keep a Delta copy with pyspark_experiments.sync"
+        )
+
+
 class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     """The stream reader of the ``experiments`` source, for ``metrics`` and ``runs``.
 
@@ -130,13 +185,10 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             )
         if request.metric_ranges is not None:
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
-        if request.uri.kind == "rest":
-            raise UnsupportedStoreError(
-                f"streaming from a tracking server ({request.uri.display}) is not supported yet; "
-                f"stream from its backend store, or read it in batch with spark.read"
-            )
         self.request = request
         self._target: dict | None = None
+        # Stores whose positions are digests (tracking servers over REST): see _advance_digests.
+        self._digests = request.table == tables.METRICS and self._store().capabilities.metric_positions == "digest"
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -151,7 +203,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         store = self._store()
         selection = self._selection(store)
         if self.request.table == tables.METRICS:
-            if not store.capabilities.exact_metric_ranges:
+            if not store.capabilities.exact_metric_ranges and not self._digests:
                 raise UnsupportedStoreError(
                     f"streaming 'metrics' needs a store that orders its points (a file store or "
                     f"SQLite); {store.uri.display} does not: use the batch source or "
@@ -212,6 +264,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         max_rows = getattr(limit, "max_rows", None) if limit is not None else None
         if max_rows is None and limit is None and self.request.max_rows_per_trigger:
             max_rows = self.request.max_rows_per_trigger
+        if self._digests:
+            return self._offset(self._advance_digests(before, current, max_rows))
         if self.request.table == tables.METRICS:
             return self._offset(self._advance_metrics(before, current, max_rows))
         return self._offset(self._advance_runs(before, current, max_rows))
@@ -242,6 +296,42 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
                     end.setdefault(run_id, {})[key] = upto
         return end
 
+    def _histories(self, series: list[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+        """The whole histories of ``series``, read on the driver, each in :func:`point_order`."""
+        found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in series}
+        if not series:
+            return found
+        store = self._store()
+        selection = _narrowed(self._selection(store), series)
+        for partition in store.plan(selection):
+            for batch in store.read(partition):
+                for row in batch.to_pylist():
+                    if (row["run_id"], row["key"]) in found:
+                        found[(row["run_id"], row["key"])].append(row)
+        return {pair: sorted(rows, key=point_order) for pair, rows in found.items()}
+
+    def _advance_digests(self, before: dict, current: dict, max_rows: int | None) -> dict:
+        """Offsets of a store whose positions are digests: per series ``[digest, n, h]``, the
+        first ``n`` points in :func:`point_order` emitted, ``h`` their :func:`points_digest`.
+        Series whose digest changed are read whole here (to count them); a series whose first
+        ``n`` points are no longer those emitted (a point logged with an older timestamp) stops
+        the query with an error rather than emitting a point twice or never."""
+        end = {run_id: {key: list(value) for key, value in keys.items()} for run_id, keys in before.items()}
+        changed = [(run_id, key) for run_id in sorted(current) for key in sorted(current[run_id])
+                   if (before.get(run_id, {}).get(key) or [None])[0] != current[run_id][key]]
+        budget = max_rows
+        for (run_id, key), points in self._histories(changed).items():
+            digest, emitted, check = (before.get(run_id, {}).get(key) or [None, 0, points_digest([])])
+            _check_prefix(self.request.uri.display, run_id, key, points, emitted, check)
+            upto = len(points)
+            if budget is not None:
+                upto = min(upto, emitted + max(0, budget))
+                budget -= upto - emitted
+            # A series read in part keeps no digest: the next trigger reads on from `upto`.
+            done = current[run_id][key] if upto == len(points) else 0
+            end.setdefault(run_id, {})[key] = [done, upto, points_digest(points[:upto])]
+        return {run_id: dict(sorted(keys.items())) for run_id, keys in sorted(end.items())}
+
     def _advance_runs(self, before: dict, current: dict, max_rows: int | None) -> dict:
         end = {run_id: digest for run_id, digest in before.items() if run_id in current}
         changed = [run_id for run_id in sorted(current) if before.get(run_id) != current[run_id]]
@@ -259,6 +349,19 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         if not selection.experiment_ids:
             return []
         result: list[StreamPartition] = []
+        if self._digests:
+            slices = {
+                (run_id, key): (int((before.get(run_id, {}).get(key) or [None, 0])[1]), int(value[1]), value[2])
+                for run_id in sorted(after) for key, value in sorted(after[run_id].items())
+            }
+            slices = {pair: s for pair, s in slices.items() if s[1] > s[0]}
+            if not slices:
+                return []
+            for partition in store.plan(_narrowed(selection, sorted(slices))):
+                mine = {(item[1], item[2]): slices[(item[1], item[2])] for item in partition.work.items
+                        if (item[1], item[2]) in slices}
+                result.append(StreamPartition(len(result), partition, slices=mine))
+            return result
         if self.request.table == tables.METRICS:
             ranges = tuple(
                 (run_id, key, before.get(run_id, {}).get(key, 0), upto)
@@ -286,6 +389,9 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         if not isinstance(partition, StreamPartition):
             return
         store = self._store()
+        if partition.slices is not None:
+            yield from self._read_slices(store, partition)
+            return
         if partition.digests is None:
             yield from store.read(partition.partition)
             return
@@ -295,6 +401,22 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
                 yield batch
             elif any(keep):
                 yield batch.filter(pa.array(keep, type=pa.bool_()))
+
+    def _read_slices(self, store, partition) -> Iterator:
+        """Each series' points ``[n_start, n_end)`` in :func:`point_order`, after checking that
+        its first ``n_end`` points are those the end offset counted (a replay emits the same)."""
+        found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in partition.slices}
+        for batch in store.read(partition.partition):
+            for row in batch.to_pylist():
+                if (row["run_id"], row["key"]) in found:
+                    found[(row["run_id"], row["key"])].append(row)
+        rows = []
+        for (run_id, key), (start, upto, check) in sorted(partition.slices.items()):
+            points = sorted(found[(run_id, key)], key=point_order)
+            _check_prefix(self.request.uri.display, run_id, key, points, upto, check)
+            rows.extend(points[start:upto])
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=tables.arrow_schema(tables.METRICS))
 
     def commit(self, end: dict) -> None:
         pass

@@ -294,11 +294,11 @@ def test_stream_of_a_batch_only_table_refuses_from_its_first_call(small_stores):
         reader.initialOffset()
 
 
-def test_a_stream_from_a_tracking_server_is_refused_clearly():
+def test_a_stream_from_a_tracking_server_follows_digests():
     from pyspark_experiments.datasource import ReadRequest
-    from pyspark_experiments.errors import UnsupportedStoreError
     from pyspark_experiments.streaming import ExperimentsStreamReader
 
     request = ReadRequest.from_options({"trackingUri": "http://127.0.0.1:5000", "table": "metrics"}, environ={})
-    with pytest.raises(UnsupportedStoreError, match="not supported yet"):
-        ExperimentsStreamReader(request)
+    assert ExperimentsStreamReader(request)._digests
+    runs = ReadRequest.from_options({"trackingUri": "http://127.0.0.1:5000", "table": "runs"}, environ={})
+    assert not ExperimentsStreamReader(runs)._digests

@@ -307,3 +307,45 @@ def test_unchecked_positions_and_unmoved_series_keep_working():
     state.series_checks = {("b", "loss"): "line-b-96"}
     runs, series = next_state(state, plan)
     assert next_checks(state, plan, series) == {("b", "loss"): "line-b-96"}
+
+
+# ------------------------------------------------------------------------------------------------
+# digest positions (tracking servers over REST)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_digest_positions_first_sync_reads_every_series_whole():
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 11, ("b", "loss"): 22}, DIGEST), SyncState())
+    assert plan.mode == "full" and plan.whole_series == {("a", "loss"), ("b", "loss")} and not plan.ranges
+    assert not plan.append_metrics and not plan.metrics_exact
+
+
+def test_digest_positions_never_append_even_after_an_exact_state():
+    # A digest that happens to be larger is no range: the series is read whole and merged.
+    state = saved(BASE_RUNS, {("a", "loss"): 5}, DIGEST, exact=True)
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 9}, DIGEST), state)
+    assert plan.whole_series == {("a", "loss")} and not plan.ranges and not plan.append_metrics
+    assert plan.changed["runs"] == {"a"} and not plan.changed["tags"]
+
+
+def test_digest_positions_of_a_deleted_run_reread_the_run_and_its_series():
+    runs = dict(BASE_RUNS, b=fp(run="deleted"))
+    state = saved(BASE_RUNS, {("a", "loss"): 1, ("b", "loss"): 2, ("b", "acc"): 3}, DIGEST, exact=False)
+    plan = make_plan(scan(runs, {("a", "loss"): 1, ("b", "loss"): 7, ("b", "acc"): 8}, DIGEST), state)
+    assert plan.whole_series == {("b", "loss"), ("b", "acc")}
+    assert plan.changed["runs"] == {"b"} and plan.changed["params"] == set()
+    assert plan.changed_run_count == 1 and plan.new_run_count == 0
+
+
+def test_digest_positions_after_a_skipped_run_are_read_whole():
+    state = saved(BASE_RUNS, {("a", "loss"): -1, ("b", "loss"): 2}, DIGEST, exact=False)
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 5, ("b", "loss"): 2}, DIGEST), state)
+    assert plan.whole_series == {("a", "loss")}
+
+
+def test_digest_positions_after_a_store_of_another_kind_reread_everything():
+    state = saved(BASE_RUNS, BASE_SERIES, SQLITE)
+    plan = make_plan(scan(BASE_RUNS, {("a", "loss"): 64, ("b", "loss"): 96}, DIGEST), state)
+    assert plan.full and plan.whole_series == {("a", "loss"), ("b", "loss")} and not plan.ranges
+    runs, series = next_state(state, plan)
+    assert series == {("a", "loss"): 64, ("b", "loss"): 96}

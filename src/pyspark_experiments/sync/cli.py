@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from .. import jobs
+from ..errors import ConfigurationError
 from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from ..stores.rest.settings import SECRET_OPTIONS
 from .config import READ_MODES, SyncConfig
 from .runner import sync
 
@@ -36,8 +38,35 @@ def _parser() -> argparse.ArgumentParser:
                         help="compact the tables' small files (Delta OPTIMIZE) after the sync")
     parser.add_argument("--read-mode", choices=READ_MODES, help="malformed records: fail (default) or skip and report")
     parser.add_argument("--lock-timeout-minutes", type=float, help="take over another host's lock after this long")
+    parser.add_argument("--rest-option", dest="rest_options", action="append", metavar="NAME=VALUE",
+                        help="an option of a tracking server read (http(s)://, databricks), as the data source "
+                        "takes it, e.g. maxConcurrentRequests=4 or maxRetries=10; repeatable (prefer the "
+                        "environment for credentials)")
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="also write the result as JSON to FILE")
     return parser
+
+
+def _rest_flags(flags: Sequence[str] | None) -> dict | None:
+    if not flags:
+        return None
+    found = {}
+    for flag in flags:
+        name, sep, value = flag.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"--rest-option {name.strip() or flag!r}: expected NAME=VALUE")
+        found[name.strip()] = value.strip()
+    return found
+
+
+def _hide_rest_secrets(argv: Sequence[str]) -> None:
+    """Register the secret values of ``--rest-option`` flags before anything can print them."""
+    for i, item in enumerate(argv):
+        flag = argv[i + 1] if item == "--rest-option" and i + 1 < len(argv) else (
+            item.split("=", 1)[1] if item.startswith("--rest-option=") else None)
+        if flag:
+            name, _, value = flag.partition("=")
+            if name.strip().lower() in {s.lower() for s in SECRET_OPTIONS}:
+                jobs.add_secret(value.strip())
 
 
 def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespace]:
@@ -58,12 +87,14 @@ def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespac
         optimize=args.optimize,
         read_mode=args.read_mode,
         lock_timeout_minutes=args.lock_timeout_minutes,
+        rest_options=_rest_flags(args.rest_options),
     )
     return cfg.validate(), args
 
 
 def _parse(argv: list[str]) -> jobs.JobSettings:
     jobs.hide_tracking_uri_flag(argv)
+    _hide_rest_secrets(argv)
     return jobs.JobSettings(*config_from_args(argv))
 
 

@@ -16,12 +16,17 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..jobs import LOG_LEVELS, Key, job_layout, load_config, parse_config
+from ..stores.rest.settings import REST_OPTIONS, SECRET_OPTIONS
 
 READ_MODES = ("FAILFAST", "PERMISSIVE")
 
 #: The TOML layout of ``conf/sync.toml``: section -> key -> the setting it fills.
 LAYOUT: dict[str, dict[str, Key]] = job_layout(
-    store={"read_mode": Key("read_mode", (str,), "FAILFAST or PERMISSIVE", READ_MODES)},
+    store={
+        "read_mode": Key("read_mode", (str,), "FAILFAST or PERMISSIVE", READ_MODES),
+        "rest": Key("rest_options", (dict,),
+                    "a table of REST options (maxConcurrentRequests = 4, ...) with string, number or boolean values"),
+    },
     sync={
         "full": Key("full", (bool,), "true or false"),
         "reconcile_purged": Key("reconcile_purged", (bool,), "true or false"),
@@ -57,6 +62,9 @@ class SyncConfig:
     reconcile_purged: bool = False
     optimize: bool = False
     read_mode: str = "FAILFAST"
+    # Options of a tracking server read (http(s)://, databricks), as the data source takes them:
+    # concurrency, retries, TLS, credential overrides (see stores/rest/settings.py).
+    rest_options: dict = field(default_factory=dict, repr=False)
     lock_timeout_minutes: float = 360.0
     master: str | None = None
     spark_conf: dict = field(default_factory=dict)
@@ -99,6 +107,8 @@ class SyncConfig:
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
         clean = {k: _coerce(k, v) for k, v in changes.items() if v is not None}
+        if "rest_options" in clean:  # options given later add to (and win over) earlier ones
+            clean["rest_options"] = {**self.rest_options, **clean["rest_options"]}
         return dataclasses.replace(self, **clean)
 
     def validate(self) -> SyncConfig:
@@ -123,7 +133,42 @@ class SyncConfig:
         return self
 
 
+_REST_NAMES = {name.lower(): name for name in REST_OPTIONS}
+
+
+def rest_options(value: Any) -> dict:
+    """REST options (``[store.rest]``, ``--rest-option``, ``rest_options=``) checked and
+    spelled as the data source spells them; values as strings. A secret's value is hidden from
+    every job output from here on.
+
+    Example::
+
+        >>> rest_options({"maxconcurrentrequests": 4, "insecureTls": True})
+        {'maxConcurrentRequests': '4', 'insecureTls': 'true'}
+    """
+    from ..jobs import add_secret
+
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"REST options: expected a table of option = value, got {type(value).__name__}")
+    found = {}
+    for key, item in value.items():
+        name = _REST_NAMES.get(str(key).strip().lower())
+        if name is None:
+            raise ConfigurationError(
+                f"REST option {str(key)!r}: unknown; expected one of {', '.join(REST_OPTIONS)}"
+            )
+        if isinstance(item, (dict, list, tuple)) or item is None:
+            raise ConfigurationError(f"REST option {name!r}: expected a string, number or boolean")
+        text = str(item).lower() if isinstance(item, bool) else str(item)
+        if name in SECRET_OPTIONS:
+            add_secret(text)
+        found[name] = text
+    return found
+
+
 def _coerce(name: str, value: Any):
+    if name == "rest_options":
+        return rest_options(value)
     try:
         if name == "experiments":
             if isinstance(value, str):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .. import jobs, tables
-from ..errors import TargetLockedError, UnsupportedStoreError
+from ..errors import TargetLockedError
 from ..stores.base import Selection, SkippedRecord, collect_skipped, fingerprint
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
@@ -242,6 +242,7 @@ def sync(
     optimize: bool | None = None,
     read_mode: str | None = None,
     lock_timeout_minutes: float | None = None,
+    rest_options: dict | None = None,
     spark=None,
     config: SyncConfig | None = None,
     progress: bool | None = None,
@@ -253,6 +254,8 @@ def sync(
     same; use it after editing the target by hand). ``reconcile_purged=True`` also deletes the
     runs that are no longer in the store (``mlflow gc``) from every table; without it they stay.
     ``optimize=True`` compacts the tables' small files (Delta ``OPTIMIZE``) after the sync.
+    ``rest_options``: for a tracking server (``http(s)://``, ``databricks``), the data source's
+    REST options (``maxConcurrentRequests``, ``maxRetries``, ``requestTimeout``, ``token``, ...).
     Keyword arguments override ``config``. ``spark`` defaults to the active session, or a new
     :func:`pyspark_experiments.session`; a Spark Connect session works too.
 
@@ -281,6 +284,7 @@ def sync(
         optimize=optimize,
         read_mode=read_mode,
         lock_timeout_minutes=lock_timeout_minutes,
+        rest_options=rest_options,
         progress=progress,
     ).validate()
     # Whatever fails from here on, the store's password is never printed by the job layer.
@@ -365,12 +369,14 @@ class _Runner:
         self.progress = progress
         self.uri: TrackingUri = resolve_tracking_uri(cfg.tracking_uri)
         jobs.add_secret(jobs.password_in(self.uri.location))
+        # A tracking server's options (concurrency, retries, TLS, credential overrides) go to the
+        # store, and to the executors' reads as data source options (Spark redacts the secret ones).
+        self.store_options = dict(cfg.rest_options)
+        self.store = open_store(self.uri, self.store_options or None)
         if self.uri.kind == "rest":
-            raise UnsupportedStoreError(
-                f"syncing a tracking server ({self.uri.display}) is not supported yet; sync its "
-                f"backend store (sqlite://, postgresql:// or an mlruns folder) instead"
-            )
-        self.store = open_store(self.uri)
+            # Resolved now (a missing credential fails before the lock); whatever its source
+            # (options, environment, ~/.mlflow/credentials, ~/.databrickscfg), its value is hidden.
+            jobs.add_secret(self.store.connection.credential.secret)
         self.caps = self.store.capabilities
         self.target = DeltaTarget(spark, path=cfg.target_path, schema=cfg.target_schema)
         self.lock = TargetLock(self.target, job="sync", timeout_minutes=cfg.lock_timeout_minutes)
@@ -629,6 +635,7 @@ class _Runner:
             .option("table", table)
             .option("viewType", "ALL")
             .option("mode", self.cfg.read_mode)
+            .options(**self.store_options)
         )
         if report and self.cfg.read_mode == "PERMISSIVE":
             reader = reader.option("columnNameOfCorruptRecord", _CORRUPT)

@@ -182,6 +182,9 @@ class RestStore(Store):
         self._connection: Connection | None = None
         self._experiments_json: list[dict] | None = None
         self._client = None
+        # The runs listed by metric_positions, for the run_fingerprints call that follows it on
+        # the same selection (a sync's scan): one runs/search pass instead of two, one snapshot.
+        self._scanned: tuple[tuple, list[dict]] | None = None
 
     # -- connection (driver) -----------------------------------------------------------------------
 
@@ -293,17 +296,28 @@ class RestStore(Store):
         """``{(run_id, key): digest}``: changes when the series' latest point or its run's status,
         end time or lifecycle stage changes (a change means: re-read the whole series)."""
         positions = {}
-        for run in self._list_runs(selection):
+        runs = self._list_runs(selection)
+        self._scanned = (self._scan_key(selection), runs)
+        for run in runs:
             run_id = convert.run_info(run)["run_id"]
             for key, _, _, _ in convert.latest_metrics(run, run_id):
                 if selection.admits_metric_key(key):
                     positions[(run_id, key)] = series_digest(run, key)
         return positions
 
+    @staticmethod
+    def _scan_key(selection: Selection) -> tuple:
+        return (selection.experiment_ids, selection.view_type, selection.run_ids, selection.min_start_time_ms)
+
     def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
-        """One ``runs/search`` pass: digests of each run's info, params, tags and dataset inputs."""
+        """One ``runs/search`` pass: digests of each run's info, params, tags and dataset inputs.
+
+        Right after :meth:`metric_positions` on the same runs, its listing is used (once): a
+        sync's scan costs one pass, and its positions and fingerprints are of one moment."""
         found = {}
-        for run in self._list_runs(selection):
+        scanned, self._scanned = self._scanned, None
+        runs = scanned[1] if scanned is not None and scanned[0] == self._scan_key(selection) else self._list_runs(selection)
+        for run in runs:
             info = convert.run_info(run)
             rid = info["run_id"]
             digests = {
