@@ -262,6 +262,10 @@ class RestStore(Store):
 
     def plan(self, selection: Selection) -> list[Partition]:
         connection = self.connection
+        if selection.table in tables.MODEL_TABLE_NAMES:
+            from .models import plan_model_tables
+
+            return plan_model_tables(self, selection)
         if selection.table == tables.EXPERIMENTS:
             wanted = set(selection.experiment_ids)
             chosen = tuple(e for e in self._all_experiments() if str(e["experiment_id"]) in wanted)
@@ -331,6 +335,11 @@ class RestStore(Store):
 
         client = RestClient(work.connection)
         try:
+            if selection.table in tables.MODEL_TABLE_NAMES:
+                from .models import read_model_tables
+
+                yield from read_model_tables(client, partition)
+                return
             if selection.table == tables.METRICS:
                 yield from self._read_metrics(client, work, problems)
             else:
