@@ -174,11 +174,21 @@ def test_failed_folder_fails_or_is_reported():
 
 
 class FakeStore:
+    """What planning uses of a RestStore: its connection and its declared capabilities."""
+
     connection = "connection"
+
+    @property
+    def capabilities(self):
+        from pyspark_experiments.stores.rest import RestStore
+        from pyspark_experiments.uri import resolve_tracking_uri
+
+        return RestStore(resolve_tracking_uri("http://127.0.0.1:5000")).capabilities
 
 
 @pytest.mark.parametrize("table", ["models", "model_versions"])
 def test_deleted_view_types_are_refused_not_answered_short(table):
+    assert table in FakeStore().capabilities.active_only_tables
     with pytest.raises(UnsupportedStoreError, match="answers active records only"):
         plan_model_tables(FakeStore(), Selection(table, ("1",), view_type="DELETED_ONLY"))
     partitions = plan_model_tables(FakeStore(), Selection(table, ("1",)))

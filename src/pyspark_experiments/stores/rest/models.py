@@ -192,8 +192,8 @@ def with_version_aliases(versions: list[dict], registered: list[dict]) -> list[d
     return [{**v, "aliases": sorted(set(v["aliases"]) | named.get((v["name"], int(v["version"])), set()))} for v in versions]
 
 
-def _only_active(selection, what: str) -> None:
-    if selection.view_type != "ACTIVE_ONLY":
+def _only_active(store, selection, what: str) -> None:
+    if selection.table in store.capabilities.active_only_tables and selection.view_type != "ACTIVE_ONLY":
         raise UnsupportedStoreError(
             f"table {selection.table!r} over a tracking server: {what} answers active records only, so viewType "
             f"{selection.view_type} cannot be served; use viewType ACTIVE_ONLY, or read the server's backend store "
@@ -216,11 +216,11 @@ def plan_model_tables(store, selection) -> list[Partition]:
             runs.append((info["experiment_id"], info["run_id"], info["artifact_uri"]))
         return [Partition(p.index, selection, RestWork(connection, tuple(p.work))) for p in plan_artifacts(selection, runs)]
     if selection.table == tables.MODELS:
-        _only_active(selection, "logged-models/search")
+        _only_active(store, selection, "logged-models/search")
         if not selection.experiment_ids:
             return []
     elif selection.table == tables.MODEL_VERSIONS:
-        _only_active(selection, "model-versions/search")
+        _only_active(store, selection, "model-versions/search")
     return [Partition(0, selection, RestWork(connection, tuple(selection.experiment_ids)))]
 
 

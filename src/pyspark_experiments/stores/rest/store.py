@@ -209,6 +209,8 @@ class RestStore(Store):
             exact_metric_ranges=False,
             position_units_per_point=1,
             run_fingerprints=True,
+            tables=tables.ALL_TABLE_NAMES,
+            active_only_tables=(tables.MODELS, tables.MODEL_VERSIONS),
         )
 
     # -- listing (driver) --------------------------------------------------------------------------
