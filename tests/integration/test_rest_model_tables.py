@@ -17,8 +17,9 @@ from pyspark_experiments.errors import StoreConnectionError, UnsupportedStoreErr
 from support.mlflow_server import running_mlflow_server
 from support.models_store import LARGE_FILE_BYTES, UNICODE_PATH, log_models_data
 
-# the fixture logs the whole models content through a server (sklearn, a 17 MiB file): minutes
-pytestmark = pytest.mark.slow
+# The `rest_models` fixture logs the whole models content through a server (sklearn, a 17 MiB
+# file): minutes, so its tests are in the slow tier; `small_server` below is the default tier.
+slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def walked(client, run_id, path=None):
     return found
 
 
+@slow
 def test_artifacts_over_rest_equal_list_artifacts_walked(rest_models, tmp_path):
     from mlflow import MlflowClient
 
@@ -90,6 +92,7 @@ def test_artifacts_over_rest_equal_list_artifacts_walked(rest_models, tmp_path):
         (i.path, i.is_dir, None if i.is_dir else i.file_size) for i in client.list_artifacts(art)}
 
 
+@slow
 def test_artifact_content_over_rest_equals_the_files(rest_models, tmp_path):
     from mlflow import MlflowClient
 
@@ -106,6 +109,7 @@ def test_artifact_content_over_rest_equals_the_files(rest_models, tmp_path):
     assert rows["large.bin"]["content"] is None and rows["eval/metrics.json"]["content"].startswith(b'{"accuracy"')
 
 
+@slow
 @pytest.mark.parametrize("table", ["models", "registered_models", "model_versions"])
 def test_model_tables_over_rest_equal_direct_read(rest_models, table):
     url, backend, logged, _ = rest_models
@@ -121,6 +125,7 @@ def test_model_tables_over_rest_equal_direct_read(rest_models, table):
         assert next(r for r in rest if r["version"] == "2" and r["name"] == "reg-two")["aliases"] == ["champion"]
 
 
+@slow
 def test_model_tables_over_rest_equal_mlflow_client(rest_models):
     from mlflow import MlflowClient
 
@@ -138,6 +143,7 @@ def test_model_tables_over_rest_equal_mlflow_client(rest_models):
         (m.name, m.tags, {k: str(v) for k, v in m.aliases.items()}) for m in client.search_registered_models())
 
 
+@slow
 @pytest.mark.parametrize("table", ["models", "model_versions"])
 def test_deleted_records_are_refused_over_rest_not_dropped(rest_models, table):
     url = rest_models[0]
@@ -145,13 +151,14 @@ def test_deleted_records_are_refused_over_rest_not_dropped(rest_models, table):
         read_table({"trackingUri": url, "table": table, "viewType": "ALL"})
 
 
+@slow
 def test_mlflow_artifacts_read_directly_says_read_through_the_server(rest_models):
     _, backend, logged, _ = rest_models
     with pytest.raises(UnsupportedStoreError, match="read this table through the server"):
         read_table({"trackingUri": backend, "table": "artifacts", "runIds": logged["runs"]["art-run"]})
 
 
-@pytest.mark.slow
+@slow
 def test_server_without_artifacts_api_fails_clearly(rest_models):
     url, backend, logged, folder = rest_models
     with running_mlflow_server(backend, folder, extra_args=("--no-serve-artifacts",)) as plain:
@@ -160,3 +167,100 @@ def test_server_without_artifacts_api_fails_clearly(rest_models):
             read_table(options)
         rows = as_rows(read_table({**options, "mode": "PERMISSIVE"}))
         assert rows == []
+
+
+# --------------------------------------------------------------------------------------------
+# the default tier: a small content logged through its own server (seconds, not minutes)
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    """``(url, backend_uri, runs, model_id)``: nested artifacts, a logged model with a dataset
+    metric, a registered model with two versions (one deleted), an alias and tags."""
+    import mlflow
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from support.stores import _tracking_uri
+
+    folder = tmp_path_factory.mktemp("rest-small")
+    backend = f"sqlite:///{folder / 'mlflow.db'}"
+    source = folder / "source"
+    for path, text in {"a/b/leaf.txt": "leaf\n", "a/mid.json": '{"k": 1}\n', "top.csv": "x,y\n1,2\n",
+                       "unicodé/数据 ✓.txt": "ü\n"}.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text(text, encoding="utf-8")
+    with running_mlflow_server(backend, str(folder)) as url:
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        previous = mlflow.get_registry_uri()
+        with _tracking_uri(url):
+            mlflow.set_registry_uri(url)
+            try:
+                experiment = client.create_experiment("small")
+                with mlflow.start_run(experiment_id=experiment) as run:
+                    mlflow.log_artifacts(str(source))
+                    mlflow.log_text("second\n", "a/b/second.txt")
+                    model = mlflow.initialize_logged_model(name="small-model", source_run_id=run.info.run_id,
+                                                           params={"p": "1"}, tags={"t": "ü"})
+                    dataset = mlflow.data.from_numpy(np.arange(4.0).reshape(-1, 1), targets=np.arange(4.0), name="train")
+                    mlflow.log_metric("acc", 0.5, step=2, model_id=model.model_id, dataset=dataset)
+                    mlflow.finalize_logged_model(model.model_id, "READY")
+                with mlflow.start_run(experiment_id=experiment) as other:
+                    mlflow.log_text("x\n", "only.txt")
+                client.create_registered_model("small-reg", tags={"owner": "me"}, description="d")
+                for _ in range(2):
+                    client.create_model_version("small-reg", source=f"models:/{model.model_id}", model_id=model.model_id)
+                client.set_registered_model_alias("small-reg", "champion", "2")
+                client.delete_model_version("small-reg", "1")
+            finally:
+                mlflow.set_registry_uri(previous)
+        yield url, backend, (run.info.run_id, other.info.run_id), model.model_id
+
+
+def test_small_artifacts_and_content_equal_mlflow_client(small_server, tmp_path):
+    from mlflow import MlflowClient
+
+    url, backend, run_ids, _ = small_server
+    client = MlflowClient(tracking_uri=url)
+    rows = as_rows(read_table({"trackingUri": url, "table": "artifacts", "withContent": "true"}))
+    assert {(r["run_id"], r["path"], r["is_dir"], r["file_size"]) for r in rows} == {
+        (run_id, *item) for run_id in run_ids for item in walked(client, run_id)}
+    assert len(rows) == len({(r["run_id"], r["path"]) for r in rows})
+    for row in rows:
+        if not row["is_dir"]:
+            with open(client.download_artifacts(row["run_id"], row["path"], str(tmp_path / row["run_id"])), "rb") as handle:
+                assert row["content"] == handle.read(), row["path"]
+    assert {r["path"] for r in rows if r["content"] == "ü\n".encode()} == {"unicodé/数据 ✓.txt"}
+    # the backend store read directly: a clear error, not an empty table
+    with pytest.raises(UnsupportedStoreError, match="read this table through the server"):
+        read_table({"trackingUri": backend, "table": "artifacts"})
+    problems = as_rows(read_table({"trackingUri": backend, "table": "artifacts", "mode": "PERMISSIVE"}))
+    assert problems == []
+
+
+@pytest.mark.parametrize("table", ["models", "registered_models", "model_versions"])
+def test_small_model_tables_equal_direct_read_and_client(small_server, table):
+    from mlflow import MlflowClient
+
+    url, backend, run_ids, model_id = small_server
+    rest = as_rows(read_table({"trackingUri": url, "table": table}))
+    assert rest == as_rows(read_table({"trackingUri": backend, "table": table})) and rest
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    if table == "models":
+        (model,) = client.search_logged_models(experiment_ids=[rest[0]["experiment_id"]])
+        assert (rest[0]["model_id"], rest[0]["source_run_id"], rest[0]["status"]) == (model_id, run_ids[0], "READY")
+        assert dict(rest[0]["params"]) == model.params and dict(rest[0]["tags"]) == model.tags
+        assert [(m["key"], m["value"], m["step"]) for m in rest[0]["metrics"]] == [(m.key, m.value, m.step) for m in model.metrics]
+    elif table == "model_versions":
+        assert [(v["version"], v["aliases"], v["model_id"]) for v in rest] == [("2", ["champion"], model_id)]
+        assert [str(v.version) for v in client.search_model_versions("name='small-reg'")] == ["2"]
+    else:
+        (registered,) = client.search_registered_models()
+        assert (rest[0]["description"], dict(rest[0]["tags"]), dict(rest[0]["aliases"])) == (
+            registered.description, registered.tags, {k: str(v) for k, v in registered.aliases.items()})
+
+
+@pytest.mark.parametrize("table", ["models", "model_versions"])
+def test_small_deleted_view_refused_over_rest(small_server, table):
+    with pytest.raises(UnsupportedStoreError, match="answers active records only"):
+        read_table({"trackingUri": small_server[0], "table": table, "viewType": "DELETED_ONLY"})
