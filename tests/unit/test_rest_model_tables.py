@@ -166,11 +166,13 @@ def test_walk_depth_path_and_content_bound():
 
 def test_failed_folder_fails_or_is_reported():
     selection = Selection("artifacts", ("1",))
-    with pytest.raises(StoreConnectionError, match="run r: artifact root 'mlflow-artifacts:/1/r/artifacts': GET .*HTTP 500"):
+    with pytest.raises(StoreConnectionError, match="run r: artifact root 'mlflow-artifacts:/1/r/artifacts': folder 'a' cannot be "
+                                                   "listed: GET .*HTTP 500"):
         list_proxied_run(FakeClient(TREE, fail="1/r/artifacts/a"), selection, "r", "mlflow-artifacts:/1/r/artifacts", Problems("FAILFAST"))
     problems = Problems("PERMISSIVE")
-    assert list_proxied_run(FakeClient(TREE, fail="1/r/artifacts/a"), selection, "r", "mlflow-artifacts:/1/r/artifacts", problems) == []
-    assert problems.where and "HTTP 500" in problems.where[0]
+    rows = list_proxied_run(FakeClient(TREE, fail="1/r/artifacts/a"), selection, "r", "mlflow-artifacts:/1/r/artifacts", problems)
+    assert [r[0] for r in rows] == ["a", "top.txt"]  # only what is under the failing folder is missing
+    assert len(problems.where) == 1 and "folder 'a'" in problems.where[0] and "HTTP 500" in problems.where[0]
 
 
 class FakeStore:

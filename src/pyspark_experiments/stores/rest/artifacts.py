@@ -101,21 +101,19 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
     start = selection.artifact_path.strip("/") if selection.artifact_path else ""
     found = []
     pending = [(start, 1)]
-    try:
-        while pending:
-            folder, depth = pending.pop()
-            listed = posixpath.join(root, folder) if folder else root
-            try:
-                answer = client.call("GET", "artifacts", params={"path": listed}, api=API)
-            except StoreNotFoundError as error:
-                raise StoreNotFoundError(f"folder {folder or '.'!r} not found over the artifacts API ({error})") from None
-            for path, is_dir, size in file_entries(answer, folder):
-                found.append((path, is_dir, size))
-                if is_dir and (selection.max_depth is None or depth < selection.max_depth):
-                    pending.append((path, depth + 1))
-    except (StoreNotFoundError, StoreConnectionError, MalformedRecordError) as error:
-        _problem(problems, type(error)(f"{where}: {error}"))
-        return []
+    while pending:
+        folder, depth = pending.pop()
+        listed = posixpath.join(root, folder) if folder else root
+        try:
+            entries = file_entries(client.call("GET", "artifacts", params={"path": listed}, api=API), folder)
+        except (StoreNotFoundError, StoreConnectionError, MalformedRecordError) as error:
+            # FAILFAST: the read fails naming the run and folder; PERMISSIVE: only this folder is skipped
+            _problem(problems, type(error)(f"{where}: folder {folder or '.'!r} cannot be listed: {error}"))
+            continue
+        for path, is_dir, size in entries:
+            found.append((path, is_dir, size))
+            if is_dir and (selection.max_depth is None or depth < selection.max_depth):
+                pending.append((path, depth + 1))
     rows = []
     bound = selection.content_max_bytes
     for path, is_dir, size in sorted(found):
