@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from . import tables
 from .errors import ConfigurationError
+from .stores.rest.settings import REST_OPTIONS
 
 #: Options of the artifact listing (lower-cased as Spark hands them over -> as users write them).
 ARTIFACT_OPTIONS = {
@@ -36,7 +37,9 @@ ARTIFACT_OPTIONS = {
     "maxcontentbytes": "maxContentBytes",
 }
 
-_COMMON = {"trackinguri", "table", "mode", "partitionsize", "numpartitions", "columnnameofcorruptrecord"}
+# Connection options of tracking servers (credentials, TLS, retries) apply to every table.
+_CONNECTION = {o.lower() for o in REST_OPTIONS}
+_COMMON = {"trackinguri", "table", "mode", "partitionsize", "numpartitions", "columnnameofcorruptrecord", *_CONNECTION}
 _EXPERIMENTS = {"experimentids", "experimentnames"}
 _APPLIES = {
     tables.ARTIFACTS: _COMMON | _EXPERIMENTS | {"viewtype", "runids", "starttimeafter", *ARTIFACT_OPTIONS},
@@ -51,6 +54,7 @@ _NAMES = {
     "maxrowspertrigger": "maxRowsPerTrigger", "experimentids": "experimentIds",
     "experimentnames": "experimentNames", "columnnameofcorruptrecord": "columnNameOfCorruptRecord",
     **ARTIFACT_OPTIONS,
+    **{o.lower(): o for o in REST_OPTIONS},
 }
 
 
@@ -75,9 +79,10 @@ def check_table_options(table: str, given: dict, path: str | None) -> None:
     allowed = _APPLIES[table]
     for option in sorted(given):
         if option not in allowed:
-            valid = ", ".join(sorted(_NAMES[o] for o in allowed))
+            valid = ", ".join(sorted(_NAMES[o] for o in allowed - _CONNECTION))
             raise ConfigurationError(
-                f"option {_NAMES.get(option, option)!r} does not apply to table {table!r}; options that do: {valid}"
+                f"option {_NAMES.get(option, option)!r} does not apply to table {table!r}; options that do: {valid} "
+                f"(and a tracking server's connection options)"
             )
     if table in tables.REGISTRY_TABLES and path and str(path).strip():
         raise ConfigurationError(

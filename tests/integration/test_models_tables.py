@@ -347,8 +347,8 @@ def test_unsupported_scheme_and_missing_root(spark, models_sqlite_store, tmp_pat
         "deleted-run": str(tmp_path / "unmounted" / "1" / "abc" / "artifacts"),
     })
     for run_ids, message in (
-        (store["runs"]["beta-run"], "'mlflow-artifacts' artifacts are served by a tracking server's artifacts API, "
-                                    "which this version cannot read yet"),
+        (store["runs"]["beta-run"], "'mlflow-artifacts' artifacts are served by a tracking server's artifacts API: "
+                                    "read this table through the server"),
         (store["runs"]["sk-run"], "scheme 'ftp' is not supported"),
         (store["runs"]["deleted-run"], "does not exist, nor does the folder that holds the experiment's artifact locations"),
     ):

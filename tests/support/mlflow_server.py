@@ -51,8 +51,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_mlflow_server(backend_uri: str, folder: str, app_name: str | None = None, env: dict | None = None,
-                          workers: int | None = 1, timeout: float = 120.0):
-    """Run ``mlflow server`` over ``backend_uri`` on a random loopback port; yield its URL."""
+                          workers: int | None = 1, timeout: float = 120.0, extra_args: tuple[str, ...] = ()):
+    """Run ``mlflow server`` over ``backend_uri`` on a random loopback port; yield its URL.
+
+    ``extra_args``: more command-line arguments (for example ``("--no-serve-artifacts",)``).
+    """
     import requests
 
     port = free_port()
@@ -66,6 +69,7 @@ def running_mlflow_server(backend_uri: str, folder: str, app_name: str | None = 
         command += ["--workers", str(workers)]
     if app_name:
         command += ["--app-name", app_name]
+    command += list(extra_args)
     log_path = os.path.join(folder, f"server-{port}.log")
     environ = {**os.environ, **(env or {})}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):

@@ -102,7 +102,7 @@ def test_plan_artifacts_chunks_runs_and_resolves_relative_paths():
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("mlflow-artifacts:/1/abc/artifacts", "cannot read yet"),
+        ("mlflow-artifacts:/1/abc/artifacts", "read this table through the server"),
         ("dbfs:/databricks/mlflow/1/abc", "scheme 'dbfs' is not supported"),
         ("wasbs://c@acct.blob.core.windows.net/x", "scheme 'wasbs' is not supported"),
     ],

@@ -13,7 +13,8 @@ Where artifacts can live:
   instance roles, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``);
 - ``gs://``, ``abfs://`` / ``abfss://`` and ``hdfs://``: ``pyarrow.fs.FileSystem.from_uri``, where
   the installed pyarrow supports the scheme;
-- anything else (``mlflow-artifacts:/``, ``dbfs:/``, ``wasbs://``, ``ftp://`` ...): an
+- ``mlflow-artifacts:/``: only through the tracking server (:mod:`.rest.artifacts`), an error here;
+- anything else (``dbfs:/``, ``wasbs://``, ``ftp://`` ...): an
   :class:`~pyspark_experiments.errors.UnsupportedStoreError` naming the scheme.
 
 Failures per run (an unsupported scheme, a missing artifact store, a folder that cannot be
@@ -106,8 +107,8 @@ def resolve_artifact_uri(uri: str):
     if scheme == "mlflow-artifacts":
         raise UnsupportedStoreError(
             f"artifact URI {redact(uri)!r}: 'mlflow-artifacts' artifacts are served by a tracking "
-            f"server's artifacts API, which this version cannot read yet; read a store whose "
-            f"artifacts live on a path, file://, s3://, gs://, abfss:// or hdfs://"
+            f"server's artifacts API: read this table through the server (trackingUri "
+            f"'http(s)://<server>'), not its backend store directly"
         )
     raise UnsupportedStoreError(
         f"artifact URI {redact(uri)!r}: scheme {scheme!r} is not supported; supported: a path or "

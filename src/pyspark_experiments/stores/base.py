@@ -257,6 +257,9 @@ class StoreCapabilities:
     - ``position_units_per_point``: about how many position units one point takes (to turn a
       row limit into a position range).
     - ``run_fingerprints``: whether :meth:`Store.run_fingerprints` is implemented.
+    - ``tables``: the values of the ``table`` option the store serves; ``active_only_tables``:
+      those it serves for ``viewType`` ``ACTIVE_ONLY`` only (a tracking server's searches hide
+      deleted logged models and model versions).
 
     Example::
 
@@ -271,6 +274,8 @@ class StoreCapabilities:
     exact_metric_ranges: bool = False
     position_units_per_point: int = 1
     run_fingerprints: bool = False
+    tables: tuple[str, ...] = tables.ALL_TABLE_NAMES
+    active_only_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.metric_positions not in POSITION_KINDS:

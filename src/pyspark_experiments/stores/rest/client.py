@@ -191,17 +191,21 @@ class RestClient:
 
     # -- calls -------------------------------------------------------------------------------------
 
-    def url(self, endpoint: str) -> str:
-        return f"{self.connection.api_root}/{endpoint.lstrip('/')}"
+    def url(self, endpoint: str, api: str = "mlflow") -> str:
+        """The URL of ``endpoint`` under ``<base>/api/2.0/<api>/`` (``mlflow`` or ``mlflow-artifacts``)."""
+        if api == "mlflow":
+            return f"{self.connection.api_root}/{endpoint.lstrip('/')}"
+        return f"{self.connection.base_url.rstrip('/')}/api/2.0/{api}/{endpoint.lstrip('/')}"
 
-    def call(self, method: str, endpoint: str, params: dict | None = None, body: dict | None = None) -> dict:
-        """One API call, retried as the policy says; the answer's JSON object.
+    def call(self, method: str, endpoint: str, params: dict | None = None, body: dict | None = None,
+             api: str = "mlflow", raw: bool = False):
+        """One API call, retried as the policy says; the answer's JSON object (``raw``: its bytes).
 
         Raises :class:`StoreConnectionError` (refused, unreachable, retries used up),
         :class:`StoreNotFoundError` (404) or :class:`MalformedRecordError` (not JSON).
         """
         policy = self.connection.retry
-        url = self.url(endpoint)
+        url = self.url(endpoint, api)
         shown = f"{method} {url}"
         started = self._clock()
         deadline = started + policy.max_retry_time
@@ -212,7 +216,7 @@ class RestClient:
             self._wait_for_gate(deadline)
             attempts += 1
             try:
-                return self._attempt(method, url, shown, params, body, min(policy.timeout, max(0.001, deadline - self._clock())))
+                return self._attempt(method, url, shown, params, body, min(policy.timeout, max(0.001, deadline - self._clock())), raw)
             except _Retryable as problem:
                 if problem.throttled:
                     throttles += 1
@@ -249,7 +253,7 @@ class RestClient:
         if pause > 0:
             self._sleep(min(pause, max(0.0, deadline - self._clock())))
 
-    def _attempt(self, method: str, url: str, shown: str, params, body, timeout: float) -> dict:
+    def _attempt(self, method: str, url: str, shown: str, params, body, timeout: float, raw: bool = False):
         requests = _requests()
         session = self._get_session()
         headers = {"Accept": "application/json", **self._auth_headers()}
@@ -269,7 +273,13 @@ class RestClient:
             raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self.scrub(_first_line(error))})") from None
         status = response.status_code
         if status == 200:
-            return self._json(shown, response, content)
+            return content if raw else self._json(shown, response, content)
+        if status == 503 and b"--no-serve-artifacts" in content:
+            raise StoreConnectionError(
+                f"{shown}: HTTP 503: the tracking server runs with --no-serve-artifacts, so its artifacts API "
+                f"(/api/2.0/mlflow-artifacts/) is off; restart it with --serve-artifacts (the default), or read "
+                f"the artifacts where they are stored"
+            )
         if status in RETRY_STATUSES:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             raise _Retryable(f"HTTP {status} {response.reason or ''}".strip(), wait, throttled=status == 429)

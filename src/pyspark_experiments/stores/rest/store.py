@@ -212,6 +212,8 @@ class RestStore(Store):
             exact_metric_ranges=False,
             position_units_per_point=1,
             run_fingerprints=True,
+            tables=tables.ALL_TABLE_NAMES,
+            active_only_tables=(tables.MODELS, tables.MODEL_VERSIONS),
         )
 
     # -- listing (driver) --------------------------------------------------------------------------
@@ -265,6 +267,10 @@ class RestStore(Store):
 
     def plan(self, selection: Selection) -> list[Partition]:
         connection = self.connection
+        if selection.table in tables.MODEL_TABLE_NAMES:
+            from .models import plan_model_tables
+
+            return plan_model_tables(self, selection)
         if selection.table == tables.EXPERIMENTS:
             wanted = set(selection.experiment_ids)
             chosen = tuple(e for e in self._all_experiments() if str(e["experiment_id"]) in wanted)
@@ -345,6 +351,11 @@ class RestStore(Store):
 
         client = RestClient(work.connection)
         try:
+            if selection.table in tables.MODEL_TABLE_NAMES:
+                from .models import read_model_tables
+
+                yield from read_model_tables(client, partition)
+                return
             if selection.table == tables.METRICS:
                 yield from self._read_metrics(client, work, problems)
             else:
