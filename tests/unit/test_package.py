@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,13 @@ def test_uri_imports_no_store_and_datasource_imports_at_module_level():
         "." * n.level + (n.module or "") for n in ast.parse(open(datasource.__file__).read()).body if isinstance(n, ast.ImportFrom)
     }
     assert {".stores", ".stores.base", ".stores.resolve", ".uri"} <= top_level
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by their file name (rootdir-relative, no packages): two test
+    files with one name in tests/unit and tests/integration stop collection with an error."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, str] = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        other = seen.setdefault(path.name, str(path.relative_to(tests)))
+        assert other == str(path.relative_to(tests)), f"{path.relative_to(tests)} has the name of {other}"
