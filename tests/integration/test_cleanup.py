@@ -53,7 +53,7 @@ def stages(uri: str) -> dict[str, str]:
     return {r.info.run_id: r.info.lifecycle_stage for r in client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000)}
 
 
-@pytest.fixture(params=("sqlite", pytest.param("file", marks=pytest.mark.slow)))
+@pytest.fixture(params=(pytest.param("sqlite", marks=pytest.mark.slow), pytest.param("file", marks=pytest.mark.slow)))
 def store(request, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if request.param == "sqlite" else str(tmp_path / "mlruns")
     return uri, write_store(uri, tmp_path)

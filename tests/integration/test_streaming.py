@@ -97,6 +97,7 @@ def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, 
     assert sinksorted_rows() == expected and len(expected) == 16
 
 
+@pytest.mark.slow
 def test_runs_stream_emits_each_change_once(spark, tmp_path):
     uri, client, experiment, (r0, r1) = _store("sqlite", tmp_path)
     checkpoint, sink = str(tmp_path / "checkpoint"), str(tmp_path / "sink")

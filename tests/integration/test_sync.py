@@ -167,6 +167,7 @@ def test_full_option_and_purged_runs(spark, tmp_path):
     assert_same(target_tables(spark, target), source_tables(spark, uri))
 
 
+@pytest.mark.slow
 def test_catalog_schema_target(spark, tmp_path):
     uri, _ = new_store("file", tmp_path, reference=False)
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS sync_test LOCATION '{tmp_path / 'warehouse'}'")

@@ -141,6 +141,7 @@ def no_secret(spark, target: str, *texts) -> None:
     assert TOKEN not in json.dumps([tuple(r) for r in properties])
 
 
+@pytest.mark.slow
 def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spark, tmp_path, served, caplog):
     url, sqlite_uri, manifest = served
     target = str(tmp_path / "rest")
