@@ -17,13 +17,9 @@ import time
 
 import pytest
 
+from support.ports import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _spark_home() -> str:
@@ -50,7 +46,7 @@ def standalone_cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("cluster-logs")
     spark_class = os.path.join(_spark_home(), "bin", "spark-class")
     env = {**os.environ, "SPARK_HOME": _spark_home(), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
-    master_port = _free_port()
+    master_port = free_port()
     processes = []
 
     def launch(name, *args):
@@ -63,14 +59,14 @@ def standalone_cluster(tmp_path_factory):
     try:
         master, master_log = launch(
             "master", "org.apache.spark.deploy.master.Master",
-            "--host", "127.0.0.1", "--port", str(master_port), "--webui-port", str(_free_port()),
+            "--host", "127.0.0.1", "--port", str(master_port), "--webui-port", str(free_port()),
         )
         _wait_for_port(master_port, master, master_log)
         for number in (1, 2):
-            worker_port = _free_port()
+            worker_port = free_port()
             worker, worker_log = launch(
                 f"worker{number}", "org.apache.spark.deploy.worker.Worker",
-                "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(_free_port()),
+                "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(free_port()),
                 "--cores", "1", "--memory", "1g", "--work-dir", str(logs / f"work{number}"),
                 f"spark://127.0.0.1:{master_port}",
             )

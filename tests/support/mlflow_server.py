@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from support.ports import free_port
 from support.stores import environ
 
 __all__ = [
@@ -40,13 +40,6 @@ __all__ = [
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "adm1n-Pa55word-for-tests"  # the basic-auth app's admin, set at first start
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
+
+from support.ports import free_port
 
 PASSWORD = "pe-mysql-secret"
 
@@ -23,12 +24,6 @@ def mariadb_bin() -> tuple[str, str] | None:
     server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/libexec")
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     return (server, install) if server and install else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -57,7 +52,7 @@ def running_mariadb(folder: str):
          "--skip-test-db", *([f"--user={user}"] if user else [])],
         check=True, capture_output=True, text=True,
     )
-    port = _free_port()
+    port = free_port()
     socket_path = os.path.join(folder, "mysqld.sock")
     log = open(os.path.join(folder, "server.log"), "w")
     process = subprocess.Popen(

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import time
 
+from support.ports import free_port
+
 
 def postgres_bin() -> str | None:
     """The folder holding ``initdb`` and ``pg_ctl``, or ``None`` if PostgreSQL is not installed."""
@@ -24,12 +26,6 @@ def postgres_bin() -> str | None:
             return folder
     found = shutil.which("initdb")
     return os.path.dirname(found) if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -60,7 +56,7 @@ def running_postgres(folder: str):
          f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"],
         check=True, capture_output=True, text=True,
     )
-    port = _free_port()
+    port = free_port()
     log = os.path.join(folder, "server.log")
     subprocess.run(
         [*run_as, os.path.join(binaries, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60",
