@@ -32,6 +32,7 @@ import random
 
 import pytest
 
+from support.ports import free_port
 from support.stores import _tracking_uri
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -203,19 +204,11 @@ def models_mysql_store(mysql_server, tmp_path_factory) -> dict:
 
 # -- an S3-compatible server on loopback (moto in server mode) -----------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 #: Where the S3 server listens. Set in the environment when this module is imported (test
 #: collection, before Spark starts), so that Spark's Python workers, which inherit the
 #: environment the JVM started with, reach it too: mlflow (boto3) and our source (pyarrow) both
 #: take the endpoint from MLFLOW_S3_ENDPOINT_URL and credentials from the AWS variables.
-S3_ENDPOINT = os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+S3_ENDPOINT = os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
