@@ -227,7 +227,7 @@ def test_a_503_burst_is_retried_through_or_fails_without_recording_anything(spar
 
     with Proxy(url, plan=burst) as proxy:
         result = sync(proxy.url, target, rest_options=FAST, spark=spark)
-        assert proxy.count("get-history", "fault status") == 3
+        assert proxy.count("get-history", "fault 503") == 3
     assert result.mode == "full"
     assert_same(target_tables(spark, target), source_tables(spark, sqlite_uri))
 
