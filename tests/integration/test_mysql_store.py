@@ -148,10 +148,8 @@ def test_metric_key_filter_is_exact_though_mysql_ignores_case(mysql_server, mysq
 
 @pytest.mark.slow
 def test_incremental_sync_equals_fresh_full_sync(spark, mysql_server, tmp_path):
-    from test_sync import log_changes
-
     from pyspark_experiments.sync import sync
-    from support.stores import log_reference_data
+    from support.stores import log_changes, log_reference_data
 
     uri = create_database(*mysql_server, "sync_store")
     manifest = log_reference_data(uri)

@@ -9,7 +9,6 @@ two syncs at once do not corrupt the target.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from pyspark_experiments.sync import (
     sync,
 )
 from support.compare import assert_same, sorted_rows, source_tables, target_tables
-from support.stores import BASE_MS, new_store
+from support.stores import BASE_MS, log_changes, new_store
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,49 +42,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-
-
-def log_changes(uri: str, manifest: dict) -> None:
-    """More logging with real mlflow: new runs and points, tag changes, deletions, renames."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    runs = manifest["runs"]
-    alpha = manifest["experiments"]["ref-alpha"]
-    # A new run with history, params, tags.
-    start = BASE_MS + 40 * 86_400_000
-    new = client.create_run(alpha, start_time=start, run_name="a-new", tags={"mlflow.user": "dave"}).info.run_id
-    client.log_batch(
-        new,
-        metrics=[Metric("loss", 1.0 / (s + 1), start + s, s) for s in range(20)] + [Metric("nan", math.nan, start, 0)],
-        params=[Param("lr", "0.3"), Param("layers/n", "4")],
-        tags=[RunTag("stage", "new")],
-    )
-    client.set_terminated(new, "FINISHED", end_time=start + 50)
-    # The running run gets points (a lower step after a higher one, a NaN), then finishes.
-    running = runs["a-running"]
-    t = BASE_MS + 12 * 86_400_000
-    for value, step, ts in ((0.5, 3, t + 1), (0.7, 1, t + 2), (math.nan, 4, t + 3)):
-        client.log_metric(running, "loss", value, timestamp=ts, step=step)
-    client.log_metric(running, "loss", 0.5, timestamp=t + 1, step=3)  # exact duplicate point
-    client.log_param(running, "late", "yes")
-    client.set_terminated(running, "FAILED", end_time=t + 10)
-    # An existing finished run: a point of history that does not change its latest value.
-    client.log_metric(runs["a-01"], "loss", 9.0, timestamp=BASE_MS + 1, step=-1)
-    # Tags: changed, added, deleted.
-    client.set_tag(runs["a-02"], "stage", "retuned")
-    client.set_tag(runs["a-03"], "extra", "x")
-    client.delete_tag(runs["a-04"], "stage")
-    # Lifecycle: a run deleted, a deleted run restored.
-    client.delete_run(runs["a-05"])
-    client.restore_run(runs["a-deleted"])
-    # Experiments: renamed, tagged, a new one.
-    client.rename_experiment(manifest["experiments"]["ref-beta"], "ref-beta-renamed")
-    client.set_experiment_tag(alpha, "team", "vision-2")
-    other = client.create_experiment("ref-delta")
-    r = client.create_run(other, start_time=start, run_name="d-01").info.run_id
-    client.log_metric(r, "acc", 0.1, timestamp=start, step=0)
 
 
 def hard_delete(uri: str, run_id: str) -> None:

@@ -22,7 +22,7 @@ from pyspark_experiments.target import LOCK_TABLE
 from support.compare import assert_same, sorted_rows, source_tables, target_tables
 from support.mlflow_server import running_mlflow_server
 from support.proxies import Proxy
-from support.stores import BASE_MS, new_store
+from support.stores import BASE_MS, log_changes, new_store
 
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
        "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE")
@@ -95,42 +95,6 @@ def log_small_changes(url: str, manifest: dict, wave: int = 0) -> None:
     return run.info.run_id
 
 
-def log_changes(url: str, manifest: dict) -> None:
-    """More logging with real mlflow, through the server: a new run with history, points for a
-    running run (a lower step after a higher one, a NaN) that then fails, tags changed, added
-    and deleted, a run deleted, a deleted run restored, an experiment renamed, a new one."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=url)
-    runs = manifest["runs"]
-    alpha = manifest["experiments"]["ref-alpha"]
-    start = BASE_MS + 40 * 86_400_000
-    new = client.create_run(alpha, start_time=start, run_name="a-new", tags={"mlflow.user": "dave"}).info.run_id
-    client.log_batch(
-        new,
-        metrics=[Metric("loss", 1.0 / (s + 1), start + s, s) for s in range(20)] + [Metric("nan", math.nan, start, 0)],
-        params=[Param("lr", "0.3")],
-        tags=[RunTag("stage", "new")],
-    )
-    client.set_terminated(new, "FINISHED", end_time=start + 50)
-    running = runs["a-running"]
-    t = BASE_MS + 12 * 86_400_000
-    for value, step, ts in ((0.5, 3, t + 1), (0.7, 1, t + 2), (math.nan, 4, t + 3)):
-        client.log_metric(running, "loss", value, timestamp=ts, step=step)
-    client.log_param(running, "late", "yes")
-    client.set_terminated(running, "FAILED", end_time=t + 10)
-    client.set_tag(runs["a-02"], "stage", "retuned")
-    client.set_tag(runs["a-03"], "extra", "x")
-    client.delete_tag(runs["a-04"], "stage")
-    client.delete_run(runs["a-05"])
-    client.restore_run(runs["a-deleted"])
-    client.rename_experiment(manifest["experiments"]["ref-beta"], "ref-beta-renamed")
-    other = client.create_experiment("ref-delta")
-    r = client.create_run(other, start_time=start, run_name="d-01").info.run_id
-    client.log_metric(r, "acc", 0.1, timestamp=start, step=0)
-
-
 def no_secret(spark, target: str, *texts) -> None:
     """The token is in none of ``texts``, the state table or the lock's properties."""
     for text in texts:
@@ -196,7 +160,7 @@ def test_sync_of_the_reference_store_over_rest(spark, tmp_path, reference_served
     assert again.mode == "incremental" and again.new_runs == again.changed_runs == again.series_read == 0
     assert all(t.version is None for t in again.tables.values())
 
-    log_changes(url, manifest)
+    log_changes(url, manifest, over_rest=True)
     incremental = sync(url, target, rest_options=options, spark=spark)
     assert incremental.mode == "incremental" and incremental.new_runs == 2
     # a-running (points, status), a-02..a-05 (tags, deletion), a-deleted (restored)

@@ -40,6 +40,7 @@ listed in :data:`WALL_CLOCK_RUNS`; every other time is explicit and identical in
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 import pytest
@@ -470,3 +471,54 @@ def new_store(kind: str, tmp_path, reference: bool = True) -> tuple[str, dict]:
             client.set_terminated(run.info.run_id, "FINISHED", end_time=BASE_MS + 100)
             manifest["runs"][f"s-{i}"] = run.info.run_id
     return uri, manifest
+
+
+def log_changes(uri: str, manifest: dict, *, over_rest: bool = False) -> None:
+    """More logging with real mlflow into the reference store: new runs and points, tag changes,
+    deletions, renames.
+
+    ``over_rest``: the variant the tracking-server tests log through a server, without what
+    REST cannot show a sync (a history point below a run's latest value, an exact duplicate
+    point) and without the ``layers/n`` param and the experiment tag.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = manifest["runs"]
+    alpha = manifest["experiments"]["ref-alpha"]
+    # A new run with history, params, tags.
+    start = BASE_MS + 40 * 86_400_000
+    new = client.create_run(alpha, start_time=start, run_name="a-new", tags={"mlflow.user": "dave"}).info.run_id
+    client.log_batch(
+        new,
+        metrics=[Metric("loss", 1.0 / (s + 1), start + s, s) for s in range(20)] + [Metric("nan", math.nan, start, 0)],
+        params=[Param("lr", "0.3")] + ([] if over_rest else [Param("layers/n", "4")]),
+        tags=[RunTag("stage", "new")],
+    )
+    client.set_terminated(new, "FINISHED", end_time=start + 50)
+    # The running run gets points (a lower step after a higher one, a NaN), then finishes.
+    running = runs["a-running"]
+    t = BASE_MS + 12 * 86_400_000
+    for value, step, ts in ((0.5, 3, t + 1), (0.7, 1, t + 2), (math.nan, 4, t + 3)):
+        client.log_metric(running, "loss", value, timestamp=ts, step=step)
+    if not over_rest:
+        client.log_metric(running, "loss", 0.5, timestamp=t + 1, step=3)  # exact duplicate point
+    client.log_param(running, "late", "yes")
+    client.set_terminated(running, "FAILED", end_time=t + 10)
+    if not over_rest:  # an existing finished run: a point that does not change its latest value
+        client.log_metric(runs["a-01"], "loss", 9.0, timestamp=BASE_MS + 1, step=-1)
+    # Tags: changed, added, deleted.
+    client.set_tag(runs["a-02"], "stage", "retuned")
+    client.set_tag(runs["a-03"], "extra", "x")
+    client.delete_tag(runs["a-04"], "stage")
+    # Lifecycle: a run deleted, a deleted run restored.
+    client.delete_run(runs["a-05"])
+    client.restore_run(runs["a-deleted"])
+    # Experiments: renamed, tagged, a new one.
+    client.rename_experiment(manifest["experiments"]["ref-beta"], "ref-beta-renamed")
+    if not over_rest:
+        client.set_experiment_tag(alpha, "team", "vision-2")
+    other = client.create_experiment("ref-delta")
+    r = client.create_run(other, start_time=start, run_name="d-01").info.run_id
+    client.log_metric(r, "acc", 0.1, timestamp=start, step=0)
