@@ -135,8 +135,14 @@ def _s3_filesystem():
     return pafs.S3FileSystem(**options)
 
 
-def read_artifacts(partition: Partition) -> Iterator[pa.RecordBatch]:
+def read_artifacts(partition: Partition, runs: Sequence[tuple[str, str, str | None]] | None = None,
+                   list_elsewhere=None) -> Iterator[pa.RecordBatch]:
     """List the artifact trees of one partition's runs (executor side).
+
+    ``runs``: the ``(experiment_id, run_id, artifact_uri)`` to list (default: the partition's
+    work). ``list_elsewhere(selection, run_id, uri, problems)``: the entries of a run whose
+    artifacts a store lists itself (a tracking server's ``mlflow-artifacts:/``), or ``None``
+    to list them through ``pyarrow.fs`` as any other.
 
     Example::
 
@@ -147,8 +153,11 @@ def read_artifacts(partition: Partition) -> Iterator[pa.RecordBatch]:
     problems = Problems(selection.mode, context=f"artifacts, partition {partition.index}")
     builder = _Batches(selection.content_max_bytes is not None)
     filesystems: dict[tuple, object] = {}
-    for experiment_id, run_id, uri in partition.work:
-        for path, is_dir, size, content in _list_run(selection, run_id, uri, problems, filesystems):
+    for experiment_id, run_id, uri in partition.work if runs is None else runs:
+        entries = list_elsewhere(selection, run_id, uri, problems) if list_elsewhere else None
+        if entries is None:
+            entries = _list_run(selection, run_id, uri, problems, filesystems)
+        for path, is_dir, size, content in entries:
             builder.add(experiment_id, run_id, path, is_dir, size, content)
             if builder.full:
                 yield builder.flush()

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ...errors import MalformedRecordError, StoreConnectionError, StoreNotFoundError
 from ...uri import redact
-from ..artifacts import _Batches, _list_run, _problem
+from ..artifacts import _problem, read_artifacts
 from ..base import Partition, Problems
 
 SCHEME = "mlflow-artifacts"
@@ -131,19 +131,8 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
 def read_artifacts_rest(client, partition: Partition) -> Iterator[pa.RecordBatch]:
     """List the artifacts of one partition's runs (executor side): ``mlflow-artifacts:/`` roots
     through the server, any other root where it points (:mod:`..artifacts`)."""
-    selection = partition.selection
-    problems = Problems(selection.mode, context=f"artifacts, partition {partition.index}")
-    builder = _Batches(selection.content_max_bytes is not None)
-    filesystems: dict[tuple, object] = {}
-    for experiment_id, run_id, uri in partition.work.items:
-        if is_proxied(uri):
-            entries = list_proxied_run(client, selection, run_id, uri, problems)
-        else:
-            entries = _list_run(selection, run_id, uri, problems, filesystems)
-        for path, is_dir, size, content in entries:
-            builder.add(experiment_id, run_id, path, is_dir, size, content)
-            if builder.full:
-                yield builder.flush()
-    if builder.rows:
-        yield builder.flush()
-    problems.report()
+
+    def through_the_server(selection, run_id, uri, problems):
+        return list_proxied_run(client, selection, run_id, uri, problems) if is_proxied(uri) else None
+
+    return read_artifacts(partition, partition.work.items, through_the_server)
