@@ -105,15 +105,11 @@ def no_secret(spark, target: str, *texts) -> None:
     assert TOKEN not in json.dumps([tuple(r) for r in properties])
 
 
-@pytest.mark.slow
-def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spark, tmp_path, served, caplog):
-    url, sqlite_uri, manifest = served
-    target = str(tmp_path / "rest")
-    options = {"token": TOKEN, "maxConcurrentRequests": "4"}
-    caplog.set_level(logging.INFO, logger="pyspark_experiments")
-
+def full_then_noop_sync(spark, url: str, sqlite_uri: str, target: str, options: dict, tmp_path):
+    """A full sync over REST, checked equal to a sync of the server's SQLite store directly, then
+    a sync with nothing changed, checked to read and write nothing: ``(first, again)`` results."""
     first = sync(url, target, rest_options=options, spark=spark)
-    assert first.mode == "full" and first.runs == 3 and first.tables["runs"].inserted == 3
+    assert first.mode == "full" and first.tables["runs"].inserted == first.runs
     direct = str(tmp_path / "direct")
     sync(sqlite_uri, direct, spark=spark)
     assert_same(target_tables(spark, target), target_tables(spark, direct))
@@ -121,6 +117,18 @@ def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spa
     again = sync(url, target, rest_options=options, spark=spark)
     assert again.mode == "incremental" and again.new_runs == again.changed_runs == again.series_read == 0
     assert all(t.version is None for t in again.tables.values())
+    return first, again
+
+
+@pytest.mark.slow
+def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spark, tmp_path, served, caplog):
+    url, sqlite_uri, manifest = served
+    target = str(tmp_path / "rest")
+    options = {"token": TOKEN, "maxConcurrentRequests": "4"}
+    caplog.set_level(logging.INFO, logger="pyspark_experiments")
+
+    first, again = full_then_noop_sync(spark, url, sqlite_uri, target, options, tmp_path)
+    assert first.runs == 3 and first.tables["runs"].inserted == 3
 
     log_small_changes(url, manifest)
     incremental = sync(url, target, rest_options=options, spark=spark)
@@ -150,15 +158,7 @@ def test_sync_of_the_reference_store_over_rest(spark, tmp_path, reference_served
     options = {"token": TOKEN, "maxConcurrentRequests": "4"}
     caplog.set_level(logging.INFO, logger="pyspark_experiments")
 
-    first = sync(url, target, rest_options=options, spark=spark)
-    assert first.mode == "full" and first.tables["runs"].inserted == first.runs
-    direct = str(tmp_path / "direct")
-    sync(sqlite_uri, direct, spark=spark)
-    assert_same(target_tables(spark, target), target_tables(spark, direct))
-
-    again = sync(url, target, rest_options=options, spark=spark)
-    assert again.mode == "incremental" and again.new_runs == again.changed_runs == again.series_read == 0
-    assert all(t.version is None for t in again.tables.values())
+    first, again = full_then_noop_sync(spark, url, sqlite_uri, target, options, tmp_path)
 
     log_changes(url, manifest, over_rest=True)
     incremental = sync(url, target, rest_options=options, spark=spark)
