@@ -176,8 +176,6 @@ def test_sync_of_the_reference_store_over_rest(spark, tmp_path, reference_served
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known defect, open in issue 10's notes: after a REST sync that failed on lasting "
-                   "503s, the next sync leaves one `inputs` row twice (the burst half passes)")
 def test_a_503_burst_is_retried_through_or_fails_without_recording_anything(spark, tmp_path, served):
     url, sqlite_uri, manifest = served
     target = str(tmp_path / "rest")

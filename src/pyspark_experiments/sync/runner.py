@@ -469,6 +469,8 @@ class _Runner:
         self.rows = dict(state.meta.get("rows", {}))
         self.versions = dict(state.meta.get("versions", {}))
         self._average_series = int(self.rows.get(tables.METRICS, 0) / len(state.series)) if state.series else 0
+        if plan.recovering:
+            self._forget_counts_of_tables_written_since(state)
 
         _fault("after-scan")
         for table in COMMIT_ORDER:
@@ -500,6 +502,16 @@ class _Runner:
             self.progress.step("compacting small files (OPTIMIZE)")
             for table in (*COMMIT_ORDER, STATE_TABLE):
                 self.target.optimize(table)
+
+    def _forget_counts_of_tables_written_since(self, state: SyncState) -> None:
+        """A sync that failed may have committed tables after the state was saved: their row
+        counts in the state are stale (a table the state holds empty may have rows, and must be
+        merged into rather than appended to), so they are counted again when needed."""
+        for table in COMMIT_ORDER:
+            if table in self.versions and self.target.exists(table) and self.target.latest_version(table) != self.versions[table]:
+                log.info("%s was written by the sync that did not finish: counting its rows", table)
+                self.rows.pop(table, None)
+                self.versions.pop(table)
 
     @staticmethod
     def _parallel(tasks) -> None:
