@@ -231,6 +231,7 @@ def test_databricks_reads_equal_direct_read(mlflow_server, monkeypatch, tmp_path
             assert_same({"trackingUri": uri}, backend, table, "ALL")
         throttled = proxy.count(outcome="refused 429")
         pages = [body for _, body in proxy.requests_to("experiments/search")]
+        assert proxy.count("ajax-api") == 0 and proxy.count("metrics/get-history?") > 0, "one request per series on Databricks"
     assert throttled > 0, "the proxy throttled some requests, and the reads still equal the direct read"
     assert pages and all(b'"max_results": 3000' in body for body in pages)
     assert DATABRICKS_TOKEN not in caplog.text
@@ -250,6 +251,51 @@ def test_databricks_wrong_token_and_not_a_workspace(mlflow_server, monkeypatch):
         with pytest.raises(StoreNotFoundError) as missing:
             read_table({"trackingUri": "databricks", "table": "experiments"})
     assert "MLflow tracking server" in str(missing.value) and "/not-here/api/2.0/mlflow/experiments/search" in str(missing.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# metric histories: many runs per request (get-history-bulk), else one request per series
+
+
+def _series_count(backend: str) -> int:
+    table = read_table({"trackingUri": backend, "table": "metrics", "viewType": "ALL"})
+    return len(set(zip(table.column("run_id").to_pylist(), table.column("key").to_pylist())))
+
+
+@pytest.mark.parametrize("points_per_answer", [25_000, 7])
+def test_histories_of_many_runs_per_request_equal_direct_read(mlflow_server, monkeypatch, points_per_answer):  # noqa: F811
+    """With the server's limit of 25,000 points per answer, and with 7, so that answers are cut:
+    the runs an answer completes are kept, the rest asked again, a run filling an answer alone is
+    read with get-history pages."""
+    from pyspark_experiments.stores.rest import history
+
+    monkeypatch.setattr(history, "BULK_POINTS", points_per_answer)
+    url, backend = mlflow_server
+    with Proxy(url) as proxy:
+        assert_same({"trackingUri": proxy.url}, backend, "metrics", "ALL")
+        bulk, single = proxy.count("/ajax-api/2.0/mlflow/metrics/get-history-bulk?"), proxy.count("metrics/get-history?")
+    assert "bulk-interval" not in " ".join(p for _, _, p, _, _ in proxy.log)
+    series = _series_count(backend)
+    if points_per_answer == 25_000:
+        assert single == 0 and 0 < bulk < series / 2, (bulk, single, series)
+    else:
+        assert single > 0 and bulk > 0, (bulk, single, series)
+
+
+@pytest.mark.parametrize("how", ["bulkMetricHistory=false", "a server without the endpoint"])
+def test_histories_one_request_per_series_without_bulk(mlflow_server, how):  # noqa: F811
+    url, backend = mlflow_server
+    options = {"bulkMetricHistory": "false"} if how.startswith("bulk") else {}
+    missing = every(1, ("status", 404, [("Content-Type", "text/html")], b"<h1>Not Found</h1>"), "/ajax-api/")
+    with Proxy(url, None if options else missing) as proxy:
+        assert_same({"trackingUri": proxy.url, **options}, backend, "metrics", "ALL")
+        single = proxy.count("metrics/get-history?")
+        bulk = proxy.count("get-history-bulk")
+    assert single == _series_count(backend), (single, how)
+    if options:
+        assert bulk == 0
+    else:
+        assert bulk >= 1, "each partition asks the server once, then reads one series at a time"
 
 
 # ------------------------------------------------------------------------------------------------

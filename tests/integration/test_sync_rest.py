@@ -21,7 +21,7 @@ from pyspark_experiments.sync import STATE_TABLE, SyncState, sync
 from pyspark_experiments.target import LOCK_TABLE
 from support.compare import assert_same, sorted_rows, source_tables, target_tables
 from support.mlflow_server import running_mlflow_server
-from support.proxies import Proxy
+from support.proxies import Proxy, every
 from support.stores import BASE_MS, log_changes, new_store
 
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
@@ -180,16 +180,8 @@ def test_a_503_burst_is_retried_through_or_fails_without_recording_anything(spar
     url, sqlite_uri, manifest = served
     target = str(tmp_path / "rest")
 
-    # A burst of 503s (every other metric history request, 3 times): retried, the sync exact.
-    bursts = {"n": 0}
-
-    def burst(n, method, path, body):
-        if "get-history" in path and bursts["n"] < 3 and n % 2 == 0:
-            bursts["n"] += 1
-            return SERVER_ERROR
-        return None
-
-    with Proxy(url, plan=burst) as proxy:
+    # A burst of 503s (the first 3 metric history requests): retried, the sync exact.
+    with Proxy(url, plan=every(1, SERVER_ERROR, "get-history", limit=3)) as proxy:
         result = sync(proxy.url, target, rest_options=FAST, spark=spark)
         assert proxy.count("get-history", "fault 503") == 3
     assert result.mode == "full"

@@ -76,7 +76,11 @@ def resolve_connection(uri, options: dict | None = None, environ: dict | None = 
     else:
         base_url, credential = _tracking_server(uri, options, environ)
         databricks = False
-    return Connection(base_url, credential, databricks, verify, client_cert, retry, max_concurrent)
+    bulk = (option(options, "bulkMetricHistory") or "true").lower()
+    if bulk not in ("true", "false"):
+        raise ConfigurationError(f"option 'bulkMetricHistory': expected true or false, got {bulk!r}")
+    return Connection(base_url, credential, databricks, verify, client_cert, retry, max_concurrent,
+                      bulk_history=bulk == "true" and not databricks)
 
 
 def _truthy(text: str | None) -> bool:

@@ -192,10 +192,13 @@ class RestClient:
     # -- calls -------------------------------------------------------------------------------------
 
     def url(self, endpoint: str, api: str = "mlflow") -> str:
-        """The URL of ``endpoint`` under ``<base>/api/2.0/<api>/`` (``mlflow`` or ``mlflow-artifacts``)."""
+        """The URL of ``endpoint`` of ``api``: ``mlflow`` (``<base>/api/2.0/mlflow/``),
+        ``mlflow-artifacts`` (``<base>/api/2.0/mlflow-artifacts/``) or ``mlflow-ajax``
+        (``<base>/ajax-api/2.0/mlflow/``, the endpoints MLflow's UI uses)."""
         if api == "mlflow":
             return f"{self.connection.api_root}/{endpoint.lstrip('/')}"
-        return f"{self.connection.base_url.rstrip('/')}/api/2.0/{api}/{endpoint.lstrip('/')}"
+        prefix = "ajax-api/2.0/mlflow" if api == "mlflow-ajax" else f"api/2.0/{api}"
+        return f"{self.connection.base_url.rstrip('/')}/{prefix}/{endpoint.lstrip('/')}"
 
     def call(self, method: str, endpoint: str, params: dict | None = None, body: dict | None = None,
              api: str = "mlflow", raw: bool = False):

@@ -26,7 +26,7 @@ from ...errors import ConfigurationError
 CREDENTIAL_OPTIONS = ("username", "password", "token", "databricksHost", "clientId", "clientSecret")
 TLS_OPTIONS = ("insecureTls", "serverCertPath", "clientCertPath")
 RETRY_OPTIONS = ("maxRetries", "backoffFactor", "backoffJitter", "requestTimeout", "maxRetryTime")
-REST_OPTIONS = CREDENTIAL_OPTIONS + TLS_OPTIONS + RETRY_OPTIONS + ("maxConcurrentRequests",)
+REST_OPTIONS = CREDENTIAL_OPTIONS + TLS_OPTIONS + RETRY_OPTIONS + ("maxConcurrentRequests", "bulkMetricHistory")
 #: Options whose values are secrets (never shown, whatever Spark's redaction is set to).
 SECRET_OPTIONS = ("password", "token", "clientSecret")
 
@@ -182,6 +182,8 @@ class Connection:
     client_cert: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    #: whether metric histories may be read many runs at a time (``get-history-bulk``, open source only)
+    bulk_history: bool = True
 
     def __repr__(self) -> str:
         return f"Connection({self.base_url!r}, auth={self.credential.kind} from {self.credential.source})"

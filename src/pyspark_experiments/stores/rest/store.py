@@ -2,8 +2,9 @@
 
 Endpoints used, and only these: ``experiments/search`` (pages of 50,000; 3,000 on Databricks),
 ``runs/search`` (pages of 50,000, filtered by ``attributes.start_time >=`` and
-``attributes.run_id IN (...)``, with the view type), ``metrics/get-history`` (pages of 25,000
-with ``page_token``). ``metrics/get-history-bulk-interval`` is never used: it samples.
+``attributes.run_id IN (...)``, with the view type), ``metrics/get-history-bulk`` (one key of up
+to 100 runs per request, on open-source servers; see :mod:`.history`) else ``metrics/get-history``
+(pages of 25,000 with ``page_token``). ``metrics/get-history-bulk-interval`` is never used: it samples.
 
 Planning (driver): experiments are listed once (and the ``experiments`` table is built from that
 listing, with no further request). The per-run tables (``runs``, ``params``, ``tags``,
@@ -31,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -55,7 +57,7 @@ from ..base import (
     lifecycle_stages,
     pack_partitions,
 )
-from . import convert
+from . import convert, history
 from .settings import HISTORY_PAGE_SIZE, REST_OPTIONS, RUNS_PAGE_SIZE, Connection
 
 # Experiments per runs/search request, run ids per `attributes.run_id IN (...)` filter.
@@ -387,18 +389,24 @@ class RestStore(Store):
                     yield from convert.inputs_batches(admitted, problems)
 
     def _read_metrics(self, client, work: RestWork, problems: Problems) -> Iterator[pa.RecordBatch]:
-        def fetch(series: tuple[str, str, str]) -> list[dict]:
-            _, run_id, key = series
-            points: list[dict] = []
-            params = {"run_id": run_id, "metric_key": key, "max_results": HISTORY_PAGE_SIZE}
-            for page in client.pages("GET", "metrics/get-history", "metrics", params=params):
-                points.extend(page)
-            return points
-
         batcher = convert.MetricBatcher(problems)
+        requests = history.bulk_requests(work.items)
+        first = history.first_bulk_answer(client, *requests[0]) if requests else None
+        if first is None:
+            with _pool(work) as pool:
+                answers = pool.map(lambda series: history.series_history(client, series[1], series[2]), work.items)
+                for (experiment_id, run_id, key), points in zip(work.items, answers):
+                    batcher.add(experiment_id, run_id, key, points)
+                    if batcher.full():
+                        yield from batcher.flush()
+            yield from batcher.flush()
+            return
+        experiment_of = {run_id: experiment_id for experiment_id, run_id, _ in work.items}
         with _pool(work) as pool:
-            for (experiment_id, run_id, key), points in zip(work.items, pool.map(fetch, work.items)):
-                batcher.add(experiment_id, run_id, key, points)
+            answers = itertools.chain([first], pool.map(lambda request: history.key_histories(client, *request), requests[1:]))
+            for (key, _), histories in zip(requests, answers):
+                for run_id, points in histories.items():
+                    batcher.add(experiment_of[run_id], run_id, key, points)
                 if batcher.full():
                     yield from batcher.flush()
         yield from batcher.flush()
