@@ -54,11 +54,13 @@ STREAM_TABLES = (tables.METRICS, tables.RUNS)
 OFFSET_VERSION = 1
 # Runs per planned chunk of the runs stream (each chunk's partitions carry its digests).
 _RUNS_PER_CHUNK = 1_000
+_SERIES_PER_CHUNK = 5_000
 
 
 class StreamPartition(InputPartition):
-    """A store partition, plus, for ``runs``, the digest each run must have to be emitted, and
-    for ``metrics`` from a digest-positioned store, the slice of each series to emit."""
+    """A store partition, plus, for ``runs``, the digest each run must have to be emitted; for
+    ``metrics`` from a store without exact range reads, the store partitions of some series and
+    the slice of each series to emit."""
 
     def __init__(self, index: int, partition, digests: dict[str, str] | None = None,
                  slices: dict | None = None) -> None:
@@ -187,8 +189,9 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
         self.request = request
         self._target: dict | None = None
-        # Stores whose positions are digests (tracking servers over REST): see _advance_digests.
-        self._digests = request.table == tables.METRICS and self._store().capabilities.metric_positions == "digest"
+        # Stores whose positions say "changed", not "how far" (digests over REST; point counts in
+        # PostgreSQL and MySQL, whose range reads are not exact): see _advance_digests.
+        self._digests = request.table == tables.METRICS and not self._store().capabilities.exact_metric_ranges
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -203,12 +206,6 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         store = self._store()
         selection = self._selection(store)
         if self.request.table == tables.METRICS:
-            if not store.capabilities.exact_metric_ranges and not self._digests:
-                raise UnsupportedStoreError(
-                    f"streaming 'metrics' needs a store that orders its points (a file store or "
-                    f"SQLite); {store.uri.display} does not: use the batch source or "
-                    f"pyspark_experiments.sync, which merge on natural keys"
-                )
             if not selection.experiment_ids:
                 return {}
             nested: dict[str, dict[str, int]] = {}
@@ -354,13 +351,12 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
                 (run_id, key): (int((before.get(run_id, {}).get(key) or [None, 0])[1]), int(value[1]), value[2])
                 for run_id in sorted(after) for key, value in sorted(after[run_id].items())
             }
-            slices = {pair: s for pair, s in slices.items() if s[1] > s[0]}
-            if not slices:
-                return []
-            for partition in store.plan(_narrowed(selection, sorted(slices))):
-                mine = {(item[1], item[2]): slices[(item[1], item[2])] for item in partition.work.items
-                        if (item[1], item[2]) in slices}
-                result.append(StreamPartition(len(result), partition, slices=mine))
+            series = sorted(pair for pair, s in slices.items() if s[1] > s[0])
+            # Each stream partition reads its own series: the store partitions planned for them.
+            for i in range(0, len(series), _SERIES_PER_CHUNK):
+                mine = series[i:i + _SERIES_PER_CHUNK]
+                parts = tuple(store.plan(_narrowed(selection, mine)))
+                result.append(StreamPartition(len(result), parts, slices={pair: slices[pair] for pair in mine}))
             return result
         if self.request.table == tables.METRICS:
             ranges = tuple(
@@ -406,10 +402,11 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         """Each series' points ``[n_start, n_end)`` in :func:`point_order`, after checking that
         its first ``n_end`` points are those the end offset counted (a replay emits the same)."""
         found: dict[tuple[str, str], list[dict]] = {pair: [] for pair in partition.slices}
-        for batch in store.read(partition.partition):
-            for row in batch.to_pylist():
-                if (row["run_id"], row["key"]) in found:
-                    found[(row["run_id"], row["key"])].append(row)
+        for part in partition.partition:
+            for batch in store.read(part):
+                for row in batch.to_pylist():
+                    if (row["run_id"], row["key"]) in found:
+                        found[(row["run_id"], row["key"])].append(row)
         rows = []
         for (run_id, key), (start, upto, check) in sorted(partition.slices.items()):
             points = sorted(found[(run_id, key)], key=point_order)

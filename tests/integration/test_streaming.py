@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import uuid
 
 import pytest
 
@@ -16,12 +17,18 @@ from support.compare import plain, sorted_rows
 from support.stores import BASE_MS
 
 
-def _store(kind: str, tmp_path):
+def _store(kind: str, tmp_path, request=None):
     from mlflow.tracking import MlflowClient
 
     folder = tmp_path / f"store-{kind}"
     folder.mkdir()
-    uri = f"sqlite:///{folder / 'mlflow.db'}" if kind == "sqlite" else str(folder / "mlruns")
+    if kind in ("postgresql", "mysql"):
+        from support import mysql, postgres
+
+        server = request.getfixturevalue("postgres_server" if kind == "postgresql" else "mysql_server")
+        uri = (postgres if kind == "postgresql" else mysql).create_database(*server, f"stream_{uuid.uuid4().hex[:12]}")
+    else:
+        uri = f"sqlite:///{folder / 'mlflow.db'}" if kind == "sqlite" else str(folder / "mlruns")
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("stream")
     runs = []
@@ -53,9 +60,11 @@ def _batch(spark, uri: str, table: str) -> list[tuple]:
     return sorted_rows(df.select(*tables.spark_schema(table).fieldNames()))
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("file", marks=pytest.mark.slow)])
-def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, kind):
-    uri, client, experiment, (r0, r1) = _store(kind, tmp_path)
+@pytest.mark.parametrize("kind", ["sqlite"] + [pytest.param(k, marks=pytest.mark.slow) for k in ("file", "postgresql", "mysql")])
+def test_metric_points_arrive_once_across_batches_and_restarts(spark, tmp_path, kind, request):
+    """SQLite and file stores read exact ranges between positions; PostgreSQL and MySQL count
+    points: their changed series are re-read whole and the new points of a stable order emitted."""
+    uri, client, experiment, (r0, r1) = _store(kind, tmp_path, request)
     checkpoint, sink = str(tmp_path / "checkpoint"), str(tmp_path / "sink")
 
     def sinksorted_rows():
