@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -96,6 +98,50 @@ def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
     assert stages(uri) == before
     actions = spark.read.format("delta").load(f"{target}/{cleanup_cmd.RECORD_TABLE}").groupBy("action").count().collect()
     assert {r.action: r["count"] for r in actions} == {"delete": 4, "restore": 4}
+
+
+def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """``pyspark-experiments cleanup`` in its own process (its Spark session sees ``env``)."""
+    command = [sys.executable, "-m", "pyspark_experiments", "cleanup", "--master", "local[2]", "--no-progress", *args]
+    return subprocess.run(command, env={**os.environ, "PYSPARK_PYTHON": sys.executable, **env},
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_databricks_deletes_in_bulk_where_a_time_bound_selects_the_runs(tmp_path):
+    """Experiments and an age only: the bulk ``databricks/runs/delete-runs`` endpoint, behind a
+    Databricks-shaped proxy (Bearer token, /api/2.0/mlflow/ only, 429s) in front of a real
+    ``mlflow server``, which the proxy serves that endpoint from with MLflow's own API."""
+    from mlflow import MlflowClient
+
+    from support.mlflow_server import running_mlflow_server
+    from support.proxies import DatabricksProxy
+
+    token = "dapi-cleanup-test-token"
+    record = tmp_path / "cleanup.jsonl"
+    with running_mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path)) as url:
+        ids = write_store(url, tmp_path)
+        before = stages(url)
+        alpha = MlflowClient(url).get_experiment_by_name("alpha").experiment_id
+        with DatabricksProxy(url, token, throttle_every=5) as proxy:
+            env = {"DATABRICKS_HOST": proxy.url, "DATABRICKS_TOKEN": token, "HOME": str(tmp_path)}
+            done = _cli(["--tracking-uri", "databricks", "--record-file", str(record),
+                         "--experiment-ids", alpha, "--older-than-days", "30", "--yes"], env)
+            assert done.returncode == EXIT_OK, done.stderr[-3000:]
+            assert proxy.bulk_deletions == 1, "one bulk request for the one experiment"
+        expected = {ids[n] for n in ("alpha-old-failed", "alpha-old-killed", "alpha-old-ok")}
+        assert "deleted 3 run(s)" in done.stdout, done.stdout
+        after = stages(url)
+        assert {i for i, s in after.items() if s == "deleted"} == expected
+        records = [json.loads(line) for line in record.read_text().splitlines()]
+        assert sorted(r["run_id"] for r in records) == sorted(expected)
+        assert token not in done.stdout + done.stderr + record.read_text()
+
+        with DatabricksProxy(url, token, throttle_every=5) as proxy:
+            env["DATABRICKS_HOST"] = proxy.url
+            restored = _cli(["--tracking-uri", "databricks", "--record-file", str(record), "--restore", records[0]["batch_id"]], env)
+            assert restored.returncode == EXIT_OK, restored.stderr[-3000:]
+        assert stages(url) == before
 
 
 def test_keep_newest_and_jsonl_record_without_target(spark, tmp_path):

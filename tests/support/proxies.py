@@ -189,6 +189,7 @@ class DatabricksProxy(Proxy):
         self.throttle_every = throttle_every
         self.retry_after = retry_after
         self.authorized = 0
+        self.bulk_deletions = 0  # databricks/runs/delete-runs requests served
 
     @staticmethod
     def _error(status: int, code: str, message: str):
@@ -205,6 +206,8 @@ class DatabricksProxy(Proxy):
         if throttled:
             status, headers, data = self._error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests; retry later.")
             return status, headers + [("Retry-After", self.retry_after)], data
+        if method == "POST" and path.startswith("/api/2.0/mlflow/databricks/runs/delete-runs"):
+            return self._delete_runs(json.loads(body or b"{}"))
         if path.startswith("/api/2.0/mlflow/experiments/search"):
             size = None
             if method == "POST" and body:
@@ -215,3 +218,25 @@ class DatabricksProxy(Proxy):
                 return self._error(400, "INVALID_PARAMETER_VALUE",
                                    f"max_results must be at most {self.EXPERIMENTS_PAGE_LIMIT}, got {size}")
         return None
+
+    def _upstream(self, path: str, request: dict) -> dict:
+        status, _, _, data = self.forward("POST", path, {"Content-Type": "application/json"}, json.dumps(request).encode())
+        if status != 200:
+            raise RuntimeError(f"upstream {path}: HTTP {status}: {data[:300]!r}")
+        return json.loads(data or b"{}")
+
+    def _delete_runs(self, request: dict):
+        """Databricks' bulk ``databricks/runs/delete-runs`` (open-source MLflow has no such
+        endpoint), done on the upstream server with its own API: the active runs of
+        ``experiment_id`` started at or before ``max_timestamp_millis``, oldest first, at most
+        ``max_runs``, each deleted with ``runs/delete``. Answers ``{"runs_deleted": n}``."""
+        self.bulk_deletions += 1
+        found = self._upstream("/api/2.0/mlflow/runs/search", {
+            "experiment_ids": [str(request["experiment_id"])], "run_view_type": "ACTIVE_ONLY",
+            "filter": f"attributes.start_time <= {int(request['max_timestamp_millis'])}",
+            "order_by": ["attributes.start_time ASC"], "max_results": int(request.get("max_runs", 10_000)),
+        })
+        runs = [run["info"]["run_id"] for run in found.get("runs", [])]
+        for run_id in runs:
+            self._upstream("/api/2.0/mlflow/runs/delete", {"run_id": run_id})
+        return 200, [("Content-Type", "application/json")], json.dumps({"runs_deleted": len(runs)}).encode()

@@ -301,9 +301,12 @@ def _delete(uri, runs: list[dict], criteria: dict, now: dt.datetime) -> set[str]
         for experiment_id in sorted({r["experiment_id"] for r in runs}):
             wanted = [r for r in runs if r["experiment_id"] == experiment_id]
             count = _databricks_delete_runs(experiment_id, int(bound.timestamp() * 1000), len(wanted))
-            if count != len(wanted):
-                log.warning("experiment %s: Databricks deleted %d run(s), %d were selected", experiment_id, count, len(wanted))
-            deleted.update(r["run_id"] for r in wanted)
+            # Recorded as deleted: the selected runs the workspace now lists as deleted, no others.
+            done = {r["run_id"] for r in wanted} & _deleted_runs(client, experiment_id)
+            if count != len(wanted) or len(done) != len(wanted):
+                log.warning("experiment %s: Databricks deleted %d run(s); %d were selected, %d of them are now deleted",
+                            experiment_id, count, len(wanted), len(done))
+            deleted |= done
         return deleted
     for run in runs:
         try:
@@ -312,6 +315,19 @@ def _delete(uri, runs: list[dict], criteria: dict, now: dt.datetime) -> set[str]
         except Exception as error:  # recorded as not deleted; the job then fails with the count
             log.error("run %s: not deleted: %s", run["run_id"], jobs.short_error(error))
     return deleted
+
+
+def _deleted_runs(client, experiment_id: str) -> set[str]:
+    """The ids of the runs of ``experiment_id`` the store lists as deleted (every page)."""
+    from mlflow.entities import ViewType
+
+    found, token = set(), None
+    while True:
+        page = client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY, max_results=50_000, page_token=token)
+        found.update(run.info.run_id for run in page)
+        token = page.token
+        if not token:
+            return found
 
 
 def _restore(spark, cfg: JobConfig, uri, records: Records, batch: str, started: float) -> CleanupResult:
