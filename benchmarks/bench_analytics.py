@@ -8,7 +8,9 @@ Steps, in one Spark session (``local[2]`` by default):
 2. ``analytics job``: :func:`~pyspark_experiments.analytics_job.run_analytics` on the target
    (the ten analytics_* tables, overwritten), lock included;
 3. ``report (delta)``: the HTML report from the synced tables;
-4. ``report (store)``: the HTML report read straight from the store through the source.
+4. ``report (store)``: the HTML report read straight from the store through the source;
+5. peak memory of the driver over all of it: the driver's Python process and the JVM (as
+   ``bench_read`` measures them): run at S and at L, it shows whether memory grows with the data.
 
 Usage::
 
@@ -50,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args(argv)
 
+    from benchmarks.bench_read import MemorySampler
     from pyspark_experiments import register, session
     from pyspark_experiments.analytics_job import JobConfig, run_analytics
     from pyspark_experiments.report import tables_from_delta, tables_from_store, write_report
@@ -60,6 +63,7 @@ def main(argv=None) -> int:
                     config={"spark.sql.shuffle.partitions": "8", "spark.log.level": "ERROR",
                             "spark.python.authenticate.socketTimeout": "120s"})
     register(spark)
+    sampler = MemorySampler().start()
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as scratch:
         target = os.path.join(scratch, "delta")
@@ -76,10 +80,12 @@ def main(argv=None) -> int:
         timed("report (delta)", lambda: write_report(out_dir=os.path.join(scratch, "r1"), **tables_from_delta(spark, target)))
         timed("report (store)", lambda: write_report(out_dir=os.path.join(scratch, "r2"), **tables_from_store(spark, uri)))
         print(result.summary())
+    memory = {name: round(mb) for name, mb in sampler.stop().items()}
+    print(f"peak memory: driver Python {memory['driver_python_mb']} MB, JVM {memory['jvm_hwm_mb']} MB", flush=True)
     spark.stop()
     if args.json_path:
         with open(args.json_path, "w") as handle:
-            json.dump({"size": args.size, "master": args.master, "seconds": figures}, handle, indent=2)
+            json.dump({"size": args.size, "master": args.master, "seconds": figures, "memory_mb": memory}, handle, indent=2)
     return 0
 
 
