@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -58,6 +59,8 @@ DEFAULT_RUNS_PER_PARTITION = 2_000
 DEFAULT_POINTS_PER_PARTITION = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
+# Values per IN list given as one JSON array (Dialect.json_list).
+_JSON_LIST = 20_000
 # How long a read waits for a SQLite lock held by a writer before it reports the lock.
 SQLITE_TIMEOUT_S = 30.0
 # ADBC SQLite infers each column's Arrow type from the values of a result's first batch.
@@ -83,6 +86,8 @@ class Dialect:
       parameters (MySQL: connectorx, see :mod:`.mysql`); elsewhere the connection's own driver
       is Arrow-native (ADBC).
     - ``missing_table``: text of the driver's error for a table that does not exist.
+    - ``json_list``: a subquery expanding one parameter holding a JSON array of strings, used
+      for ``IN`` lists through ADBC (whose Python layer converts bound values one by one).
 
     Example::
 
@@ -97,11 +102,13 @@ class Dialect:
     group_key: str = "key"
     arrow_points: bool = False
     missing_table: tuple[str, ...] = ("does not exist",)
+    json_list: str | None = None
 
 
 DIALECTS = {
-    "sqlite": Dialect("?", rowid=True, key_hint="+m.key", missing_table=("no such table",)),
-    "postgresql": Dialect("$"),
+    "sqlite": Dialect("?", rowid=True, key_hint="+m.key", missing_table=("no such table",),
+                      json_list="SELECT value FROM json_each(?)"),
+    "postgresql": Dialect("$", json_list="SELECT jsonb_array_elements_text(CAST(? AS jsonb))"),
     "mysql": Dialect("%s", key_hint="CAST(m.key AS BINARY)", exact_key_match=False, group_key="BINARY key",
                      arrow_points=True, missing_table=("doesn't exist",)),
 }
@@ -408,12 +415,25 @@ class SqlStore(Store):
     def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
         return connection.execute(self._sql(sql), tuple(params)).fetchall()
 
+    def _in(self, connection, values: Sequence) -> tuple[str, list]:
+        """What stands in ``IN (...)`` for ``values``, and its parameters: through ADBC, where
+        the dialect expands one, a JSON array in a single parameter; else a mark per value."""
+        expand = self._dialect.json_list
+        if expand and isinstance(connection, AdbcConnection) and all(isinstance(v, str) for v in values):
+            return expand, [json.dumps(list(values))]
+        return ", ".join("?" * len(values)), list(values)
+
+    def _chunks(self, connection, values: Sequence, reserved: int = 0) -> list[Sequence]:
+        """``values`` in chunks that fit one statement's ``IN`` list (``reserved``: other parameters)."""
+        json_list = self._dialect.json_list and isinstance(connection, AdbcConnection)
+        return chunk(list(values), _JSON_LIST if json_list else _IN_LIST - reserved)
+
     def _query_in(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> list[tuple]:
         """Run ``sql`` whose ``{in}`` stands for a list of ``values``, in bounded chunks."""
         rows: list[tuple] = []
-        for part in chunk(list(values), _IN_LIST):
-            marks = ", ".join("?" * len(part))
-            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *part]))
+        for part in self._chunks(connection, values, len(params)):
+            marks, values_params = self._in(connection, part)
+            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *values_params]))
         return rows
 
     def _arrow(self, connection, sql: str, params: Sequence, columns) -> Iterator[pa.RecordBatch]:
@@ -430,9 +450,9 @@ class SqlStore(Store):
     def _arrow_in(self, connection, sql: str, values: Sequence, columns, params: Sequence = ()) -> pa.Table:
         """:meth:`_arrow` of ``sql`` whose ``{in}`` stands for ``values``, in bounded chunks, as one table."""
         batches = []
-        for part in chunk(list(values), _IN_LIST - len(params)):
-            marks = ", ".join("?" * len(part))
-            batches.extend(self._arrow(connection, sql.format(**{"in": marks}), [*params, *part], columns))
+        for part in self._chunks(connection, values, len(params)):
+            marks, values_params = self._in(connection, part)
+            batches.extend(self._arrow(connection, sql.format(**{"in": marks}), [*params, *values_params], columns))
         return pa.Table.from_batches(batches, schema=pa.schema(columns))
 
     # -- planning (driver) -------------------------------------------------------------------
@@ -717,7 +737,7 @@ class SqlStore(Store):
         points = self._points_reader(connection)
         if selection.metric_ranges is not None:
             if self.capabilities.exact_metric_ranges:
-                yield from self._read_metric_ranges(points, partition)
+                yield from self._read_metric_ranges(connection, points, partition)
                 return
             whole, single = [], sorted({(run_id, key) for run_id, key, _, _ in partition.work})
         else:
@@ -727,30 +747,32 @@ class SqlStore(Store):
         key_hint = self._dialect.key_hint
         # SQLite: "+m.key" keeps the planner on the run's index instead of scanning the primary
         # key's index on key over the whole store; MySQL compares the key's bytes (exact).
-        key_filter = f"{key_hint} IN ({', '.join('?' * len(keys))}) AND " if keys else ""
-        for runs in chunk(whole, _IN_LIST - len(keys)):
-            sql = f"{self._POINTS}{key_filter}m.run_uuid IN ({', '.join('?' * len(runs))})"
-            yield from _metric_batches(points(sql, [*keys, *runs], _POINT_COLUMNS))
+        key_marks, key_params = self._in(connection, keys)
+        key_filter = f"{key_hint} IN ({key_marks}) AND " if keys else ""
+        for runs in self._chunks(connection, whole, len(keys)):
+            run_marks, run_params = self._in(connection, runs)
+            sql = f"{self._POINTS}{key_filter}m.run_uuid IN ({run_marks})"
+            yield from _metric_batches(points(sql, [*(key_params if keys else ()), *run_params], _POINT_COLUMNS))
         for part in chunk(single, _IN_LIST // 2):
             sql = self._POINTS + " OR ".join(f"(m.run_uuid = ? AND {key_hint} = ?)" for _ in part)
             yield from _metric_batches(points(sql, [value for series in part for value in series], _POINT_COLUMNS))
 
-    def _read_metric_ranges(self, points, partition: Partition) -> Iterator[pa.RecordBatch]:
+    def _read_metric_ranges(self, connection, points, partition: Partition) -> Iterator[pa.RecordBatch]:
         """Points of each (run, key) with a rowid between two positions (SQLite)."""
         import pyarrow.compute as pc
 
         ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
         run_ids = sorted({run_id for run_id, _ in ranges})
-        for runs in chunk(run_ids, _IN_LIST - 1):
+        for runs in self._chunks(connection, run_ids, 1):
             members = set(runs)
             mine = sorted(item for item in ranges.items() if item[0][0] in members)
             series = pa.array([_series_key(run_id, key) for (run_id, key), _ in mine], _STR)
             after = pa.array([bounds[0] for _, bounds in mine], _INT)
             upto = pa.array([bounds[1] for _, bounds in mine], _INT)
             # Skip, in the query, what every range of this chunk has already read.
-            sql = (f"{self._POINTS.replace('SELECT ', 'SELECT m.rowid, ', 1)}m.rowid > ? AND "
-                   f"m.run_uuid IN ({', '.join('?' * len(runs))})")
-            for batch in points(sql, [min(after.to_pylist()), *runs], [("rowid", _INT), *_POINT_COLUMNS]):
+            run_marks, run_params = self._in(connection, runs)
+            sql = f"{self._POINTS.replace('SELECT ', 'SELECT m.rowid, ', 1)}m.rowid > ? AND m.run_uuid IN ({run_marks})"
+            for batch in points(sql, [min(after.to_pylist()), *run_params], [("rowid", _INT), *_POINT_COLUMNS]):
                 found = pc.index_in(pc.binary_join_element_wise(batch.column(1), batch.column(3), "\x00"), value_set=series)
                 rowid = batch.column(0)
                 kept = pc.and_(pc.greater(rowid, after.take(found)), pc.less_equal(rowid, upto.take(found))).fill_null(False)
