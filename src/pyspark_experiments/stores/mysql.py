@@ -12,8 +12,8 @@ extra brings it): it returns Arrow tables, built in Rust, about 6x faster than P
 (benchmarks/bench_mysql.py). connectorx takes no bind parameters, so those queries are built
 from literals (:func:`inline_parameters`): strings quoted only when they are plain, as MLflow's
 run ids are (letters, digits, ``-``, ``_``, ``.``), anything else as hex literals, which no
-string can escape from whatever the server's ``sql_mode``; keys are compared as bytes. Each such query is one statement, so it reads one
-consistent view by itself. A URL with TLS or socket arguments, or no connectorx, reads
+string can escape from whatever the server's ``sql_mode``; keys are compared as bytes. Each
+such query is one statement, so it reads one consistent view by itself. A URL with TLS or socket arguments, or no connectorx, reads
 everything with PyMySQL.
 
 Example::
@@ -210,9 +210,9 @@ def arrow_reader(location: str):
     url = (f"mysql://{quote(params.get('user', ''), safe='')}:{quote(params.get('password', ''), safe='')}"
            f"@{host}:{params['port']}/{quote(params['database'], safe='')}")
 
-    def read(sql: str, params=()):
+    def read(sql: str, values=()):
         try:
-            return connectorx.read_sql(url, quote_reserved(inline_parameters(sql, params)), return_type="arrow")
+            return connectorx.read_sql(url, quote_reserved(inline_parameters(sql, values)), return_type="arrow")
         except Exception as error:  # connectorx raises RuntimeError / PanicException with the URL's parts
             text = redact(str(error)).replace(params.get("password") or "\0", "***")
             raise StoreConnectionError(f"reading metric points from {redact(location)}: {text}") from None
