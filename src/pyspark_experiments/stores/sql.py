@@ -3,18 +3,20 @@
 Data is read with Arrow-native drivers, so columns arrive as Arrow arrays built in C: ADBC for
 SQLite (``adbc-driver-sqlite``, a runtime dependency) and PostgreSQL (``adbc-driver-postgresql``,
 the ``postgres`` extra); for MySQL, connectorx for metric points and PyMySQL for the rest (the
-``mysql`` extra, see :mod:`.mysql`). MLflow's encodings are applied as Arrow compute: NaN
+``mysql`` extra, see :mod:`.mysql`). Planning on the driver (experiments, run lists, point
+counts, metric positions, fingerprints: small, row-shaped results) uses the DB-API drivers,
+Python's ``sqlite3`` and psycopg (the ``postgres`` extra): an ADBC PostgreSQL connection costs
+about ten times psycopg's to open (it loads the server's type catalogue), which planning would
+pay several times per read. MLflow's encodings are applied as Arrow compute: NaN
 stored as 0 with ``is_nan``, milliseconds to timestamps, latest values, params and tags as maps.
 One store class reads them all: what differs between the databases is declared in
 :data:`DIALECTS`. The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
 ``runs``, ``params``, ``tags``, ``metrics``, ``latest_metrics``, ``datasets``, ``inputs``,
 ``input_tags``.
 
-SQLite is opened read-only (``file:...?mode=ro``). Planning on the driver (experiments, run
-lists, point counts, metric positions, fingerprints) uses Python's ``sqlite3`` there: ADBC
-links its own copy of SQLite, and two copies in one process do not see each other's POSIX
-locks (closing one drops the other's), so the driver, where a notebook's mlflow may be writing
-the same file, keeps to one copy; the executors' reads use ADBC.
+SQLite is opened read-only (``file:...?mode=ro``). ADBC links its own copy of SQLite, and two
+copies in one process do not see each other's POSIX locks (closing one drops the other's): the
+driver, where a notebook's mlflow may be writing the same file, keeps to ``sqlite3``.
 
 Example::
 
@@ -73,7 +75,8 @@ _WHOLE_RESULT_ROWS = 1 << 30
 class Dialect:
     """What differs between the SQL databases MLflow stores its runs in.
 
-    - ``placeholder``: the driver's bind-parameter mark (``$`` means numbered: ``$1, $2, ...``).
+    - ``placeholder``: the DB-API driver's bind-parameter mark (the SQL is written with ``?``;
+      ADBC connections translate it themselves).
     - ``rowid``: rows carry an id in commit order (SQLite's ``rowid``), so a metric position
       is exact; elsewhere a position is a point count.
     - ``key_hint``: how to write a metric's ``key`` (table alias ``m``) in a key filter (SQLite:
@@ -108,7 +111,7 @@ class Dialect:
 DIALECTS = {
     "sqlite": Dialect("?", rowid=True, key_hint="+m.key", missing_table=("no such table",),
                       json_list="SELECT value FROM json_each(?)"),
-    "postgresql": Dialect("$", json_list="SELECT jsonb_array_elements_text(CAST(? AS jsonb))"),
+    "postgresql": Dialect("%s", json_list="SELECT jsonb_array_elements_text(CAST(? AS jsonb))"),
     "mysql": Dialect("%s", key_hint="CAST(m.key AS BINARY)", exact_key_match=False, group_key="BINARY key",
                      arrow_points=True, missing_table=("doesn't exist",)),
 }
@@ -175,10 +178,10 @@ _SENTINELS = {pa.string(): "''", pa.float64(): "0.0", pa.int64(): "0", pa.bool_(
 class AdbcConnection:
     """An ADBC connection (SQLite or PostgreSQL) in the shape the store uses.
 
-    ``execute(sql, params)`` returns rows with ``fetchall()`` (planning, small tables);
+    ``execute(sql, params)`` returns rows with ``fetchall()`` (small tables);
     :meth:`arrow_batches` streams a query's result as Arrow batches of declared column types.
-    Autocommit: each query reads by itself, as the DB-API drivers did, holding no lock between
-    queries.
+    SQL marks parameters with ``?`` (numbered for PostgreSQL here). Autocommit: each query reads
+    by itself, as the DB-API drivers do, holding no lock between queries.
 
     Example::
 
@@ -195,7 +198,11 @@ class AdbcConnection:
         self._connection = connection
         self._sqlite = sqlite
 
+    def _sql(self, sql: str) -> str:
+        return sql if self._sqlite else numbered_placeholders(sql)
+
     def execute(self, sql: str, params: Sequence = ()) -> _Rows:
+        sql = self._sql(sql)
         cursor = self._connection.cursor()
         try:
             if self._sqlite:
@@ -212,6 +219,7 @@ class AdbcConnection:
             # and a later string then fails): a first row of typed literals fixes every type.
             sentinel = ", ".join(_SENTINELS[kind] for _, kind in columns)
             sql = f"SELECT {sentinel} UNION ALL SELECT * FROM ({sql})"
+        sql = self._sql(sql)
         cursor = self._connection.cursor()
         try:
             if self._sqlite:
@@ -276,14 +284,14 @@ class SqlStore(Store):
     @contextmanager
     def _connect(self, reading: bool = False):
         """A connection to the store, its schema checked. ``reading``: for an executor's read
-        (SQLite: ADBC; on the driver ``sqlite3``, see the module's notes). A driver error
-        while the block runs becomes a :class:`StoreConnectionError` naming the store."""
+        (ADBC; planning uses the DB-API drivers, see the module's notes). An ADBC error while
+        the block runs becomes a :class:`StoreConnectionError` naming the store."""
         # On an executor the URI arrives pickled: make its credentials known to redact() here too.
         remember_secrets(self.uri.location)
         if self.uri.scheme == "sqlite":
             connection = self._connect_sqlite_adbc() if reading else self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
-            connection = self._connect_postgresql()
+            connection = self._connect_postgresql_adbc() if reading else self._connect_postgresql()
         elif self.uri.scheme == "mysql":
             from .mysql import connect_mysql
 
@@ -370,7 +378,21 @@ class SqlStore(Store):
             what = f"cannot be read ({text.strip()})"
         return StoreConnectionError(f"tracking URI {self.uri.display!r}: the SQLite database at {path!r} {what}")
 
-    def _connect_postgresql(self) -> AdbcConnection:
+    def _connect_postgresql(self):
+        try:
+            import psycopg
+        except ImportError as error:
+            raise MissingDependencyError(
+                "reading a PostgreSQL store needs psycopg: pip install 'pyspark-experiments[postgres]'"
+            ) from error
+        # Parameters, not a conninfo string: a password with spaces, quotes or '=' can then
+        # neither break the parse nor be echoed by libpq's parse errors.
+        try:
+            return psycopg.connect(**postgres_parameters(self.uri.location), autocommit=True)
+        except Exception as error:
+            raise StoreConnectionError(f"cannot connect to {self.uri.display}: {self._redacted(error)}") from None
+
+    def _connect_postgresql_adbc(self) -> AdbcConnection:
         try:
             import adbc_driver_postgresql.dbapi
         except ImportError as error:
@@ -407,13 +429,13 @@ class SqlStore(Store):
     def _dialect(self) -> Dialect:
         return DIALECTS[self.uri.scheme]
 
-    def _sql(self, sql: str) -> str:
-        """``sql`` written with ``?`` marks, in the driver's parameter style."""
-        placeholder = self._dialect.placeholder
-        return numbered_placeholders(sql) if placeholder == "$" else sql.replace("?", placeholder)
+    def _sql(self, connection, sql: str) -> str:
+        """``sql`` written with ``?`` marks, in the DB-API driver's parameter style (ADBC
+        connections take ``?``)."""
+        return sql if isinstance(connection, AdbcConnection) else sql.replace("?", self._dialect.placeholder)
 
     def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
-        return connection.execute(self._sql(sql), tuple(params)).fetchall()
+        return connection.execute(self._sql(connection, sql), tuple(params)).fetchall()
 
     def _in(self, connection, values: Sequence) -> tuple[str, list]:
         """What stands in ``IN (...)`` for ``values``, and its parameters: through ADBC, where
@@ -438,7 +460,7 @@ class SqlStore(Store):
 
     def _arrow(self, connection, sql: str, params: Sequence, columns) -> Iterator[pa.RecordBatch]:
         """The result of ``sql`` (``?`` marks) as batches of ``columns`` (names and types)."""
-        sql = self._sql(sql)
+        sql = self._sql(connection, sql)
         if isinstance(connection, AdbcConnection):
             yield from connection.arrow_batches(sql, params, columns)
             return
