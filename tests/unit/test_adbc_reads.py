@@ -161,3 +161,19 @@ def test_maps_follow_their_owners_order_and_are_sorted_by_key():
     empty = map_column(pa.array([], pa.int64()), pa.array([], pa.int64()), pa.array([], pa.string()),
                        pa.array([], pa.string()), pa.map_(pa.string(), pa.string()))
     assert len(empty) == 0
+
+
+@pytest.mark.parametrize("password", ["Hunter/Two22", "pass word", "pässwörd€", "p@ss&x=1", "a/b@c:d%e f"])
+def test_the_executors_postgresql_connection_never_shows_the_password(password):
+    from urllib.parse import quote
+
+    pytest.importorskip("adbc_driver_postgresql")
+    for uri in (f"postgresql://bob:{password}@127.0.0.1:9/mlflow", f"postgresql://bob:{quote(password, safe='')}@127.0.0.1:9/mlflow",
+                f"postgresql://bob@127.0.0.1:9/mlflow?password={quote(password, safe='')}"):
+        store = open_store(resolve_tracking_uri(uri, {}))
+        with pytest.raises(StoreConnectionError) as error:
+            with store._connect(reading=True):
+                pass
+        text = str(error.value) + repr(error.value)
+        assert password not in text and quote(password, safe="") not in text, text
+        assert "127.0.0.1:9" in text and "Connection refused" in text
