@@ -310,6 +310,19 @@ def phase_backend(store: dict, repeat: int, tables: list[str], profile_dir: str 
             stats.print_stats(25)
             stats.sort_stats("cumulative").print_stats(40)
             stream.close()
+            # One partition's read alone, as an executor runs it (no planning).
+            from pyspark_experiments.stores import open_store
+            from pyspark_experiments.uri import resolve_tracking_uri
+
+            _, partitions = plan_read({"trackingUri": store["uri"], "table": table}, environ={})
+            backend = open_store(resolve_tracking_uri(store["uri"], {}))
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in backend.read(partitions[0]):
+                pass
+            profiler.disable()
+            with open(os.path.join(profile_dir, f"{store['kind']}-{table}-partition0.pstats.txt"), "w") as stream:
+                pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(15)
     return result
 
 

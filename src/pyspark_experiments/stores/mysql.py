@@ -10,10 +10,10 @@ partition started, and the reader cannot write.
 Metric points, the bulk of a store, are read with connectorx when it is installed (the ``mysql``
 extra brings it): it returns Arrow tables, built in Rust, about 6x faster than PyMySQL's rows
 (benchmarks/bench_mysql.py). connectorx takes no bind parameters, so those queries are built
-from literals (:func:`sql_literal`): run ids quoted only when they are plain MLflow ids
-(letters, digits, ``-``, ``_``, ``.``), anything else, metric keys included, as hex literals,
-which no string can escape from whatever the server's ``sql_mode``. Each such query is one statement, so it reads one
-consistent view by itself. A URL with TLS or socket arguments, or no connectorx, reads
+from literals (:func:`inline_parameters`): strings quoted only when they are plain, as MLflow's
+run ids are (letters, digits, ``-``, ``_``, ``.``), anything else as hex literals, which no
+string can escape from whatever the server's ``sql_mode``; keys are compared as bytes. Each
+such query is one statement, so it reads one consistent view by itself. A URL with TLS or socket arguments, or no connectorx, reads
 everything with PyMySQL.
 
 Example::
@@ -170,10 +170,26 @@ def sql_literal(value, plain_id: bool = False) -> str:
     return "X'" + value.encode("utf-8", "surrogatepass").hex() + "'"
 
 
+def inline_parameters(sql: str, params) -> str:
+    """``sql`` with each ``?`` replaced by the next of ``params`` as a :func:`sql_literal`
+    (strings that are plain ids quoted, so that indexes serve them; any other as hex).
+
+    Example::
+
+        >>> inline_parameters("SELECT 1 FROM m WHERE run_uuid IN (?, ?) AND k = ?", ["a1", 7, "it's"])
+        "SELECT 1 FROM m WHERE run_uuid IN ('a1', 7) AND k = X'69742773'"
+    """
+    parts = sql.split("?")
+    if len(parts) != len(params) + 1:
+        raise ValueError(f"{len(parts) - 1} parameter marks for {len(params)} parameters")
+    return parts[0] + "".join(sql_literal(value, plain_id=True) + part for value, part in zip(params, parts[1:]))
+
+
 def arrow_reader(location: str):
-    """A function ``sql -> pyarrow.Table`` reading with connectorx, or ``None`` where PyMySQL
-    must read (connectorx not installed, or the URL has arguments connectorx would not honour:
-    TLS, a socket, timeouts).
+    """A function ``(sql, params) -> pyarrow.Table`` reading with connectorx (``sql`` marks its
+    parameters with ``?``; they are written into it as literals, see :func:`inline_parameters`),
+    or ``None`` where PyMySQL must read (connectorx not installed, or the URL has arguments
+    connectorx would not honour: TLS, a socket, timeouts).
 
     Example::
 
@@ -194,9 +210,9 @@ def arrow_reader(location: str):
     url = (f"mysql://{quote(params.get('user', ''), safe='')}:{quote(params.get('password', ''), safe='')}"
            f"@{host}:{params['port']}/{quote(params['database'], safe='')}")
 
-    def read(sql: str):
+    def read(sql: str, values=()):
         try:
-            return connectorx.read_sql(url, quote_reserved(sql), return_type="arrow")
+            return connectorx.read_sql(url, quote_reserved(inline_parameters(sql, values)), return_type="arrow")
         except Exception as error:  # connectorx raises RuntimeError / PanicException with the URL's parts
             text = redact(str(error)).replace(params.get("password") or "\0", "***")
             raise StoreConnectionError(f"reading metric points from {redact(location)}: {text}") from None
@@ -300,6 +316,6 @@ def connection_error(error, params: dict, display: str) -> Exception:
 
 
 __all__ = [
-    "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "connect_mysql", "connection_error", "mysql_parameters",
-    "quote_reserved", "sql_literal",
+    "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "connect_mysql", "connection_error", "inline_parameters",
+    "mysql_parameters", "quote_reserved", "sql_literal",
 ]

@@ -1,11 +1,22 @@
-"""MLflow's SQL tracking store (SQLite, PostgreSQL, MySQL/MariaDB), read directly with a DB-API driver.
+"""MLflow's SQL tracking store (SQLite, PostgreSQL, MySQL/MariaDB), read as Arrow columns.
 
-SQLite needs nothing beyond Python's ``sqlite3``; PostgreSQL needs ``psycopg`` (the
-``postgres`` extra); MySQL needs PyMySQL (the ``mysql`` extra, see :mod:`.mysql`). One store
-class reads them all: what differs between the databases is declared in :data:`DIALECTS`.
-The queries use MLflow's schema: ``experiments``, ``experiment_tags``, ``runs``, ``params``,
-``tags``, ``metrics`` (NaN stored as 0 with ``is_nan``), ``latest_metrics``, ``datasets``,
-``inputs``, ``input_tags``.
+Data is read with Arrow-native drivers, so columns arrive as Arrow arrays built in C: ADBC for
+SQLite (``adbc-driver-sqlite``, a runtime dependency) and PostgreSQL (``adbc-driver-postgresql``,
+the ``postgres`` extra); for MySQL, connectorx for metric points and PyMySQL for the rest (the
+``mysql`` extra, see :mod:`.mysql`). Planning on the driver (experiments, run lists, point
+counts, metric positions, fingerprints: small, row-shaped results) uses the DB-API drivers,
+Python's ``sqlite3`` and psycopg (the ``postgres`` extra): an ADBC PostgreSQL connection costs
+about ten times psycopg's to open (it loads the server's type catalogue), which planning would
+pay several times per read. MLflow's encodings are applied as Arrow compute: NaN
+stored as 0 with ``is_nan``, milliseconds to timestamps, latest values, params and tags as maps.
+One store class reads them all: what differs between the databases is declared in
+:data:`DIALECTS`. The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
+``runs``, ``params``, ``tags``, ``metrics``, ``latest_metrics``, ``datasets``, ``inputs``,
+``input_tags``.
+
+SQLite is opened read-only (``file:...?mode=ro``). ADBC links its own copy of SQLite, and two
+copies in one process do not see each other's POSIX locks (closing one drops the other's): the
+driver, where a notebook's mlflow may be writing the same file, keeps to ``sqlite3``.
 
 Example::
 
@@ -17,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -37,12 +49,10 @@ from .base import (
     Selection,
     Store,
     StoreCapabilities,
-    batches_from_columns,
     chunk,
     fingerprint,
     lifecycle_stages,
     metric_units,
-    ms_to_us,
     pack_partitions,
 )
 
@@ -51,47 +61,72 @@ DEFAULT_RUNS_PER_PARTITION = 2_000
 DEFAULT_POINTS_PER_PARTITION = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
+# Values per IN list given as one JSON array (Dialect.json_list).
+_JSON_LIST = 20_000
 # How long a read waits for a SQLite lock held by a writer before it reports the lock.
 SQLITE_TIMEOUT_S = 30.0
+# ADBC SQLite infers each column's Arrow type from the values of a result's first batch.
+_SQLITE_BATCH_ROWS = "adbc.sqlite.query.batch_rows"
+# Row queries (planning, small tables) are read as one batch, so every value takes part.
+_WHOLE_RESULT_ROWS = 1 << 30
 
 
 @dataclass(frozen=True)
 class Dialect:
     """What differs between the SQL databases MLflow stores its runs in.
 
-    - ``placeholder``: the driver's bind-parameter mark.
+    - ``placeholder``: the DB-API driver's bind-parameter mark (the SQL is written with ``?``;
+      ADBC connections translate it themselves).
     - ``rowid``: rows carry an id in commit order (SQLite's ``rowid``), so a metric position
       is exact; elsewhere a position is a point count.
-    - ``key_hint``: how to write the ``key`` column in a metric-key filter (SQLite: ``+key``
-      keeps the planner on the (run_uuid, key, step) index).
-    - ``exact_key_match``: ``=`` / ``IN`` on ``key`` compare exactly; MySQL's default
-      collations ignore case and trailing spaces, so rows are filtered again in Python.
+    - ``key_hint``: how to write a metric's ``key`` (table alias ``m``) in a key filter (SQLite:
+      ``+m.key`` keeps the planner on the run's index; MySQL: compare bytes, since its default
+      collations ignore case and trailing spaces).
+    - ``exact_key_match``: ``=`` / ``IN`` on a plain ``key`` compare exactly (not on MySQL).
     - ``group_key``: how to group by ``key`` so that keys differing in case or trailing spaces
       stay apart (MySQL: ``BINARY key``).
-    - ``arrow_points``: metric points may be read with an Arrow-native driver (MySQL: connectorx,
-      see :mod:`.mysql`), the rest with the DB-API one.
+    - ``arrow_points``: metric points may come from a second, Arrow-native driver without bind
+      parameters (MySQL: connectorx, see :mod:`.mysql`); elsewhere the connection's own driver
+      is Arrow-native (ADBC).
     - ``missing_table``: text of the driver's error for a table that does not exist.
+    - ``json_list``: a subquery expanding one parameter holding a JSON array of strings, used
+      for ``IN`` lists through ADBC (whose Python layer converts bound values one by one).
 
     Example::
 
         >>> DIALECTS["mysql"].placeholder, DIALECTS["mysql"].rowid, DIALECTS["sqlite"].key_hint
-        ('%s', False, '+key')
+        ('%s', False, '+m.key')
     """
 
     placeholder: str
     rowid: bool = False
-    key_hint: str = "key"
+    key_hint: str = "m.key"
     exact_key_match: bool = True
     group_key: str = "key"
     arrow_points: bool = False
     missing_table: tuple[str, ...] = ("does not exist",)
+    json_list: str | None = None
 
 
 DIALECTS = {
-    "sqlite": Dialect("?", rowid=True, key_hint="+key", missing_table=("no such table",)),
-    "postgresql": Dialect("%s"),
-    "mysql": Dialect("%s", exact_key_match=False, group_key="BINARY key", arrow_points=True, missing_table=("doesn't exist",)),
+    "sqlite": Dialect("?", rowid=True, key_hint="+m.key", missing_table=("no such table",),
+                      json_list="SELECT value FROM json_each(?)"),
+    "postgresql": Dialect("%s", json_list="SELECT jsonb_array_elements_text(CAST(? AS jsonb))"),
+    "mysql": Dialect("%s", key_hint="CAST(m.key AS BINARY)", exact_key_match=False, group_key="BINARY key",
+                     arrow_points=True, missing_table=("doesn't exist",)),
 }
+
+
+def numbered_placeholders(sql: str) -> str:
+    """``sql`` with each ``?`` turned into PostgreSQL's numbered ``$1``, ``$2``, ...
+
+    Example::
+
+        >>> numbered_placeholders("SELECT a FROM t WHERE b = ? AND c IN (?, ?)")
+        'SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)'
+    """
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
 
 
 def postgres_parameters(location: str) -> dict[str, str]:
@@ -124,19 +159,139 @@ def postgres_parameters(location: str) -> dict[str, str]:
     return params
 
 
+def libpq_uri(params: dict[str, str]) -> str:
+    """A libpq URI holding every connection parameter percent-encoded in its query, so that no
+    character of a password can break its parse (ADBC PostgreSQL takes a URI).
+
+    Example::
+
+        >>> libpq_uri({"host": "db", "user": "bob", "password": "a b&c"})
+        'postgresql://?host=db&user=bob&password=a%20b%26c'
+    """
+    return "postgresql://?" + "&".join(f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items())
+
+
+# A first row whose literals fix each column's type for ADBC SQLite's inference.
+_SENTINELS = {pa.string(): "''", pa.float64(): "0.0", pa.int64(): "0", pa.bool_(): "0"}
+
+
+class AdbcConnection:
+    """An ADBC connection (SQLite or PostgreSQL) in the shape the store uses.
+
+    ``execute(sql, params)`` returns rows with ``fetchall()`` (small tables);
+    :meth:`arrow_batches` streams a query's result as Arrow batches of declared column types.
+    SQL marks parameters with ``?`` (numbered for PostgreSQL here). Autocommit: each query reads
+    by itself, as the DB-API drivers do, holding no lock between queries.
+
+    Example::
+
+        >>> import adbc_driver_sqlite.dbapi
+        >>> connection = AdbcConnection(adbc_driver_sqlite.dbapi.connect(":memory:", autocommit=True), sqlite=True)
+        >>> connection.execute("SELECT ? + 1", (41,)).fetchall()
+        [(42,)]
+        >>> next(connection.arrow_batches("SELECT NULL UNION ALL SELECT 'x'", (), [("v", pa.string())])).column(0).to_pylist()
+        [None, 'x']
+        >>> connection.close()
+    """
+
+    def __init__(self, connection, sqlite: bool) -> None:
+        self._connection = connection
+        self._sqlite = sqlite
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._sqlite else numbered_placeholders(sql)
+
+    def execute(self, sql: str, params: Sequence = ()) -> _Rows:
+        sql = self._sql(sql)
+        cursor = self._connection.cursor()
+        try:
+            if self._sqlite:
+                cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: str(_WHOLE_RESULT_ROWS)})
+            cursor.execute(sql, tuple(params) if params else None)
+            return _Rows(cursor.fetch_arrow_table())
+        finally:
+            cursor.close()
+
+    def arrow_batches(self, sql: str, params: Sequence, columns: Sequence[tuple[str, pa.DataType]]) -> Iterator[pa.RecordBatch]:
+        """The result of ``sql`` as batches with ``columns`` (names and types, in order)."""
+        if self._sqlite:
+            # ADBC SQLite types a column from its first batch's values (NULLs alone give int64,
+            # and a later string then fails): a first row of typed literals fixes every type.
+            sentinel = ", ".join(_SENTINELS[kind] for _, kind in columns)
+            sql = f"SELECT {sentinel} UNION ALL SELECT * FROM ({sql})"
+        sql = self._sql(sql)
+        cursor = self._connection.cursor()
+        try:
+            if self._sqlite:
+                cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: str(BATCH_ROWS)})
+            cursor.execute(sql, tuple(params) if params else None)
+            first = self._sqlite
+            for batch in cursor.fetch_record_batch():
+                if first:
+                    batch, first = batch.slice(1), False
+                if batch.num_rows:
+                    yield typed_batch(batch.columns, columns)
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __repr__(self) -> str:
+        return f"AdbcConnection({'sqlite' if self._sqlite else 'postgresql'})"
+
+
+class _Rows:
+    """A fetched result as DB-API rows."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def fetchall(self) -> list[tuple]:
+        return list(zip(*(column.to_pylist() for column in self._table.columns))) if self._table.num_columns else []
+
+
+def typed_batch(arrays, columns: Sequence[tuple[str, pa.DataType]]) -> pa.RecordBatch:
+    """A record batch of ``arrays`` cast to ``columns`` (names and types, in order).
+
+    Example::
+
+        >>> typed_batch([pa.array([1, None])], [("id", pa.string())]).to_pylist()
+        [{'id': '1'}, {'id': None}]
+    """
+    return pa.RecordBatch.from_arrays(
+        [array.cast(kind) for array, (_, kind) in zip(arrays, columns)], names=[name for name, _ in columns]
+    )
+
+
+def _driver_errors() -> tuple[type, ...]:
+    """The exception classes of the Arrow-native drivers that are installed."""
+    found: list[type] = []
+    try:
+        import adbc_driver_manager
+
+        found.append(adbc_driver_manager.Error)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 class SqlStore(Store):
     """Reads an MLflow SQL store."""
 
     # -- connections -------------------------------------------------------------------------
 
     @contextmanager
-    def _connect(self):
+    def _connect(self, reading: bool = False):
+        """A connection to the store, its schema checked. ``reading``: for an executor's read
+        (ADBC; planning uses the DB-API drivers, see the module's notes). An ADBC error while
+        the block runs becomes a :class:`StoreConnectionError` naming the store."""
         # On an executor the URI arrives pickled: make its credentials known to redact() here too.
         remember_secrets(self.uri.location)
         if self.uri.scheme == "sqlite":
-            connection = self._connect_sqlite()
+            connection = self._connect_sqlite_adbc() if reading else self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
-            connection = self._connect_postgresql()
+            connection = self._connect_postgresql_adbc() if reading else self._connect_postgresql()
         elif self.uri.scheme == "mysql":
             from .mysql import connect_mysql
 
@@ -149,25 +304,62 @@ class SqlStore(Store):
         try:
             self._check_schema(connection)
             yield connection
+        except _driver_errors() as error:
+            raise self._read_error(error) from None
         finally:
             connection.close()
+
+    def _read_error(self, error) -> StoreConnectionError:
+        if self.uri.scheme == "sqlite":
+            return self._sqlite_error(error)
+        return StoreConnectionError(f"reading {self.uri.display}: {self._redacted(error)}")
+
+    def _redacted(self, error) -> str:
+        text = redact(str(error)).strip()
+        password = postgres_parameters(self.uri.location).get("password") if self.uri.scheme == "postgresql" else None
+        for form in {password, quote(password or "", safe=""), quote(password or "")} - {None, ""}:
+            text = text.replace(form, "***")
+        return text
 
     @property
     def _sqlite_path(self) -> str:
         # the location holds the path as given (already percent-decoded once by uri.py)
         return self.uri.location.split("://", 1)[1].split("?", 1)[0][1:]
 
-    def _connect_sqlite(self):
-        import sqlite3
-
+    def _sqlite_uri(self) -> str:
         path = self._sqlite_path
         if not os.path.isfile(path):
             raise StoreNotFoundError(f"tracking URI {self.uri.display!r}: no SQLite database at {path!r}")
+        # Read-only, so a reader can never create or change a store.
+        return f"file:{quote(path)}?mode=ro"
+
+    def _connect_sqlite(self):
+        import sqlite3
+
+        uri = self._sqlite_uri()
         try:
-            # Read-only, so a reader can never create or change a store.
-            return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT_S)
+            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S)
         except sqlite3.Error as error:
             raise self._sqlite_error(error) from None
+
+    def _connect_sqlite_adbc(self) -> AdbcConnection:
+        try:
+            import adbc_driver_sqlite.dbapi
+        except ImportError as error:
+            raise MissingDependencyError(
+                "reading a SQLite store needs adbc-driver-sqlite: pip install adbc-driver-sqlite"
+            ) from error
+        uri = self._sqlite_uri()
+        try:
+            connection = AdbcConnection(adbc_driver_sqlite.dbapi.connect(uri, autocommit=True), sqlite=True)
+        except _driver_errors() as error:
+            raise self._sqlite_error(error) from None
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_TIMEOUT_S * 1000)}")
+        except _driver_errors() as error:
+            connection.close()
+            raise self._sqlite_error(error) from None
+        return connection
 
     def _sqlite_error(self, error) -> StoreConnectionError:
         path = self._sqlite_path
@@ -177,13 +369,13 @@ class SqlStore(Store):
                     f"{SQLITE_TIMEOUT_S:g} s (a writer in a long transaction?); retry when it is released")
         elif "not a database" in text:
             what = "is not a SQLite database (file is not a database)"
-        elif "unable to open" in text:
+        elif "unable to open" in text or "failed to open" in text:
             readable = os.access(path, os.R_OK)
             folder_writable = os.access(os.path.dirname(path) or ".", os.W_OK)
             what = (f"cannot be opened (unable to open database file; file readable: {readable}, "
                     f"folder writable for SQLite's -shm/-wal files: {folder_writable})")
         else:
-            what = f"cannot be read ({text})"
+            what = f"cannot be read ({text.strip()})"
         return StoreConnectionError(f"tracking URI {self.uri.display!r}: the SQLite database at {path!r} {what}")
 
     def _connect_postgresql(self):
@@ -196,12 +388,26 @@ class SqlStore(Store):
         # Parameters, not a conninfo string: a password with spaces, quotes or '=' can then
         # neither break the parse nor be echoed by libpq's parse errors.
         try:
-            connection = psycopg.connect(**postgres_parameters(self.uri.location), autocommit=True)
+            return psycopg.connect(**postgres_parameters(self.uri.location), autocommit=True)
         except Exception as error:
-            raise StoreConnectionError(
-                f"cannot connect to {self.uri.display}: {redact(str(error)).strip()}"
-            ) from None
-        return connection
+            raise StoreConnectionError(f"cannot connect to {self.uri.display}: {self._redacted(error)}") from None
+
+    def _connect_postgresql_adbc(self) -> AdbcConnection:
+        try:
+            import adbc_driver_postgresql.dbapi
+        except ImportError as error:
+            raise MissingDependencyError(
+                "reading a PostgreSQL store needs adbc-driver-postgresql: pip install 'pyspark-experiments[postgres]'"
+            ) from error
+        # Every parameter percent-encoded in the URI's query: a password with spaces, quotes,
+        # '@' or '&' can neither break the parse nor be echoed by libpq's parse errors.
+        try:
+            connection = adbc_driver_postgresql.dbapi.connect(
+                libpq_uri(postgres_parameters(self.uri.location)), autocommit=True
+            )
+        except Exception as error:
+            raise StoreConnectionError(f"cannot connect to {self.uri.display}: {self._redacted(error)}") from None
+        return AdbcConnection(connection, sqlite=False)
 
     def _check_schema(self, connection) -> None:
         try:
@@ -212,7 +418,7 @@ class SqlStore(Store):
                 raise self._sqlite_error(error) from None
             if self.uri.scheme != "sqlite" and not any(t in text for t in self._dialect.missing_table):
                 raise StoreConnectionError(
-                    f"tracking URI {self.uri.display!r}: cannot check MLflow's schema: {redact(text).strip()}"
+                    f"tracking URI {self.uri.display!r}: cannot check MLflow's schema: {self._redacted(error)}"
                 ) from None
             raise StoreNotFoundError(
                 f"tracking URI {self.uri.display!r} holds no MLflow tracking store "
@@ -223,21 +429,53 @@ class SqlStore(Store):
     def _dialect(self) -> Dialect:
         return DIALECTS[self.uri.scheme]
 
-    @property
-    def _placeholder(self) -> str:
-        return self._dialect.placeholder
+    def _sql(self, connection, sql: str) -> str:
+        """``sql`` written with ``?`` marks, in the DB-API driver's parameter style (ADBC
+        connections take ``?``)."""
+        return sql if isinstance(connection, AdbcConnection) else sql.replace("?", self._dialect.placeholder)
 
     def _query(self, connection, sql: str, params: Sequence = ()) -> list[tuple]:
-        sql = sql.replace("?", self._placeholder)
-        return connection.execute(sql, tuple(params)).fetchall()
+        return connection.execute(self._sql(connection, sql), tuple(params)).fetchall()
+
+    def _in(self, connection, values: Sequence) -> tuple[str, list]:
+        """What stands in ``IN (...)`` for ``values``, and its parameters: through ADBC, where
+        the dialect expands one, a JSON array in a single parameter; else a mark per value."""
+        expand = self._dialect.json_list
+        if expand and isinstance(connection, AdbcConnection) and all(isinstance(v, str) for v in values):
+            return expand, [json.dumps(list(values))]
+        return ", ".join("?" * len(values)), list(values)
+
+    def _chunks(self, connection, values: Sequence, reserved: int = 0) -> list[Sequence]:
+        """``values`` in chunks that fit one statement's ``IN`` list (``reserved``: other parameters)."""
+        json_list = self._dialect.json_list and isinstance(connection, AdbcConnection)
+        return chunk(list(values), _JSON_LIST if json_list else _IN_LIST - reserved)
 
     def _query_in(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> list[tuple]:
         """Run ``sql`` whose ``{in}`` stands for a list of ``values``, in bounded chunks."""
         rows: list[tuple] = []
-        for part in chunk(list(values), _IN_LIST):
-            marks = ", ".join("?" * len(part))
-            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *part]))
+        for part in self._chunks(connection, values, len(params)):
+            marks, values_params = self._in(connection, part)
+            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *values_params]))
         return rows
+
+    def _arrow(self, connection, sql: str, params: Sequence, columns) -> Iterator[pa.RecordBatch]:
+        """The result of ``sql`` (``?`` marks) as batches of ``columns`` (names and types)."""
+        sql = self._sql(connection, sql)
+        if isinstance(connection, AdbcConnection):
+            yield from connection.arrow_batches(sql, params, columns)
+            return
+        # A DB-API connection (PyMySQL): rows into columns.
+        cursor = connection.execute(sql, tuple(params))
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            yield typed_batch([pa.array(values) for values in zip(*rows)], columns)
+
+    def _arrow_in(self, connection, sql: str, values: Sequence, columns, params: Sequence = ()) -> pa.Table:
+        """:meth:`_arrow` of ``sql`` whose ``{in}`` stands for ``values``, in bounded chunks, as one table."""
+        batches = []
+        for part in self._chunks(connection, values, len(params)):
+            marks, values_params = self._in(connection, part)
+            batches.extend(self._arrow(connection, sql.format(**{"in": marks}), [*params, *values_params], columns))
+        return pa.Table.from_batches(batches, schema=pa.schema(columns))
 
     # -- planning (driver) -------------------------------------------------------------------
 
@@ -388,7 +626,7 @@ class SqlStore(Store):
         if table in tables.MODEL_TABLE_NAMES:
             yield from self._read_model_tables(partition)
             return
-        with self._connect() as connection:
+        with self._connect(reading=True) as connection:
             if table == tables.EXPERIMENTS:
                 yield from self._read_experiments(connection, partition.work)
             elif table == tables.METRICS:
@@ -402,227 +640,167 @@ class SqlStore(Store):
 
     def _read_experiments(self, connection, experiment_ids) -> Iterator[pa.RecordBatch]:
         ids = [int(e) for e in experiment_ids]
-        rows = self._query_in(
+        rows = self._arrow_in(
             connection,
             "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
-            "last_update_time FROM experiments WHERE experiment_id IN ({in}) ORDER BY experiment_id",
+            "last_update_time FROM experiments WHERE experiment_id IN ({in})",
             ids,
+            [("experiment_id", _INT), ("name", _STR), ("artifact_location", _STR), ("lifecycle_stage", _STR),
+             ("creation_time", _INT), ("last_update_time", _INT)],
+        ).sort_by("experiment_id")
+        tags = self._arrow_in(
+            connection, "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({in})", ids,
+            [("experiment_id", _INT), ("key", _STR), ("value", _STR)],
         )
-        tags = defaultdict(list)
-        for experiment_id, key, value in self._query_in(
-            connection,
-            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ({in})",
-            ids,
-        ):
-            tags[experiment_id].append((key, value))
-        yield from batches_from_columns(
-            tables.EXPERIMENTS,
-            {
-                "experiment_id": [str(r[0]) for r in rows],
-                "name": [r[1] for r in rows],
-                "artifact_location": [r[2] for r in rows],
-                "lifecycle_stage": [r[3] for r in rows],
-                "creation_time": [ms_to_us(r[4]) for r in rows],
-                "last_update_time": [ms_to_us(r[5]) for r in rows],
-                "tags": [sorted(tags[r[0]]) for r in rows],
-            },
-        )
+        schema = tables.arrow_schema(tables.EXPERIMENTS)
+        yield from _table_batches(schema, [
+            rows["experiment_id"].cast(_STR), rows["name"], rows["artifact_location"], rows["lifecycle_stage"],
+            ms_timestamps(rows["creation_time"]), ms_timestamps(rows["last_update_time"]),
+            map_column(rows["experiment_id"], tags["experiment_id"], tags["key"], tags["value"], schema.field("tags").type),
+        ])
 
     def _read_runs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
-        rows = self._query_in(
+        runs = self._arrow_in(
             connection,
             "SELECT run_uuid, experiment_id, start_time, end_time, status, artifact_uri, name, "
             "user_id, lifecycle_stage FROM runs WHERE run_uuid IN ({in})",
             run_ids,
+            [("run_id", _STR), ("experiment_id", _STR), ("start_time", _INT), ("end_time", _INT), ("status", _STR),
+             ("artifact_uri", _STR), ("run_name", _STR), ("user_id", _STR), ("lifecycle_stage", _STR)],
+        ).sort_by("run_id")
+        latest = self._arrow_in(
+            connection, "SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({in})", run_ids,
+            [("run_id", _STR), ("key", _STR), ("value", _FLOAT), ("is_nan", _BOOL)],
         )
-        metrics = defaultdict(list)
-        for run_id, key, value, is_nan in self._query_in(
-            connection,
-            "SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN ({in})",
-            run_ids,
-        ):
-            metrics[run_id].append((key, math.nan if is_nan else float(value)))
-        params = self._key_values(connection, "params", run_ids)
-        tags = self._key_values(connection, "tags", run_ids)
-        rows.sort(key=lambda r: r[0])
-        yield from batches_from_columns(
-            tables.RUNS,
-            {
-                "run_id": [r[0] for r in rows],
-                "experiment_id": [str(r[1]) for r in rows],
-                "metrics": [sorted(metrics[r[0]]) for r in rows],
-                "params": [sorted(params[r[0]]) for r in rows],
-                "tags": [sorted(tags[r[0]]) for r in rows],
-                "start_time": [ms_to_us(r[2]) for r in rows],
-                "end_time": [ms_to_us(r[3]) for r in rows],
-                "status": [r[4] for r in rows],
-                "artifact_uri": [r[5] for r in rows],
-                "run_name": [r[6] for r in rows],
-                "user_id": [r[7] for r in rows],
-                "lifecycle_stage": [r[8] for r in rows],
-            },
+        params, tags = (
+            self._arrow_in(connection, f"SELECT run_uuid, key, value FROM {name} WHERE run_uuid IN ({{in}})", run_ids,
+                           [("run_id", _STR), ("key", _STR), ("value", _STR)])
+            for name in ("params", "tags")
         )
+        schema = tables.arrow_schema(tables.RUNS)
 
-    def _key_values(self, connection, table: str, run_ids) -> dict[str, list[tuple[str, str]]]:
-        result = defaultdict(list)
-        for run_id, key, value in self._query_in(
-            connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
-        ):
-            result[run_id].append((key, value))
-        return result
+        def as_map(name: str, entries: pa.Table, values) -> pa.Array:
+            return map_column(runs["run_id"], entries["run_id"], entries["key"], values, schema.field(name).type)
 
-    def _experiment_of(self, connection, run_ids) -> dict[str, str]:
-        return {
-            run_id: str(experiment_id)
-            for run_id, experiment_id in self._query_in(
-                connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
-            )
-        }
+        yield from _table_batches(schema, [
+            runs["run_id"], runs["experiment_id"],
+            as_map("metrics", latest, nan_where(latest["value"], latest["is_nan"])),
+            as_map("params", params, params["value"]), as_map("tags", tags, tags["value"]),
+            ms_timestamps(runs["start_time"]), ms_timestamps(runs["end_time"]),
+            runs["status"], runs["artifact_uri"], runs["run_name"], runs["user_id"], runs["lifecycle_stage"],
+        ])
 
     def _read_key_values(self, connection, table: str, run_ids) -> Iterator[pa.RecordBatch]:
-        experiment_of = self._experiment_of(connection, run_ids)
-        rows = sorted(
-            self._query_in(
-                connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
-            )
-        )
-        yield from batches_from_columns(
-            table,
-            {
-                "experiment_id": [experiment_of[r[0]] for r in rows],
-                "run_id": [r[0] for r in rows],
-                "key": [r[1] for r in rows],
-                "value": [r[2] for r in rows],
-            },
-        )
+        rows = self._arrow_in(
+            connection,
+            f"SELECT t.run_uuid, r.experiment_id, t.key, t.value FROM {table} t JOIN runs r ON r.run_uuid = t.run_uuid "
+            "WHERE t.run_uuid IN ({in})",
+            run_ids,
+            [("run_id", _STR), ("experiment_id", _STR), ("key", _STR), ("value", _STR)],
+        ).sort_by([("run_id", "ascending"), ("key", "ascending"), ("value", "ascending")])
+        yield from _table_batches(tables.arrow_schema(table), [rows["experiment_id"], rows["run_id"], rows["key"], rows["value"]])
 
-    def _read_metric_ranges(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
-        """Points of each (run, key) between two positions (rowids on SQLite; elsewhere a
-        position is a count, so the whole history of the series is read)."""
-        ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
-        run_ids = sorted({run_id for run_id, _ in ranges})
-        experiment_of = self._experiment_of(connection, run_ids)
-        exact = self.capabilities.exact_metric_ranges
-        for runs in chunk(run_ids, _IN_LIST - 1):
-            members = set(runs)
-            # Exact positions are rowids: skip what every range of this chunk has already read.
-            lowest = min(after for (run_id, _), (after, _) in ranges.items() if run_id in members) if exact else None
-            sql = (
-                f"SELECT {'rowid' if exact else '0'}, run_uuid, key, value, is_nan, step, timestamp FROM metrics "
-                f"WHERE {'rowid > ? AND ' if exact else ''}run_uuid IN ({', '.join('?' * len(runs))})"
-            )
-            cursor = connection.execute(sql.replace("?", self._placeholder), (*([lowest] if exact else []), *runs))
-            while True:
-                rows = cursor.fetchmany(BATCH_ROWS)
-                if not rows:
-                    break
-                get = ranges.get
-                if exact:
-                    kept = [row[1:] for row in rows if (b := get((row[1], row[2]))) is not None and b[0] < row[0] <= b[1]]
-                else:
-                    kept = [row[1:] for row in rows if (row[1], row[2]) in ranges]
-                if kept:
-                    yield from _metric_batches(experiment_of, kept)
+    def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
 
-    def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
-        arrow = None
+        rows = self._arrow_in(
+            connection,
+            "SELECT i.destination_id, r.experiment_id, i.input_uuid, d.name, d.digest, d.dataset_source_type, "
+            "d.dataset_source, d.dataset_schema, d.dataset_profile "
+            "FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id JOIN runs r ON r.run_uuid = i.destination_id "
+            "WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' "
+            "AND i.destination_id IN ({in})",
+            run_ids,
+            [("run_id", _STR), ("experiment_id", _STR), ("input_uuid", _STR), ("dataset_name", _STR),
+             ("dataset_digest", _STR), ("dataset_source_type", _STR), ("dataset_source", _STR),
+             ("dataset_schema", _STR), ("dataset_profile", _STR)],
+        )
+        # Ordered by run, dataset name and digest (a missing one as ''), then input id.
+        rows = (rows.append_column("name_order", rows["dataset_name"].fill_null(""))
+                .append_column("digest_order", rows["dataset_digest"].fill_null(""))
+                .sort_by([(c, "ascending") for c in ("run_id", "name_order", "digest_order", "input_uuid")]))
+        tags = self._arrow_in(
+            connection, "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({in})",
+            rows["input_uuid"].to_pylist(), [("input_uuid", _STR), ("name", _STR), ("value", _STR)],
+        )
+        context = tags.filter(pc.equal(tags["name"], "mlflow.data.context"))
+        found = pc.index_in(rows["input_uuid"], value_set=_array(context["input_uuid"]))
+        schema = tables.arrow_schema(tables.INPUTS)
+        yield from _table_batches(schema, [
+            *(rows[name] for name in schema.names[:8]),
+            _array(context["value"]).take(found),
+            map_column(rows["input_uuid"], tags["input_uuid"], tags["name"], tags["value"], schema.field("tags").type),
+        ])
+
+    # Metric points as every dialect reads them: run, experiment, key, value, is_nan, step, ms.
+    _POINTS = ("SELECT m.run_uuid, r.experiment_id, m.key, m.value, m.is_nan, m.step, m.timestamp "
+               "FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid WHERE ")
+
+    def _points_reader(self, connection):
+        """``(sql, params, columns) -> batches`` for metric points: the connection's own driver,
+        or, where the dialect has one, a second Arrow-native driver (MySQL: connectorx)."""
         if self._dialect.arrow_points:
             from .mysql import arrow_reader
 
             arrow = arrow_reader(self.uri.location)
-        if arrow is not None:
-            yield from self._read_metrics_arrow(arrow, partition)
-            return
-        if partition.selection.metric_ranges is not None:
-            yield from self._read_metric_ranges(connection, partition)
-            return
-        whole_runs = [run_id for run_id, key in partition.work if key is None]
-        single_keys = [(run_id, key) for run_id, key in partition.work if key is not None]
-        experiment_of = self._experiment_of(connection, whole_runs + [run_id for run_id, _ in single_keys])
-        columns = "SELECT run_uuid, key, value, is_nan, step, timestamp FROM metrics WHERE "
-        metric_keys = partition.selection.metric_keys
-        # On SQLite, "+key" keeps the planner on the (run_uuid, key, step) index instead of
-        # scanning the primary key's index on key over the whole store.
-        key_filter = "" if metric_keys is None else "{} IN ({}) AND ".format(
-            self._dialect.key_hint, ", ".join("?" * len(metric_keys))
-        )
-        # Where the database compares keys loosely (case, trailing spaces), keep exact matches only.
-        exact = self._dialect.exact_key_match
-        wanted_keys = None if exact or metric_keys is None else frozenset(metric_keys)
-        for runs in chunk(whole_runs, _IN_LIST - len(metric_keys or ())):
-            cursor = connection.execute(
-                (columns + key_filter + "run_uuid IN ({})".format(", ".join("?" * len(runs)))).replace("?", self._placeholder),
-                (*(metric_keys or ()), *runs),
-            )
-            yield from _fetch_metric_batches(cursor, experiment_of, wanted_keys)
-        for run_id, key in single_keys:
-            cursor = connection.execute(
-                (columns + "run_uuid = ? AND key = ?").replace("?", self._placeholder), (run_id, key)
-            )
-            yield from _fetch_metric_batches(cursor, experiment_of, None if exact else frozenset((key,)))
+            if arrow is not None:
+                def read(sql, params, columns):
+                    for batch in arrow(sql, params).to_batches(max_chunksize=BATCH_ROWS):
+                        if batch.num_rows:
+                            yield typed_batch(batch.columns, columns)
+                return read
+        return lambda sql, params, columns: self._arrow(connection, sql, params, columns)
 
-    def _read_metrics_arrow(self, arrow, partition: Partition) -> Iterator[pa.RecordBatch]:
-        """Metric points as Arrow tables from ``arrow(sql)`` (a driver without bind parameters:
-        the SQL carries literals). Each query joins ``runs`` for the experiment id, so it reads
-        one consistent view by itself. Positions here are counts, so a range is its whole series."""
-        from .mysql import sql_literal
-
+    def _read_metrics(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Metric points as Arrow batches. Each query joins ``runs`` for the experiment id, so it
+        reads one consistent view by itself. Where positions are counts (not exact), a range is
+        its whole series."""
         selection = partition.selection
-        head = ("SELECT m.run_uuid, r.experiment_id, m.key, m.value, m.is_nan, m.step, m.timestamp "
-                "FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid WHERE ")
+        points = self._points_reader(connection)
         if selection.metric_ranges is not None:
+            if self.capabilities.exact_metric_ranges:
+                yield from self._read_metric_ranges(connection, points, partition)
+                return
             whole, single = [], sorted({(run_id, key) for run_id, key, _, _ in partition.work})
         else:
             whole = [run_id for run_id, key in partition.work if key is None]
             single = [(run_id, key) for run_id, key in partition.work if key is not None]
-        # MySQL compares a column with a hex literal in the column's collation: compare bytes.
-        key_filter = "" if selection.metric_keys is None else "CAST(m.key AS BINARY) IN ({}) AND ".format(
-            ", ".join(sql_literal(key) for key in selection.metric_keys)
-        )
-        for runs in chunk(whole, _IN_LIST):
-            in_runs = ", ".join(sql_literal(run_id, plain_id=True) for run_id in runs)
-            yield from _arrow_metric_batches(arrow(f"{head}{key_filter}m.run_uuid IN ({in_runs})"))
-        for part in chunk(single, _IN_LIST):
-            series = " OR ".join(
-                f"(m.run_uuid = {sql_literal(run_id, plain_id=True)} AND CAST(m.key AS BINARY) = {sql_literal(key)})"
-                for run_id, key in part
-            )
-            yield from _arrow_metric_batches(arrow(head + series))
+        keys = selection.metric_keys or ()
+        key_hint = self._dialect.key_hint
+        # SQLite: "+m.key" keeps the planner on the run's index instead of scanning the primary
+        # key's index on key over the whole store; MySQL compares the key's bytes (exact).
+        key_marks, key_params = self._in(connection, keys)
+        key_filter = f"{key_hint} IN ({key_marks}) AND " if keys else ""
+        for runs in self._chunks(connection, whole, len(keys)):
+            run_marks, run_params = self._in(connection, runs)
+            sql = f"{self._POINTS}{key_filter}m.run_uuid IN ({run_marks})"
+            yield from _metric_batches(points(sql, [*(key_params if keys else ()), *run_params], _POINT_COLUMNS))
+        for part in chunk(single, _IN_LIST // 2):
+            sql = self._POINTS + " OR ".join(f"(m.run_uuid = ? AND {key_hint} = ?)" for _ in part)
+            yield from _metric_batches(points(sql, [value for series in part for value in series], _POINT_COLUMNS))
 
-    def _read_inputs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
-        experiment_of = self._experiment_of(connection, run_ids)
-        rows = self._query_in(
-            connection,
-            "SELECT i.destination_id, i.input_uuid, d.name, d.digest, d.dataset_source_type, "
-            "d.dataset_source, d.dataset_schema, d.dataset_profile "
-            "FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id "
-            "WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' "
-            "AND i.destination_id IN ({in})",
-            run_ids,
-        )
-        input_tags = defaultdict(list)
-        for input_id, name, value in self._query_in(
-            connection,
-            "SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ({in})",
-            [r[1] for r in rows],
-        ):
-            input_tags[input_id].append((name, value))
-        rows.sort(key=lambda r: (r[0], r[2] or "", r[3] or "", r[1]))
-        yield from batches_from_columns(
-            tables.INPUTS,
-            {
-                "experiment_id": [experiment_of[r[0]] for r in rows],
-                "run_id": [r[0] for r in rows],
-                "dataset_name": [r[2] for r in rows],
-                "dataset_digest": [r[3] for r in rows],
-                "dataset_source_type": [r[4] for r in rows],
-                "dataset_source": [r[5] for r in rows],
-                "dataset_schema": [r[6] for r in rows],
-                "dataset_profile": [r[7] for r in rows],
-                "context": [dict(input_tags[r[1]]).get("mlflow.data.context") for r in rows],
-                "tags": [sorted(input_tags[r[1]]) for r in rows],
-            },
-        )
+    def _read_metric_ranges(self, connection, points, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Points of each (run, key) with a rowid between two positions (SQLite)."""
+        import pyarrow.compute as pc
+
+        ranges = {(run_id, key): (after, upto) for run_id, key, after, upto in partition.work}
+        run_ids = sorted({run_id for run_id, _ in ranges})
+        for runs in self._chunks(connection, run_ids, 1):
+            members = set(runs)
+            mine = sorted(item for item in ranges.items() if item[0][0] in members)
+            series = pa.array([_series_key(run_id, key) for (run_id, key), _ in mine], _STR)
+            after = pa.array([bounds[0] for _, bounds in mine], _INT)
+            upto = pa.array([bounds[1] for _, bounds in mine], _INT)
+            # Skip, in the query, what every range of this chunk has already read.
+            run_marks, run_params = self._in(connection, runs)
+            sql = f"{self._POINTS.replace('SELECT ', 'SELECT m.rowid, ', 1)}m.rowid > ? AND m.run_uuid IN ({run_marks})"
+            for batch in points(sql, [min(after.to_pylist()), *run_params], [("rowid", _INT), *_POINT_COLUMNS]):
+                found = pc.index_in(pc.binary_join_element_wise(batch.column(1), batch.column(3), "\x00"), value_set=series)
+                rowid = batch.column(0)
+                kept = pc.and_(pc.greater(rowid, after.take(found)), pc.less_equal(rowid, upto.take(found))).fill_null(False)
+                batch = batch.filter(kept)
+                if batch.num_rows:
+                    yield from _metric_batches([pa.RecordBatch.from_arrays(batch.columns[1:], names=batch.schema.names[1:])])
 
     # -- artifacts, logged models, model registry (issue 12) ---------------------------------
 
@@ -646,7 +824,7 @@ class SqlStore(Store):
 
             yield from read_artifacts(partition)
             return
-        with self._connect() as connection:
+        with self._connect(reading=True) as connection:
             if table == tables.MODELS:
                 yield from self._read_logged_models(connection, partition.selection)
             elif table == tables.REGISTERED_MODELS:
@@ -768,66 +946,85 @@ class SqlStore(Store):
         ])
 
 
-def _fetch_metric_batches(cursor, experiment_of: dict[str, str], keys: frozenset | None = None) -> Iterator[pa.RecordBatch]:
-    """Metric batches from ``cursor``'s rows; with ``keys``, only rows whose key is one of them."""
-    while True:
-        rows = cursor.fetchmany(BATCH_ROWS)
-        if not rows:
-            return
-        if keys is not None:
-            rows = [row for row in rows if row[1] in keys]
-            if not rows:
-                continue
-        yield from _metric_batches(experiment_of, rows)
+_STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+_POINT_COLUMNS = [("run_id", _STR), ("experiment_id", _STR), ("key", _STR), ("value", _FLOAT), ("is_nan", _BOOL),
+                  ("step", _INT), ("timestamp", _INT)]
 
 
-def _metric_batches(experiment_of: dict[str, str], rows: list[tuple]) -> Iterator[pa.RecordBatch]:
-    """Rows of (run_uuid, key, value, is_nan, step, timestamp ms) as one metrics batch."""
-    import pyarrow.compute as pc
+def _series_key(run_id: str, key: str) -> str:
+    return f"{run_id}\x00{key}"
 
-    run_ids, keys, values, is_nans, steps, timestamps = zip(*rows)
+
+def _array(values) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _metric_batches(batches) -> Iterator[pa.RecordBatch]:
+    """Batches of points (run, experiment, key, value, is_nan, step, ms) as ``metrics`` batches,
+    MLflow's encodings applied as Arrow compute."""
     schema = tables.arrow_schema(tables.METRICS)
-    run_array = pa.array(run_ids, type=pa.string())
-    distinct_runs = pc.unique(run_array)
-    experiments = pa.array([experiment_of[r] for r in distinct_runs.to_pylist()], type=pa.string())
-    value_array = pa.array(values, type=pa.float64())
-    nan_mask = pa.array(is_nans).cast(pa.bool_())
-    if pc.any(nan_mask).as_py():
-        value_array = pc.if_else(nan_mask, math.nan, value_array)
-    arrays = [
-        experiments.take(pc.index_in(run_array, value_set=distinct_runs)),
-        run_array,
-        pa.array(keys, type=pa.string()),
-        value_array,
-        pa.array(steps, type=pa.int64()),
-        pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
-    ]
-    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _arrow_metric_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
-    """An Arrow table of (run_uuid, experiment_id, key, value, is_nan, step, timestamp ms) as
-    metrics batches, MLflow's encodings applied as Arrow compute."""
-    import pyarrow.compute as pc
-
-    schema = tables.arrow_schema(tables.METRICS)
-    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        if not batch.num_rows:
-            continue
+    for batch in batches:
         run_ids, experiment_ids, keys, values, is_nans, steps, timestamps = batch.columns
-        values = values.cast(pa.float64())
-        nan_mask = is_nans.cast(pa.bool_())
-        if pc.any(nan_mask).as_py():
-            values = pc.if_else(nan_mask, math.nan, values)
-        arrays = [
-            experiment_ids.cast(pa.string()),
-            run_ids.cast(pa.string()),
-            keys.cast(pa.string()),
-            values,
-            steps.cast(pa.int64()),
-            timestamps.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
-        ]
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        yield pa.RecordBatch.from_arrays(
+            [experiment_ids, run_ids, keys, nan_where(values, is_nans), steps, ms_timestamps(timestamps)], schema=schema
+        )
+
+
+def nan_where(values, is_nan):
+    """MLflow's SQL encoding of NaN (value 0, ``is_nan`` true) decoded.
+
+    Example::
+
+        >>> nan_where(pa.array([0.0, 1.5]), pa.array([True, False])).to_pylist()
+        [nan, 1.5]
+    """
+    import pyarrow.compute as pc
+
+    mask = is_nan.fill_null(False)
+    return pc.if_else(mask, math.nan, values) if pc.any(mask).as_py() else values
+
+
+def ms_timestamps(values):
+    """MLflow's epoch milliseconds as the tables' UTC microsecond timestamps.
+
+    Example::
+
+        >>> ms_timestamps(pa.array([1700000000123, None])).to_pylist()[0].isoformat()
+        '2023-11-14T22:13:20.123000+00:00'
+    """
+    return values.cast(_INT).cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
+
+
+def map_column(owners, entry_owners, keys, values, map_type: pa.MapType) -> pa.Array:
+    """A map per owner (owners unique, in any order) from entries (owner, key, value), each map
+    sorted by key; entries of other owners are left out.
+
+    Example::
+
+        >>> column = map_column(pa.array(["r2", "r1"]), pa.array(["r1", "r2", "r1"]), pa.array(["b", "x", "a"]),
+        ...                     pa.array([2.0, 9.0, 1.0]), pa.map_(pa.string(), pa.float64()))
+        >>> column.to_pylist()
+        [[('x', 9.0)], [('a', 1.0), ('b', 2.0)]]
+    """
+    import pyarrow.compute as pc
+
+    owners = _array(owners)
+    count = len(owners)
+    position = pc.index_in(_array(entry_owners), value_set=owners).cast(pa.int64())
+    entries = (pa.table({"position": position, "key": _array(keys), "value": _array(values)})
+               .filter(position.is_valid())
+               .sort_by([("position", "ascending"), ("key", "ascending")]))
+    found = pc.value_counts(_array(entries["position"]))
+    everyone = pc.subtract(pc.cumulative_sum(pa.repeat(1, count).cast(pa.int64())), 1) if count else pa.array([], pa.int64())
+    per_owner = found.field("counts").take(pc.index_in(everyone, value_set=found.field("values"))).fill_null(0)
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(per_owner).cast(pa.int64())])
+    return pa.MapArray.from_arrays(offsets.cast(pa.int32()), _array(entries["key"]), _array(entries["value"]), type=map_type)
+
+
+def _table_batches(schema: pa.Schema, columns) -> Iterator[pa.RecordBatch]:
+    """``columns`` (in ``schema``'s order) as record batches of at most ``BATCH_ROWS`` rows."""
+    table = pa.Table.from_arrays([_array(column) for column in columns], schema=schema)
+    yield from (batch for batch in table.to_batches(max_chunksize=BATCH_ROWS) if batch.num_rows)
 
 
 def _per_run_partitions(selection: Selection, run_ids: list[str]) -> list[Partition]:
