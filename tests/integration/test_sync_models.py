@@ -25,7 +25,6 @@ from pyspark_experiments.sync import KILL_ENV, sync
 from support.compare import assert_same, source_tables, target_tables
 from support.models_store import *  # noqa: F401,F403  (the session fixtures)
 from support.models_store import copy_sqlite_store, log_model_changes, log_models_data, log_registry_changes
-from support.stores import new_store
 
 OPTIONAL = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
 NAMES = tables.TABLE_NAMES + OPTIONAL
@@ -46,11 +45,13 @@ def artifact_paths(spark, target: str, run_id: str) -> set[str]:
 
 
 def models_store(kind: str, tmp_path) -> dict:
-    """A new small store (three runs) of ``kind`` with the models content of
-    :func:`log_models_data` logged into it."""
-    uri, _ = new_store(kind, tmp_path, reference=False)
-    root = str(tmp_path / "artifacts") if kind == "sqlite" else None
-    return log_models_data(uri, str(tmp_path), artifact_root=root)
+    """A new store of ``kind`` holding the models content of :func:`log_models_data` (SQLite:
+    artifacts in a folder beside it; file store: inside ``mlruns``, MLflow's default)."""
+    folder = tmp_path / f"store-{kind}"
+    folder.mkdir()
+    if kind == "sqlite":
+        return log_models_data(f"sqlite:///{folder / 'mlflow.db'}", str(folder), artifact_root=str(folder / "artifacts"))
+    return log_models_data(str(folder / "mlruns"), str(folder))
 
 
 # ------------------------------------------------------------------------------------------------
