@@ -114,3 +114,22 @@ def test_tables_in_toml_and_flags(tmp_path):
     path.write_text('[target]\npath = "/d"\n[sync]\ntables = "artifacts"\n')
     with pytest.raises(ConfigurationError, match=r"\[sync\] tables = 'artifacts': expected a list"):
         SyncConfig.from_toml(str(path))
+
+
+def test_a_permissive_artifact_skip_names_its_run_so_the_sync_rereads_it(tmp_path):
+    """An unlistable artifact root, skipped in PERMISSIVE, is reported with its run: the sync
+    records that run as unsynced (its artifacts are listed again next time), not every run."""
+    from pyspark_experiments.stores.artifacts import plan_artifacts, read_artifacts
+    from pyspark_experiments.stores.base import Selection, collect_skipped
+    from pyspark_experiments.sync.plan import skipped_runs
+
+    (tmp_path / "good" / "artifacts").mkdir(parents=True)
+    (tmp_path / "good" / "artifacts" / "a.txt").write_text("a")
+    selection = Selection("artifacts", ("1",), mode="PERMISSIVE")
+    runs = [("1", "good", str(tmp_path / "good" / "artifacts")), ("1", "odd", "ftp://host/artifacts")]
+    with collect_skipped() as skipped:
+        rows = [row for p in plan_artifacts(selection, runs) for b in read_artifacts(p) for row in b.to_pylist()]
+    assert [(r["run_id"], r["path"]) for r in rows] == [("good", "a.txt")]
+    assert [(s.experiment_id, s.run_id) for s in skipped] == [("1", "odd")] and "ftp" in skipped[0].where
+    plan = make_plan(scan({"good": fp(), "odd": fp()}, {}), SyncState(), ALL)
+    assert skipped_runs(plan, skipped) == {"odd"}
