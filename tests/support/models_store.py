@@ -38,7 +38,8 @@ from support.stores import _tracking_uri
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 __all__ = [
-    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "log_models_data", "models_file_store", "models_mysql_store",
+    "LARGE_FILE_BYTES", "S3_BUCKET", "UNICODE_PATH", "copy_sqlite_store", "log_model_changes", "log_models_data",
+    "log_registry_changes", "models_file_store", "models_mysql_store",
     "models_postgres_store", "models_s3_store", "models_sqlite_store", "s3_server",
 ]
 
@@ -244,3 +245,83 @@ def models_s3_store(s3_server, tmp_path_factory) -> dict:
             f"sqlite:///{folder / 'mlflow.db'}", str(folder), artifact_root=f"s3://{S3_BUCKET}/store"
         )
     return _STORES["s3"]
+
+
+# -- changes for the sync's incremental tests -----------------------------------------------------
+
+
+def copy_sqlite_store(store: dict, folder) -> dict:
+    """A copy of a session SQLite store of this module (``store``) in ``folder``, to change
+    without touching the shared one: its database copied with SQLite's backup API; its runs'
+    artifacts stay where they are (read, never written: log new artifacts into a new experiment
+    with :func:`log_registry_changes`). Same keys as ``store``."""
+    import sqlite3
+
+    source_path = store["uri"].removeprefix("sqlite:///")
+    path = os.path.join(str(folder), "mlflow.db")
+    with sqlite3.connect(source_path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    return {**store, "uri": f"sqlite:///{path}"}
+
+
+def log_registry_changes(store: dict, artifact_location: str) -> dict:
+    """A few changes through real mlflow that touch no file of the store's existing runs: a new
+    experiment (artifacts at ``artifact_location``) with a run logging artifacts and a logged
+    model, a model's tag changed, a new version of ``reg-two`` with the ``champion`` alias moved
+    to it. Returns ``{"run": run_id, "model": model_id, "version": version}``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = store["uri"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _tracking_uri(uri):
+        experiment = client.create_experiment("models-gamma", artifact_location=artifact_location)
+        with mlflow.start_run(experiment_id=experiment, run_name="gamma-run") as run:
+            mlflow.log_text("new\n", "notes/new.txt")
+            model = mlflow.initialize_logged_model(name="gamma-model", source_run_id=run.info.run_id, tags={"t": "1"})
+        client.set_logged_model_tags(store["models"]["init-ready"], {"team": "nlp"})
+        version = client.create_model_version("reg-two", source=f"models:/{model.model_id}", model_id=model.model_id)
+        client.set_registered_model_alias("reg-two", "champion", version.version)
+    return {"run": run.info.run_id, "model": model.model_id, "version": version.version}
+
+
+def log_model_changes(store: dict, *, backend_uri: str | None = None) -> dict:
+    """Every kind of change the sync of the optional tables must see, logged with real mlflow
+    into a store of :func:`log_models_data` (``store["uri"]``: its tracking URI, or a server's URL
+    with ``backend_uri`` the server's backend store):
+
+    - a new run with artifacts in a nested folder;
+    - a new artifact logged into an existing run (``beta-run``, resumed as a fluent run);
+    - a new logged model (with a metric) and a model's tag changed;
+    - a new registered model version, an alias moved, a version deleted, a registered model deleted;
+    - a run deleted (``art-run``) and a deleted run purged (``deleted-run``, as ``mlflow gc``
+      does; through ``backend_uri`` when given: a server cannot purge), and the deleted
+      logged model ``init-deleted`` purged the same way.
+
+    Returns ``{"run": <new run id>, "model": <new model id>}``.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = store["uri"]
+    runs, models, experiments = store["runs"], store["models"], store["experiments"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _tracking_uri(uri):
+        with mlflow.start_run(experiment_id=experiments["models-alpha"], run_name="art-new") as run:
+            mlflow.log_text("a\n", "new/deeper/a.txt")
+            mlflow.log_dict({"n": 2}, "new/b.json")
+            new_run = run.info.run_id
+            model = mlflow.initialize_logged_model(name="init-new", source_run_id=new_run, params={"k": "v"})
+            mlflow.log_metric("score", 0.5, step=2, model_id=model.model_id)
+        with mlflow.start_run(run_id=runs["beta-run"]):
+            mlflow.log_text("late\n", "late/late.txt")
+        client.set_logged_model_tags(models["init-ready"], {"team": "nlp"})
+        client.create_model_version("reg-two", source=f"models:/{model.model_id}", model_id=model.model_id)
+        client.set_registered_model_alias("reg-two", "champion", "3")
+        client.delete_model_version("reg-two", "2")
+        client.delete_registered_model("reg-empty")
+        client.delete_run(runs["art-run"])
+    purger = MlflowClient(tracking_uri=backend_uri or uri)._tracking_client.store
+    purger._hard_delete_run(runs["deleted-run"])
+    purger._hard_delete_logged_model(models["init-deleted"])
+    return {"run": new_run, "model": model.model_id}

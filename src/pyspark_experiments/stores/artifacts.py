@@ -150,10 +150,12 @@ def read_artifacts(partition: Partition, runs: Sequence[tuple[str, str, str | No
         >>> rows = sum(b.num_rows for b in read_artifacts(parts[0]))
     """
     selection = partition.selection
-    problems = Problems(selection.mode, context=f"artifacts, partition {partition.index}")
+    listing: list = [None, None]  # the run being listed: a skip is reported as its (a reader may re-read it)
+    problems = Problems(selection.mode, context=f"artifacts, partition {partition.index}", locate=lambda _: tuple(listing))
     builder = _Batches(selection.content_max_bytes is not None)
     filesystems: dict[tuple, object] = {}
     for experiment_id, run_id, uri in partition.work if runs is None else runs:
+        listing[:] = [experiment_id, run_id]
         entries = list_elsewhere(selection, run_id, uri, problems) if list_elsewhere else None
         if entries is None:
             entries = _list_run(selection, run_id, uri, problems, filesystems)
@@ -203,7 +205,7 @@ def _problem(problems: Problems, error: Exception) -> None:
     """FAILFAST: raise ``error``; PERMISSIVE: record it as a skip (reported per partition)."""
     if problems.mode == "FAILFAST":
         raise error
-    problems.where.append(str(error))
+    problems.skip(str(error))
 
 
 def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Problems, filesystems: dict):

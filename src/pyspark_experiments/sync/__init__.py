@@ -2,7 +2,9 @@
 crash-safe. How it works, the lock, the state and the costs: ``docs/sync.md``.
 
 :func:`sync` copies a tracking store into six Delta tables (``experiments``, ``runs``,
-``metrics``, ``params``, ``tags``, ``inputs``) in a folder or a catalog schema;
+``metrics``, ``params``, ``tags``, ``inputs``), and the optional ``models``,
+``registered_models``, ``model_versions`` (by default) and ``artifacts`` (when asked: option
+``tables``), in a folder or a catalog schema;
 ``pyspark-experiments sync --config conf/sync.toml`` runs it as a scheduled job. The package's
 parts: :mod:`.config` (settings), :mod:`.state` (the ``_sync_state`` table), :mod:`.plan` (the
 decisions, a pure function), :mod:`.runner` (the Spark side), :mod:`.cli` (the command).

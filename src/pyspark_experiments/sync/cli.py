@@ -17,7 +17,8 @@ from .. import jobs
 from ..errors import ConfigurationError
 from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from ..stores.rest.settings import SECRET_OPTIONS
-from .config import READ_MODES, SyncConfig
+from .config import DEFAULT_TABLES, READ_MODES, SyncConfig
+from .plan import OPTIONAL_TABLES
 from .runner import sync
 
 
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyspark-experiments sync",
         description="Incrementally copy an MLflow tracking store into Delta tables (experiments, "
-        "runs, metrics, params, tags, inputs). Flags override the config file.",
+        "runs, metrics, params, tags, inputs; and, see --tables, models, registered_models, model_versions, "
+        "artifacts). Flags override the config file.",
         epilog=f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} sync failed, {EXIT_CONFIG} invalid "
         f"configuration, {EXIT_LOCKED} another job holds the target, {jobs.EXIT_INTERRUPTED} interrupted.",
     )
@@ -36,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="delete runs no longer in the store (mlflow gc) from every table")
     parser.add_argument("--optimize", action="store_const", const=True, default=None,
                         help="compact the tables' small files (Delta OPTIMIZE) after the sync")
+    parser.add_argument("--tables", metavar="LIST",
+                        help=f"the optional tables to keep besides the six run tables, comma-separated, of "
+                        f"{', '.join(OPTIONAL_TABLES)}; 'none' for none (default: {','.join(DEFAULT_TABLES)})")
+    parser.add_argument("--relist-artifacts", action="store_const", const=True, default=None,
+                        help="re-list every run's artifacts (by default only runs re-read for another change are: "
+                        "an artifact logged into an otherwise unchanged run is seen by this or --full)")
     parser.add_argument("--read-mode", choices=READ_MODES, help="malformed records: fail (default) or skip and report")
     parser.add_argument("--lock-timeout-minutes", type=float, help="take over another host's lock after this long")
     parser.add_argument("--rest-option", dest="rest_options", action="append", metavar="NAME=VALUE",
@@ -85,6 +93,8 @@ def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespac
         full=args.full,
         reconcile_purged=args.reconcile_purged,
         optimize=args.optimize,
+        tables=args.tables,
+        relist_artifacts=args.relist_artifacts,
         read_mode=args.read_mode,
         lock_timeout_minutes=args.lock_timeout_minutes,
         rest_options=_rest_flags(args.rest_options),

@@ -14,11 +14,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import tables as _tables
 from ..errors import ConfigurationError
 from ..jobs import LOG_LEVELS, Key, job_layout, load_config, parse_config
 from ..stores.rest.settings import REST_OPTIONS, SECRET_OPTIONS
+from .plan import OPTIONAL_TABLES
 
 READ_MODES = ("FAILFAST", "PERMISSIVE")
+
+#: The optional tables a sync keeps unless told otherwise (``tables``): the logged models and the
+#: registry (one small read each per sync). ``artifacts`` lists every changed run's artifact
+#: store, which may be slow or unreachable from the sync's machine: asked for by name.
+DEFAULT_TABLES = (_tables.MODELS, _tables.REGISTERED_MODELS, _tables.MODEL_VERSIONS)
 
 #: The TOML layout of ``conf/sync.toml``: section -> key -> the setting it fills.
 LAYOUT: dict[str, dict[str, Key]] = job_layout(
@@ -32,6 +39,8 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "reconcile_purged": Key("reconcile_purged", (bool,), "true or false"),
         "optimize": Key("optimize", (bool,), "true or false"),
         "lock_timeout_minutes": Key("lock_timeout_minutes", (int, float), "a number of minutes"),
+        "tables": Key("tables", (list,), f"a list of optional tables, of {', '.join(OPTIONAL_TABLES)}"),
+        "relist_artifacts": Key("relist_artifacts", (bool,), "true or false"),
     },
 )
 
@@ -66,6 +75,8 @@ class SyncConfig:
     # concurrency, retries, TLS, credential overrides (see stores/rest/settings.py).
     rest_options: dict = field(default_factory=dict, repr=False)
     lock_timeout_minutes: float = 360.0
+    tables: tuple[str, ...] | None = None  # None: DEFAULT_TABLES
+    relist_artifacts: bool = False
     master: str | None = None
     spark_conf: dict = field(default_factory=dict)
     spark_log_level: str = "ERROR"
@@ -166,16 +177,46 @@ def rest_options(value: Any) -> dict:
     return found
 
 
+def optional_tables(value: Any) -> tuple[str, ...]:
+    """The optional tables to keep (``[sync] tables``, ``--tables``, ``tables=``): a list or a
+    comma-separated string of :data:`~.plan.OPTIONAL_TABLES` names, ``"none"`` or empty for none;
+    in their canonical order.
+
+    Example::
+
+        >>> optional_tables("Artifacts, models")
+        ('artifacts', 'models')
+        >>> optional_tables("none")
+        ()
+    """
+    if isinstance(value, str):
+        value = [] if value.strip().lower() == "none" else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"setting 'tables': expected a list of {', '.join(OPTIONAL_TABLES)}, got {value!r}")
+    names = {str(item).strip().lower() for item in value if str(item).strip()}
+    for name in sorted(names - set(OPTIONAL_TABLES)):
+        always = name in _tables.TABLE_NAMES
+        raise ConfigurationError(
+            f"setting 'tables': {name!r} "
+            + ("is always synced; " if always else "is not a table; ")
+            + f"this setting lists the optional tables to keep besides the six run tables: {', '.join(OPTIONAL_TABLES)} "
+            f"(or none)"
+        )
+    return tuple(t for t in OPTIONAL_TABLES if t in names)
+
+
 def _coerce(name: str, value: Any):
     if name == "rest_options":
         return rest_options(value)
+    if name == "tables":
+        return optional_tables(value)
     try:
         if name == "experiments":
             if isinstance(value, str):
                 value = value.split(",")
             items = tuple(str(v).strip() for v in value if str(v).strip())
             return items or None
-        if name in ("full", "reconcile_purged", "optimize"):
+        if name in ("full", "reconcile_purged", "optimize", "relist_artifacts"):
             if isinstance(value, str):
                 value = {"true": True, "false": False}[value.strip().lower()]
             if not isinstance(value, bool):

@@ -17,7 +17,14 @@ The rules:
 - rows of runs the target has never seen are appended, and exactly-bounded new points too
   (``exact_metric_ranges``, the previous sync's ranges exact as well); everything else is
   merged. After a killed or failed sync (``recovering``) everything is merged: it may have
-  written some of it.
+  written some of it;
+- the optional tables (``Flags.tables``): ``artifacts`` is re-listed for the runs re-read for
+  any other reason (new, changed, or with metric series that moved: logging an artifact
+  changes nothing else a scan sees), and for every run on a full sync, a sync that keeps the
+  table for the first time, or ``relist_artifacts``; ``models``, ``registered_models`` and
+  ``model_versions`` (:data:`KEYED_TABLES`) are read whole and written when their digest differs
+  from the saved one (:meth:`Plan.writes_keyed`), always on a full or recovering sync or the
+  first time the table is kept.
 
 Example::
 
@@ -47,6 +54,11 @@ UNSYNCED = "unsynced"
 UNSYNCED_POSITION = -1
 
 PER_RUN_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.RUNS)
+
+#: Tables the sync keeps besides the six run tables, when asked (``Flags.tables``).
+OPTIONAL_TABLES = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+#: Optional tables read whole every sync (small), compared by digest, mirrored by MERGE.
+KEYED_TABLES = (tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class Flags:
     full: bool = False
     recovering: bool = False
     max_listed_series: int = MAX_LISTED_SERIES
+    tables: tuple[str, ...] = ()  # optional tables kept (OPTIONAL_TABLES)
+    relist_artifacts: bool = False  # re-list every run's artifacts, not only re-read runs'
 
 
 @dataclass
@@ -106,6 +120,24 @@ class Plan:
     state_key: str = ""
     positions_key: str = ""
     checks: dict[tuple[str, str], str] = field(default_factory=dict)  # saved with the positions
+    tables: tuple[str, ...] = ()  # optional tables kept by this sync
+    rewrite: set[str] = field(default_factory=set)  # keyed tables merged whatever their digest
+
+    def writes_keyed(self, table: str, digest: str, saved: Mapping[str, str]) -> bool:
+        """Whether a keyed table (:data:`KEYED_TABLES`), read whole with ``digest``, is merged
+        into the target: its digest differs from the ``saved`` one (state meta ``digests``), or
+        the plan rewrites it (full, recovering, kept for the first time).
+
+        Example::
+
+            >>> plan = make_plan(Scan((), {}, {}, "sql", "sql:rowid:exact"), SyncState(), Flags(tables=("models",)))
+            >>> plan.writes_keyed("models", "d1", {"models": "d1"})           # a first sync writes it
+            True
+            >>> plan.rewrite.clear()                                         # a later sync: by digest
+            >>> plan.writes_keyed("models", "d1", {"models": "d1"}), plan.writes_keyed("models", "d2", {"models": "d1"})
+            (False, True)
+        """
+        return table in self.rewrite or saved.get(table) != digest
 
     def appends(self, table: str) -> bool:
         """Whether ``table``'s rows are appended (only runs the target never saw, no recovery)
@@ -193,6 +225,17 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
     runs_changed = changed["run"] | changed["params"] | changed["tags"] | moved
     bounded = len(ranges) + len(whole) <= flags.max_listed_series
     exact = scan.exact_ranges and bounded
+
+    # Optional tables: those the last completed sync did not keep are read whole this time.
+    kept = tuple(t for t in OPTIONAL_TABLES if t in flags.tables)
+    first_time = set(kept) if full else set(kept) - set(state.meta.get("tables") or ())
+    artifacts: set[str] = set()
+    if tables.ARTIFACTS in kept:
+        if flags.relist_artifacts or tables.ARTIFACTS in first_time:
+            artifacts = set(scan.fingerprints)
+        else:  # a run re-read for any reason is re-listed (logging an artifact changes nothing a scan sees)
+            artifacts = (runs_changed | changed["inputs"]) & set(scan.fingerprints)
+    rewrite = {t for t in KEYED_TABLES if t in kept and (flags.recovering or t in first_time)}
     return Plan(
         mode="full" if full else "incremental",
         full=full,
@@ -203,6 +246,7 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         changed={
             tables.PARAMS: changed["params"], tables.TAGS: changed["tags"],
             tables.INPUTS: changed["inputs"], tables.RUNS: runs_changed,
+            tables.ARTIFACTS: artifacts,
         },
         new_runs=set(scan.fingerprints) - known,
         ranges=ranges,
@@ -216,6 +260,8 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         state_key=scan.state_key,
         positions_key=scan.positions_key,
         checks=dict(scan.checks),
+        tables=kept,
+        rewrite=rewrite,
     )
 
 

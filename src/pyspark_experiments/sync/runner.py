@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .. import jobs, tables
-from ..errors import TargetLockedError
+from ..errors import ConfigurationError, TargetLockedError
 from ..stores.base import Selection, SkippedRecord, collect_skipped, fingerprint
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
 from ..uri import TrackingUri, resolve_tracking_uri
-from .config import SyncConfig
+from .config import DEFAULT_TABLES, SyncConfig
 from .plan import (
+    KEYED_TABLES,
     PER_RUN_TABLES,
     Flags,
     Plan,
@@ -52,9 +53,12 @@ from .state import STATE_TABLE, SyncState, read_state, should_compact, state_sch
 
 log = logging.getLogger("pyspark_experiments.sync")
 
-#: The order in which tables are committed: runs last, so that a run's row appears once its
-#: params, tags, inputs and metrics are there.
-COMMIT_ORDER = (tables.EXPERIMENTS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.RUNS)
+#: The tables in the order of the summary (and of their creation, reconcile and OPTIMIZE):
+#: the six run tables, then the optional ones a sync keeps when asked (``tables``).
+COMMIT_ORDER = (tables.EXPERIMENTS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.RUNS,
+                tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+#: Tables whose rows belong to a run (deleted with it by a reconcile).
+RUN_KEYED_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.ARTIFACTS, tables.RUNS)
 
 #: Test hook: a comma-separated list of phases at which the process SIGKILLs itself, e.g.
 #: ``after-write:params``, ``before-state`` or ``during:metrics`` (while that table's write runs).
@@ -154,6 +158,8 @@ class SyncResult:
             f"  {'table':<12} {'inserted':>10} {'updated':>9} {'deleted':>9} {'unchanged':>11}  delta version",
         ]
         for name in COMMIT_ORDER:
+            if name not in tables.TABLE_NAMES and name not in self.tables:
+                continue  # an optional table this sync did not keep
             t = self.tables.get(name) or TableResult(name)
             version = "-" if t.version is None else (f"{t.version}" + (f" ({t.commits} commits)" if t.commits > 1 else ""))
             lines.append(
@@ -243,6 +249,8 @@ def sync(
     read_mode: str | None = None,
     lock_timeout_minutes: float | None = None,
     rest_options: dict | None = None,
+    tables: Sequence[str] | str | None = None,
+    relist_artifacts: bool | None = None,
     spark=None,
     config: SyncConfig | None = None,
     progress: bool | None = None,
@@ -256,6 +264,10 @@ def sync(
     ``optimize=True`` compacts the tables' small files (Delta ``OPTIMIZE``) after the sync.
     ``rest_options``: for a tracking server (``http(s)://``, ``databricks``), the data source's
     REST options (``maxConcurrentRequests``, ``maxRetries``, ``requestTimeout``, ``token``, ...).
+    ``tables``: the optional tables to keep besides the six run tables, of ``artifacts``,
+    ``models``, ``registered_models``, ``model_versions`` (default: the last three, where the
+    store serves them; ``()`` or ``"none"``: none); ``relist_artifacts=True`` re-lists every
+    run's artifacts, not only those of runs re-read for another change (see ``docs/sync.md``).
     Keyword arguments override ``config``. ``spark`` defaults to the active session, or a new
     :func:`pyspark_experiments.session`; a Spark Connect session works too.
 
@@ -285,6 +297,8 @@ def sync(
         read_mode=read_mode,
         lock_timeout_minutes=lock_timeout_minutes,
         rest_options=rest_options,
+        tables=tables,
+        relist_artifacts=relist_artifacts,
         progress=progress,
     ).validate()
     # Whatever fails from here on, the store's password is never printed by the job layer.
@@ -360,6 +374,12 @@ def _digest(row: dict) -> str:
     return hashlib.sha256(json.dumps(_plain(row), sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _table_digest(arrow) -> str:
+    """A digest of an Arrow table's rows, whatever their order."""
+    rows = sorted(_digest(row) for row in arrow.to_pylist())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 class _Runner:
     def __init__(self, spark, cfg: SyncConfig, progress: jobs.Progress) -> None:
         from ..stores import open_store
@@ -378,6 +398,7 @@ class _Runner:
             # (options, environment, ~/.mlflow/credentials, ~/.databrickscfg), its value is hidden.
             jobs.add_secret(self.store.connection.credential.secret)
         self.caps = self.store.capabilities
+        self.optional = self._optional_tables()
         self.target = DeltaTarget(spark, path=cfg.target_path, schema=cfg.target_schema)
         self.lock = TargetLock(self.target, job="sync", timeout_minutes=cfg.lock_timeout_minutes)
         self.me = self.lock.me
@@ -388,11 +409,37 @@ class _Runner:
         self.state_read_version = -1
         self._average_series = 0
         self.skipped: list[SkippedRecord] = []  # what this sync's PERMISSIVE reads skipped
+        self.table_skips: list[SkippedRecord] = []  # ... in reads of whole tables (no run of theirs)
+        self.digests: dict[str, str] = {}  # keyed tables: the digest of what this sync read
         self._skipped_lock = threading.Lock()
         self.result = SyncResult(
             store=self.uri.display, target=self.target.display, mode="full",
             started_at=datetime.now(UTC).replace(microsecond=0),
         )
+
+    def _optional_tables(self) -> tuple[str, ...]:
+        """The optional tables this sync keeps: those asked for (all must be served by the
+        store: ``StoreCapabilities.tables``), else the defaults the store serves."""
+        served = set(self.caps.tables)
+        if self.cfg.tables is None:
+            return tuple(t for t in DEFAULT_TABLES if t in served)
+        missing = [t for t in self.cfg.tables if t not in served]
+        if missing:
+            raise ConfigurationError(
+                f"setting 'tables': {self.uri.display} does not serve {', '.join(missing)} "
+                f"(it serves {', '.join(t for t in self.caps.tables if t not in tables.TABLE_NAMES) or 'no optional table'})"
+            )
+        return tuple(self.cfg.tables)
+
+    @property
+    def _kept(self) -> tuple[str, ...]:
+        """Every table this sync keeps, in :data:`COMMIT_ORDER`."""
+        return tuple(t for t in COMMIT_ORDER if t in tables.TABLE_NAMES or t in self.optional)
+
+    def _view_type(self, table: str) -> str:
+        """``ALL``, or ``ACTIVE_ONLY`` where the store serves ``table`` for active records only
+        (a tracking server's logged models and model versions: deleted ones leave the table)."""
+        return "ACTIVE_ONLY" if table in self.caps.active_only_tables else "ALL"
 
     # -- orchestration -------------------------------------------------------------------------
 
@@ -431,15 +478,16 @@ class _Runner:
             if recovering:
                 log.warning("the previous sync did not finish: this one merges everything it reads")
             scan = self._checked(scan, state)
-            plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering))
+            plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering, tables=self.optional,
+                                                relist_artifacts=self.cfg.relist_artifacts))
             self._carry_out(state, plan, experiments)
             self.progress.step("releasing the lock")
             self.lock.release()
         except BaseException as error:
             self.lock.give_up()
-            if self.skipped:
+            if self.skipped or self.table_skips:
                 with contextlib.suppress(AttributeError, TypeError):
-                    error.skipped_records = len({s.where for s in self.skipped})  # for the FAILED line
+                    error.skipped_records = len({s.where for s in self.skipped + self.table_skips})  # for the FAILED line
             raise
         finally:
             self.progress.done()
@@ -473,7 +521,7 @@ class _Runner:
             self._forget_counts_of_tables_written_since(state)
 
         _fault("after-scan")
-        for table in COMMIT_ORDER:
+        for table in self._kept:
             if (plan.full or table not in self.versions) and not self.target.exists(table):
                 self.target.create(table, tables.spark_schema(table))
                 self.rows[table], self.versions[table] = 0, self.target.latest_version(table)
@@ -487,8 +535,10 @@ class _Runner:
             ", ".join(f"{t}: {len(plan.changed[t]):,} runs" for t in PER_RUN_TABLES)
             + f", metrics: {plan.series_read:,} series"
         )
-        self._parallel([(lambda t=t: self._sync_per_run(t, plan)) for t in PER_RUN_TABLES]
-                       + [lambda: self._sync_metrics(plan)])
+        per_run = PER_RUN_TABLES + ((tables.ARTIFACTS,) if tables.ARTIFACTS in plan.tables else ())
+        self._parallel([(lambda t=t: self._sync_per_run(t, plan)) for t in per_run]
+                       + [lambda: self._sync_metrics(plan)]
+                       + [(lambda t=t: self._sync_keyed(t, plan, state)) for t in KEYED_TABLES if t in plan.tables])
 
         purged: set[str] = set()
         if self.cfg.reconcile_purged:
@@ -500,7 +550,7 @@ class _Runner:
         _fault("after-state")
         if self.cfg.optimize:
             self.progress.step("compacting small files (OPTIMIZE)")
-            for table in (*COMMIT_ORDER, STATE_TABLE):
+            for table in (*self._kept, STATE_TABLE):
                 self.target.optimize(table)
 
     def _forget_counts_of_tables_written_since(self, state: SyncState) -> None:
@@ -609,7 +659,7 @@ class _Runner:
 
     def _book_skips(self, plan: Plan, skipped: set[str]) -> None:
         """Report what PERMISSIVE reads skipped: each distinct place once, in the result."""
-        places = list(dict.fromkeys(s.where for s in self.skipped))
+        places = list(dict.fromkeys(s.where for s in self.skipped + self.table_skips))
         result = self.result
         result.skipped_records, result.skipped_runs = len(places), len(skipped)
         result.skipped_where = places[:_SHOWN_SKIPS]
@@ -645,7 +695,7 @@ class _Runner:
             self.spark.read.format("experiments")
             .option("trackingUri", self.uri.location)
             .option("table", table)
-            .option("viewType", "ALL")
+            .option("viewType", self._view_type(table))
             .option("mode", self.cfg.read_mode)
             .options(**self.store_options)
         )
@@ -667,23 +717,31 @@ class _Runner:
             df = df.join(F.broadcast(semi), "run_id", "left_semi")
         return df
 
-    def _driver_read(self, table: str, run_ids=None, ranges=None):
+    def _driver_read(self, table: str, run_ids=None, ranges=None, arrow_too: bool = False):
         """A small read on the driver, through the store backend the data source uses: a Spark
-        job per table would cost more than the read. Returns (DataFrame, rows)."""
+        job per table would cost more than the read. Returns (DataFrame, rows), or (DataFrame,
+        Arrow table) with ``arrow_too``."""
         import pyarrow as pa
 
+        experiment_ids = () if table in tables.REGISTRY_TABLES else self.experiment_ids  # the registry is store-wide
         selection = Selection(
-            table, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode,
+            table, experiment_ids, view_type=self._view_type(table), mode=self.cfg.read_mode,
             run_ids=None if run_ids is None else tuple(sorted(run_ids)),
             metric_ranges=None if ranges is None else tuple(
                 (run_id, key, after, upto) for (run_id, key), (after, upto) in sorted(ranges.items())
             ),
         )
-        with collect_skipped() as skipped:
-            batches = [batch for partition in self.store.plan(selection) for batch in self.store.read(partition)]
-        self._add_skipped(skipped)
+        batches = []
+        if experiment_ids or table in tables.REGISTRY_TABLES:
+            with collect_skipped() as skipped:
+                batches = [batch for partition in self.store.plan(selection) for batch in self.store.read(partition)]
+            if table in KEYED_TABLES:  # a whole table's skips name no run to re-read
+                with self._skipped_lock:
+                    self.table_skips.extend(skipped)
+            else:
+                self._add_skipped(skipped)
         arrow = pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
-        return self._arrow_frame(arrow, table), arrow.num_rows
+        return self._arrow_frame(arrow, table), arrow if arrow_too else arrow.num_rows
 
     def _arrow_frame(self, arrow, table: str):
         if arrow.num_rows == 0:  # pyspark 4.2 cannot convert an Arrow table without chunks
@@ -827,7 +885,7 @@ class _Runner:
             self._untouched(table)
             return
         append = plan.appends(table)
-        stale = table in (tables.TAGS, tables.INPUTS)  # MLflow never deletes params
+        stale = table in (tables.TAGS, tables.INPUTS, tables.ARTIFACTS)  # MLflow never deletes params
         if len(run_ids) <= _DRIVER_READ_RUNS:
             source, count = self._driver_read(table, run_ids=run_ids)
             if count == 0 and (append or not stale):
@@ -840,6 +898,30 @@ class _Runner:
         else:
             delete = "t.run_id IN ({})".format(", ".join(sql_string(r) for r in sorted(run_ids))) if stale else None
             self._merge(table, source, insert_only=False, runs=run_ids, delete_stale=delete)
+
+    def _sync_keyed(self, table: str, plan: Plan, state: SyncState) -> None:
+        """A keyed table (logged models, the registry): read whole on the driver, compared with
+        the digest the state keeps, and when it differs (or the plan rewrites it) merged on its
+        natural keys, deleting what the store no longer holds: the table mirrors the store
+        (models: within the synced experiments; the registry: whole)."""
+        with collect_skipped() as skipped:
+            source, arrow = self._driver_read(table, arrow_too=True)
+        # A skipped record (PERMISSIVE) is no run's: the table's digest is not saved, so the next
+        # sync reads and merges it again (once the record is repaired, it comes in).
+        digest = None if skipped else _table_digest(arrow)
+        if digest is not None:
+            self.digests[table] = digest
+        if not plan.writes_keyed(table, digest, state.meta.get("digests") or {}):
+            self._untouched(table)
+            return
+        if arrow.num_rows == 0 and self._known_rows(table) == 0:
+            self._untouched(table)
+            return
+        if table == tables.MODELS and not self._all_experiments:
+            scope = "t.experiment_id IN ({})".format(", ".join(sql_string(e) for e in self.experiment_ids) or "NULL")
+        else:
+            scope = "true"
+        self._merge(table, source, insert_only=False, delete_stale=scope)
 
     def _sync_metrics(self, plan: Plan) -> None:
         ranges = dict(plan.ranges)
@@ -881,8 +963,8 @@ class _Runner:
             return purged
         log.info("reconciling %d run(s) purged from the store: deleting their rows", len(purged))
         listed = ", ".join(sql_string(r) for r in sorted(purged))
-        for table in COMMIT_ORDER:
-            if table == tables.EXPERIMENTS:
+        for table in RUN_KEYED_TABLES:
+            if table not in self._kept:
                 continue
             before = self.target.latest_version(table)
             _fault(f"before-purge:{table}")
@@ -920,6 +1002,9 @@ class _Runner:
             # whether the saved positions are exactly what the metrics table holds
             "metrics_exact": plan.metrics_exact,
             "appends": appends,
+            # the optional tables kept, and the digests of the keyed ones as read
+            "tables": list(plan.tables),
+            "digests": self.digests,
         }
         skipped = skipped_runs(plan, self.skipped)
         self._book_skips(plan, skipped)
