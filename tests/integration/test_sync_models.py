@@ -55,10 +55,11 @@ def models_store(kind: str, tmp_path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# default tier: the shared SQLite models store, copied
+# the shared SQLite models store, copied
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two syncs of every table: about a minute on 2 cores, beyond the default tier's budget
 def test_full_sync_equals_source_then_registry_and_artifact_changes(spark, tmp_path, models_sqlite_store):
     """The optional tables only are compared here (the run tables: tests/integration/test_sync.py)."""
     store = copy_sqlite_store(models_sqlite_store, tmp_path)
