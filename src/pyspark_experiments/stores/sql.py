@@ -201,16 +201,20 @@ class AdbcConnection:
     def _sql(self, sql: str) -> str:
         return sql if self._sqlite else numbered_placeholders(sql)
 
-    def execute(self, sql: str, params: Sequence = ()) -> _Rows:
-        sql = self._sql(sql)
+    @contextmanager
+    def _executed(self, sql: str, params: Sequence, sqlite_batch_rows: int):
         cursor = self._connection.cursor()
         try:
             if self._sqlite:
-                cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: str(_WHOLE_RESULT_ROWS)})
-            cursor.execute(sql, tuple(params) if params else None)
-            return _Rows(cursor.fetch_arrow_table())
+                cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: str(sqlite_batch_rows)})
+            cursor.execute(self._sql(sql), tuple(params) if params else None)
+            yield cursor
         finally:
             cursor.close()
+
+    def execute(self, sql: str, params: Sequence = ()) -> _Rows:
+        with self._executed(sql, params, _WHOLE_RESULT_ROWS) as cursor:
+            return _Rows(cursor.fetch_arrow_table())
 
     def arrow_batches(self, sql: str, params: Sequence, columns: Sequence[tuple[str, pa.DataType]]) -> Iterator[pa.RecordBatch]:
         """The result of ``sql`` as batches with ``columns`` (names and types, in order)."""
@@ -219,20 +223,13 @@ class AdbcConnection:
             # and a later string then fails): a first row of typed literals fixes every type.
             sentinel = ", ".join(_SENTINELS[kind] for _, kind in columns)
             sql = f"SELECT {sentinel} UNION ALL SELECT * FROM ({sql})"
-        sql = self._sql(sql)
-        cursor = self._connection.cursor()
-        try:
-            if self._sqlite:
-                cursor.adbc_statement.set_options(**{_SQLITE_BATCH_ROWS: str(BATCH_ROWS)})
-            cursor.execute(sql, tuple(params) if params else None)
+        with self._executed(sql, params, BATCH_ROWS) as cursor:
             first = self._sqlite
             for batch in cursor.fetch_record_batch():
                 if first:
                     batch, first = batch.slice(1), False
                 if batch.num_rows:
                     yield typed_batch(batch.columns, columns)
-        finally:
-            cursor.close()
 
     def close(self) -> None:
         self._connection.close()
