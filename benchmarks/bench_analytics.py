@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     register(spark)
     sampler = MemorySampler().start()
     figures: dict[str, float] = {}
+    python_peaks: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as scratch:
         target = os.path.join(scratch, "delta")
 
@@ -72,7 +74,9 @@ def main(argv=None) -> int:
             started = time.monotonic()
             value = action()
             figures[name] = round(time.monotonic() - started, 1)
-            print(f"{name:<16} {figures[name]:8.1f} s", flush=True)
+            # the driver's Python high-water mark so far: which step raised it
+            python_peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            print(f"{name:<16} {figures[name]:8.1f} s   driver Python peak so far {python_peaks[name]} MB", flush=True)
             return value
 
         timed("sync (full)", lambda: sync(uri, target, spark=spark))
@@ -85,7 +89,8 @@ def main(argv=None) -> int:
     spark.stop()
     if args.json_path:
         with open(args.json_path, "w") as handle:
-            json.dump({"size": args.size, "master": args.master, "seconds": figures, "memory_mb": memory}, handle, indent=2)
+            json.dump({"size": args.size, "master": args.master, "seconds": figures, "memory_mb": memory,
+                       "driver_python_peak_after_mb": python_peaks}, handle, indent=2)
     return 0
 
 
