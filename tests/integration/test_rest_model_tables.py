@@ -18,7 +18,8 @@ from support.mlflow_server import running_mlflow_server
 from support.models_store import LARGE_FILE_BYTES, UNICODE_PATH, log_models_data
 
 # The `rest_models` fixture logs the whole models content through a server (sklearn, a 17 MiB
-# file): minutes, so its tests are in the slow tier; `small_server` below is the default tier.
+# file): minutes; `small_server` below starts a server of its own (~20 s): all in the slow tier
+# (the conversions of these tables' JSON run by default: tests/unit/test_rest_model_rows.py).
 slow = pytest.mark.slow
 
 
@@ -222,6 +223,7 @@ def small_server(tmp_path_factory):
         yield url, backend, (run.info.run_id, other.info.run_id), model.model_id
 
 
+@slow
 def test_small_artifacts_and_content_equal_mlflow_client(small_server, tmp_path):
     from mlflow import MlflowClient
 
@@ -243,6 +245,7 @@ def test_small_artifacts_and_content_equal_mlflow_client(small_server, tmp_path)
     assert problems == []
 
 
+@slow
 @pytest.mark.parametrize("table", ["models", "registered_models", "model_versions"])
 def test_small_model_tables_equal_direct_read_and_client(small_server, table):
     from mlflow import MlflowClient
@@ -265,6 +268,7 @@ def test_small_model_tables_equal_direct_read_and_client(small_server, table):
             registered.description, registered.tags, {k: str(v) for k, v in registered.aliases.items()})
 
 
+@slow
 @pytest.mark.parametrize("table", ["models", "model_versions"])
 def test_small_deleted_view_refused_over_rest(small_server, table):
     with pytest.raises(UnsupportedStoreError, match="answers active records only"):

@@ -26,6 +26,10 @@ from support.stores import BASE_MS, new_store
 ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
+# A server of its own (~20 s to start): the slow tier. Streams from local stores run by default.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
     for name in ENV:

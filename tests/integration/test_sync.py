@@ -258,6 +258,7 @@ def _set_lock(spark, target: str, holder: dict) -> None:
     spark.sql(f"ALTER TABLE delta.`{target}/{LOCK_TABLE}` SET TBLPROPERTIES ('{LOCK_PREFIX}{holder['holder']}' = '{value}')")
 
 
+@pytest.mark.slow  # the lock rules: tests/unit/test_lock_rules.py
 def test_lock_of_a_live_sync_is_respected_and_of_a_dead_one_taken_over(spark, tmp_path):
     import socket
 
