@@ -120,6 +120,18 @@ def full_then_noop_sync(spark, url: str, sqlite_uri: str, target: str, options: 
     return first, again
 
 
+def assert_like_fresh_sync_and_no_secret(spark, url: str, sqlite_uri: str, target: str, tmp_path, caplog, *results):
+    """The REST-synced target equals a fresh sync of the server's SQLite store, its state says
+    it came from ``url`` over REST, and no output of the syncs (``results``) holds the token."""
+    fresh = str(tmp_path / "fresh")
+    sync(sqlite_uri, fresh, spark=spark)
+    assert_same(target_tables(spark, target), target_tables(spark, fresh))
+
+    state = SyncState.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
+    assert state.meta["state_key"] == "rest" and state.meta["sync"]["store"] == url
+    no_secret(spark, target, *(r.summary() for r in results), json.dumps(results[-1].to_dict(), default=str), caplog.text)
+
+
 @pytest.mark.slow
 def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spark, tmp_path, served, caplog):
     url, sqlite_uri, manifest = served
@@ -141,14 +153,7 @@ def test_sync_over_rest_equals_the_direct_sync_and_stays_exact_incrementally(spa
     log_small_changes(url, manifest, wave=1)  # a tag deleted, the run restored
     incremental = sync(url, target, rest_options=options, spark=spark)
     assert incremental.new_runs == 1 and incremental.tables["tags"].deleted >= 1, incremental.summary()
-    fresh = str(tmp_path / "fresh")
-    sync(sqlite_uri, fresh, spark=spark)
-    assert_same(target_tables(spark, target), target_tables(spark, fresh))
-
-    state = SyncState.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
-    assert state.meta["state_key"] == "rest" and state.meta["sync"]["store"] == url
-    no_secret(spark, target, first.summary(), again.summary(), incremental.summary(),
-              json.dumps(incremental.to_dict(), default=str), caplog.text)
+    assert_like_fresh_sync_and_no_secret(spark, url, sqlite_uri, target, tmp_path, caplog, first, again, incremental)
 
 
 @pytest.mark.slow
@@ -165,14 +170,7 @@ def test_sync_of_the_reference_store_over_rest(spark, tmp_path, reference_served
     assert incremental.mode == "incremental" and incremental.new_runs == 2
     # a-running (points, status), a-02..a-05 (tags, deletion), a-deleted (restored)
     assert incremental.changed_runs == 6, incremental.summary()
-    fresh = str(tmp_path / "fresh")
-    sync(sqlite_uri, fresh, spark=spark)
-    assert_same(target_tables(spark, target), target_tables(spark, fresh))
-
-    state = SyncState.from_arrow(spark.read.format("delta").load(f"{target}/{STATE_TABLE}").toArrow())
-    assert state.meta["state_key"] == "rest" and state.meta["sync"]["store"] == url
-    no_secret(spark, target, first.summary(), again.summary(), incremental.summary(),
-              json.dumps(incremental.to_dict(), default=str), caplog.text)
+    assert_like_fresh_sync_and_no_secret(spark, url, sqlite_uri, target, tmp_path, caplog, first, again, incremental)
 
 
 @pytest.mark.slow
@@ -192,7 +190,7 @@ def test_a_503_burst_is_retried_through_or_fails_without_recording_anything(spar
     log_small_changes(url, manifest)
     before = spark.read.format("delta").load(f"{target}/{STATE_TABLE}").count()
     down = {"maxRetries": "1", **FAST}
-    with Proxy(url, plan=lambda n, method, path, body: SERVER_ERROR if "get-history" in path else None) as proxy:
+    with Proxy(url, plan=every(1, SERVER_ERROR, "get-history")) as proxy:
         with pytest.raises(Exception, match="503"):
             sync(proxy.url, target, rest_options=down, spark=spark)
     assert spark.read.format("delta").load(f"{target}/{STATE_TABLE}").count() == before

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from support.ports import free_port
+from support.ports import free_port, hand_to_service_user
 
 PASSWORD = "pe-mysql-secret"
 
@@ -40,13 +40,7 @@ def running_mariadb(folder: str):
     data = os.path.join(folder, "data")
     os.makedirs(data, exist_ok=True)
     if as_root:
-        for path in (folder, data):
-            shutil.chown(path, "mysql", "mysql")
-        os.chmod(folder, 0o755)
-        parent = os.path.dirname(os.path.abspath(folder))
-        while parent not in ("/", ""):
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
-            parent = os.path.dirname(parent)
+        hand_to_service_user("mysql", folder, data)
     subprocess.run(
         [install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
          "--skip-test-db", *([f"--user={user}"] if user else [])],

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 
-from support.ports import free_port
+from support.ports import free_port, hand_to_service_user
 
 
 def postgres_bin() -> str | None:
@@ -43,14 +43,7 @@ def running_postgres(folder: str):
     with open(password_file, "w") as handle:
         handle.write(password + "\n")
     if as_root:
-        shutil.chown(folder, "postgres", "postgres")
-        shutil.chown(password_file, "postgres", "postgres")
-        os.chmod(folder, 0o755)
-        # Every parent must be traversable by the postgres user.
-        parent = os.path.dirname(os.path.abspath(folder))
-        while parent not in ("/", ""):
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
-            parent = os.path.dirname(parent)
+        hand_to_service_user("postgres", folder, password_file)
     subprocess.run(
         [*run_as, os.path.join(binaries, "initdb"), "-D", data, "-U", "mlflow", "--auth=md5",
          f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"],
