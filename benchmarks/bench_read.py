@@ -11,6 +11,8 @@ For each store kind (SQLite, file store), in one run:
    (sqlite3 -> pyarrow, or metric files -> pyarrow);
 4. peak memory of the Spark driver: the driver Python process (``getrusage``) and the JVM
    (``VmHWM`` of the java child), plus the Python workers (sampled RSS);
+5. an anchor: the same ``metrics`` rows written to Parquet once (``<store>/parquet/``), then
+   Spark's own Parquet reader timed on the same ``count()`` and ``groupBy``, in a fresh session;
 
 and, for the profile of where the time goes, the store backend's ``plan()`` + ``read()`` called
 directly without Spark (``--profile`` writes cProfile stats of it).
@@ -154,7 +156,12 @@ def phase_spark(store: dict, repeat: int, tables: list[str]) -> dict:
         return (spark.read.format("experiments").option("trackingUri", store["uri"])
                 .option("table", table).load())
 
-    # Warm-up: one read of each table we time (JVM, Python workers, imports, OS cache).
+    # The first count() of the fresh session (the issue's "moonshot" measure), then a warm-up
+    # read of each table we time (JVM, Python workers, imports, OS cache).
+    if "metrics" in tables:
+        first = time.perf_counter()
+        load("metrics").count()
+        result["metrics_first_count_s"] = time.perf_counter() - first
     for table in tables:
         load(table).count()
     if "runs" in tables:
@@ -174,6 +181,47 @@ def phase_spark(store: dict, repeat: int, tables: list[str]) -> dict:
                              "agg_s": t_agg, "all_s": [times, times2]}
     spark.stop()
     result["memory"] = sampler.stop()
+    return result
+
+
+def _parquet_path(store: dict, args) -> str:
+    return os.path.join(args.store, "parquet", store["kind"], "metrics")
+
+
+def phase_parquet_write(store: dict, args) -> dict:
+    """Once per store (not timed as a read): the same ``metrics`` rows written to Parquet."""
+    path = _parquet_path(store, args)
+    if os.path.exists(os.path.join(path, "_SUCCESS")):
+        return {"path": path, "written": False}
+    import pyspark_experiments
+
+    spark = pyspark_experiments.session(app_name="bench-parquet-write", master="local[2]", delta=False)
+    spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter()
+    (spark.read.format("experiments").option("trackingUri", store["uri"]).option("table", "metrics").load()
+     .write.mode("overwrite").parquet(path))
+    spark.stop()
+    return {"path": path, "written": True, "write_s": time.perf_counter() - started}
+
+
+def phase_parquet(store: dict, args) -> dict:
+    """The anchor: Spark's own Parquet reader on the same rows, the same queries, a fresh session."""
+    from pyspark.sql import functions as F
+
+    import pyspark_experiments
+
+    path = _parquet_path(store, args)
+    spark = pyspark_experiments.session(
+        app_name="bench-parquet", master="local[2]", delta=False, config={"spark.sql.shuffle.partitions": "4"},
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    first = time.perf_counter()
+    rows = spark.read.parquet(path).count()
+    result = {"rows": rows, "first_count_s": time.perf_counter() - first}
+    result["count_s"], result["count_all_s"], _ = best_of(args.repeat, lambda: spark.read.parquet(path).count())
+    result["agg_s"], result["agg_all_s"], _ = best_of(
+        args.repeat, lambda: spark.read.parquet(path).groupBy("key").agg(F.avg("value"), F.max("value")).collect())
+    spark.stop()
     return result
 
 
@@ -332,6 +380,8 @@ PHASES = {
     "history": lambda a, s: phase_mlflow_history(s, a.mlflow_repeat, a.history_sample_runs),
     "floor": lambda a, s: phase_floor(s, s["kind"], a.repeat),
     "backend": lambda a, s: phase_backend(s, a.repeat, a.tables, a.profile_dir),
+    "parquet_write": lambda a, s: phase_parquet_write(s, a),
+    "parquet": lambda a, s: phase_parquet(s, a),
 }
 
 
@@ -427,6 +477,23 @@ def report(size: str, spec: dict, results: dict) -> str:
                 f"| {kind} | metric history: groupBy(key).agg(avg, max) | {_fmt_s(metrics.get('agg_s'))} "
                 f"| | {_ratio(hist, metrics.get('agg_s'))} | | {_ratio(metrics.get('agg_s'), floor.get('floor_s'))} |"
             )
+            if spark.get("metrics_first_count_s"):
+                lines.append(
+                    f"| {kind} | metric history: first count() of a fresh session | {_fmt_s(spark['metrics_first_count_s'])} "
+                    f"| search_runs {_fmt_s(search.get('search_runs_s'))} "
+                    f"| {_ratio(search.get('search_runs_s'), spark['metrics_first_count_s'])} | | |"
+                )
+    lines += ["", "| store | query | ours | Spark's Parquet reader, same rows | ours / Parquet |", "|---|---|---|---|---|"]
+    for kind, r in results.items():
+        metrics, parquet = r.get("spark", {}).get("metrics", {}), r.get("parquet", {})
+        if metrics and parquet:
+            first = r["spark"].get("metrics_first_count_s")
+            lines.append(f"| {kind} | first count() of a fresh session | {_fmt_s(first)} | {_fmt_s(parquet['first_count_s'])} "
+                         f"| {_ratio(first, parquet['first_count_s'])} |")
+            lines.append(f"| {kind} | count(), warm | {_fmt_s(metrics.get('count_s'))} | {_fmt_s(parquet['count_s'])} "
+                         f"| {_ratio(metrics.get('count_s'), parquet['count_s'])} |")
+            lines.append(f"| {kind} | groupBy(key).agg(avg, max), warm | {_fmt_s(metrics.get('agg_s'))} | {_fmt_s(parquet['agg_s'])} "
+                         f"| {_ratio(metrics.get('agg_s'), parquet['agg_s'])} |")
     lines += ["", "| store | backend read() without Spark, 1 process | plan() | rows | partitions |", "|---|---|---|---|---|"]
     for kind, r in results.items():
         for table, b in r.get("backend", {}).items():
@@ -478,6 +545,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-mlflow-history", action="store_true")
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-backend", action="store_true")
+    parser.add_argument("--skip-parquet", action="store_true", help="skip the Parquet anchor (writes <store>/parquet once)")
     parser.add_argument("--note", default="",
                         help="a machine note for the output, e.g. 'shared with other test runs'")
     parser.add_argument("--reuse", action="store_true",
@@ -523,9 +591,10 @@ def main(argv=None) -> int:
 
     phases = [p for p, skip in (("spark", args.skip_spark), ("search", args.skip_mlflow_search),
                                 ("history", args.skip_mlflow_history), ("floor", args.skip_floor),
-                                ("backend", args.skip_backend)) if not skip]
+                                ("backend", args.skip_backend), ("parquet_write", args.skip_parquet),
+                                ("parquet", args.skip_parquet)) if not skip]
     if "metrics" not in args.tables:
-        phases = [p for p in phases if p not in ("history", "floor")]
+        phases = [p for p in phases if p not in ("history", "floor", "parquet_write", "parquet")]
     if "runs" not in args.tables:
         phases = [p for p in phases if p != "search"]
     results = {}

@@ -1,15 +1,16 @@
-"""Benchmark of the Delta sync: a full sync of the S store, then incremental syncs.
+"""Benchmark of the Delta sync: a full sync of a generated store, then incremental syncs.
 
 The S store (2,000 runs, 10 metric keys x 50 steps: 1,000,000 metric points, 10 params and 5
-tags per run, 4 experiments) comes from ``benchmarks/generate_store.py`` (it is copied, since the
-benchmark adds runs to it). Then, per store kind (SQLite, file store):
+tags per run, 4 experiments) or the L store (20,000 runs, 10,000,000 points, 10 experiments)
+comes from ``benchmarks/generate_store.py`` (it is copied, since the benchmark adds runs to it).
+Then, per store kind (SQLite, file store):
 
 1. warm-up: a sync of a tiny store (JVM and Python workers warm, as in a long-lived job);
 2. ``full``: a sync into an empty target;
 3. ``noop``: an incremental sync with nothing new;
-4. ``+1% runs``: 20 new runs logged with real mlflow (``log_batch``: 10 params, 5 tags,
-   10 keys x 50 steps = 500 points each), then an incremental sync;
-5. ``+1% changed``: 20 existing runs get a tag, 20 others 50 new points each (and finish),
+4. ``+1% runs``: 1% new runs (20 at S) logged with real mlflow (``log_batch``: 10 params,
+   5 tags, 10 keys x 50 steps = 500 points each), then an incremental sync;
+5. ``+1% changed``: 1% of the runs get a tag, 1% others 50 new points each (and finish),
    then an incremental sync (updates go through ``MERGE``);
 6. a check: every target table has as many rows as the data source reads from the store.
 
@@ -17,8 +18,10 @@ Usage::
 
     python -m benchmarks.bench_sync                       # both store kinds, local[2]
     python -m benchmarks.bench_sync --kind sqlite --json results.json
+    python -m benchmarks.bench_sync --size L --source /data/stores/L --kind sqlite
 
-The issue's target: the incremental sync after 1% more runs costs at most 10% of the full one.
+The targets: at L, the incremental sync after 1% more runs costs at most 10% of the full one,
+a sync with nothing new at most 5%.
 """
 
 from __future__ import annotations
@@ -35,15 +38,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 
-def _store_copy(kind: str, scratch: str, source: str | None) -> str:
-    """A scratch copy of the S store of ``kind``; generated with generate_store.py if needed."""
+def _store_copy(kind: str, size: str, scratch: str, source: str | None) -> str:
+    """A scratch copy of the generated store of ``kind`` and ``size``; generated if needed."""
     from benchmarks import generate_store as gen
 
-    origin = source or os.path.join(HERE, ".stores", "S")
+    origin = source or os.path.join(HERE, ".stores", size)
     manifest_path = os.path.join(origin, "manifest.json")
-    spec = gen.Spec(**gen.SIZES["S"])
+    spec = gen.Spec(**gen.SIZES[size])
     if not (os.path.exists(manifest_path) and kind in gen.load_manifest(origin)["stores"]):
-        print(f"generating the S store ({kind}) in {origin} ...", flush=True)
+        print(f"generating the {size} store ({kind}) in {origin} ...", flush=True)
         gen.generate(origin, spec, kinds=(kind,), progress=lambda *a: None)
     uri = gen.load_manifest(origin)["stores"][kind]["uri"]
     if kind == "sqlite":
@@ -56,14 +59,14 @@ def _store_copy(kind: str, scratch: str, source: str | None) -> str:
     return copy
 
 
-def _log_new_runs(uri: str, count: int, first_index: int) -> None:
+def _log_new_runs(uri: str, size: str, count: int, first_index: int) -> None:
     """``count`` new runs with the generator's content, logged by real mlflow."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     from benchmarks import generate_store as gen
 
-    spec = gen.Spec(**gen.SIZES["S"])
+    spec = gen.Spec(**gen.SIZES[size])
     client = MlflowClient(tracking_uri=uri)
     experiments = [e.experiment_id for e in client.search_experiments() if e.name.startswith("bench-")]
     for i in range(count):
@@ -113,15 +116,17 @@ def _check(spark, uri: str, target: str) -> dict:
     return counts
 
 
-def run_kind(kind: str, spark, scratch: str, source: str | None) -> dict:
+def run_kind(kind: str, size: str, spark, scratch: str, source: str | None) -> dict:
+    from benchmarks import generate_store as gen
     from pyspark_experiments.sync import sync
 
     folder = os.path.join(scratch, kind)
     os.makedirs(folder)
-    print(f"[{kind}] copying the S store ...", flush=True)
-    uri = _store_copy(kind, folder, source)
+    print(f"[{kind}] copying the {size} store ...", flush=True)
+    uri = _store_copy(kind, size, folder, source)
     target = os.path.join(folder, "delta")
-    results: dict = {"store": kind}
+    results: dict = {"store": kind, "size": size}
+    runs = gen.SIZES[size]["runs"]
 
     def timed(name: str, **options) -> None:
         started = time.perf_counter()
@@ -142,9 +147,9 @@ def run_kind(kind: str, spark, scratch: str, source: str | None) -> dict:
 
     timed("full")
     timed("noop")
-    _log_new_runs(uri, 20, first_index=2_000)
+    _log_new_runs(uri, size, runs // 100, first_index=runs)
     timed("+1% runs")
-    _change_runs(uri, 20)
+    _change_runs(uri, runs // 100)
     timed("+1% changed")
     results["check"] = _check(spark, uri, target)
     full = results["full"]["seconds"]
@@ -176,7 +181,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kind", choices=("sqlite", "file", "both"), default="both")
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--source", help="folder of the S store (default benchmarks/.stores/S)")
+    parser.add_argument("--size", choices=("S", "L"), default="S", help="the generated store's size (default S)")
+    parser.add_argument("--source", help="folder of the generated store (default benchmarks/.stores/<size>)")
     parser.add_argument("--scratch", help="folder for store copies and targets (default: a temp folder)")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON")
     args = parser.parse_args(argv)
@@ -192,7 +198,7 @@ def main(argv=None) -> int:
     try:
         _warm_up(spark, scratch)
         kinds = ("sqlite", "file") if args.kind == "both" else (args.kind,)
-        results = [run_kind(kind, spark, scratch, args.source) for kind in kinds]
+        results = [run_kind(kind, args.size, spark, scratch, args.source) for kind in kinds]
     finally:
         if not args.scratch:
             shutil.rmtree(scratch, ignore_errors=True)

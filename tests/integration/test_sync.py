@@ -124,6 +124,37 @@ def test_full_option_and_purged_runs(spark, tmp_path):
 
 
 @pytest.mark.slow
+def test_rowids_reused_after_a_purge_are_caught(spark, tmp_path):
+    """SQLite reuses the rowids of rows deleted at the end of a table: after the run holding the
+    latest points is purged, new points may take rowids the saved mark already covers. The sync
+    sees the mark's row changed and scans every series; nothing is missed."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    uri, manifest = new_store("sqlite", tmp_path, reference=False)
+    path = uri.split("sqlite:///", 1)[1]
+    target = str(tmp_path / "delta")
+    sync(uri, target, spark=spark)
+
+    def latest() -> tuple[int, str]:
+        with sqlite3.connect(path) as connection:
+            return connection.execute("SELECT rowid, run_uuid FROM metrics ORDER BY rowid DESC LIMIT 1").fetchone()
+
+    top, holder = latest()
+    client = MlflowClient(tracking_uri=uri)
+    client.delete_run(holder)
+    hard_delete(uri, holder)
+    other = next(run for run in manifest["runs"].values() if run != holder)
+    client.log_metric(other, "after_purge", 1.0, timestamp=BASE_MS + 500, step=0)
+    assert latest()[0] <= top, "the new point took a rowid the mark covers"
+
+    result = sync(uri, target, spark=spark, reconcile_purged=True)
+    assert result.tables["metrics"].inserted == 1, result.summary()
+    assert_same(target_tables(spark, target), source_tables(spark, uri))
+
+
+@pytest.mark.slow
 def test_catalog_schema_target(spark, tmp_path):
     uri, _ = new_store("file", tmp_path, reference=False)
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS sync_test LOCATION '{tmp_path / 'warehouse'}'")

@@ -257,6 +257,9 @@ class StoreCapabilities:
     - ``position_units_per_point``: about how many position units one point takes (to turn a
       row limit into a position range).
     - ``run_fingerprints``: whether :meth:`Store.run_fingerprints` is implemented.
+    - ``metric_marks``: whether :meth:`Store.metric_mark` and :meth:`Store.metric_positions_since`
+      are implemented: the store can tell which series got points since an earlier scan
+      without scanning every series (SQLite: rows past a row id).
     - ``tables``: the values of the ``table`` option the store serves; ``active_only_tables``:
       those it serves for ``viewType`` ``ACTIVE_ONLY`` only (a tracking server's searches hide
       deleted logged models and model versions).
@@ -274,6 +277,7 @@ class StoreCapabilities:
     exact_metric_ranges: bool = False
     position_units_per_point: int = 1
     run_fingerprints: bool = False
+    metric_marks: bool = False
     tables: tuple[str, ...] = tables.ALL_TABLE_NAMES
     active_only_tables: tuple[str, ...] = ()
 
@@ -334,6 +338,32 @@ class Store(ABC):
         """
         raise NotImplementedError(f"{self.uri.display} reports no metric positions")
 
+    def metric_mark(self) -> str:
+        """An opaque mark of the metric points the store holds now (driver side), for a later
+        :meth:`metric_positions_since`. Only where ``capabilities.metric_marks``.
+
+        Example::
+
+            >>> store.metric_mark()  # doctest: +SKIP
+            '10000000:5d41402abc4b2a76'
+        """
+        raise NotImplementedError(f"{self.uri.display} takes no metric marks")
+
+    def metric_positions_since(self, selection: Selection, since: str, upto: str) -> dict[tuple[str, str], int] | None:
+        """The positions, as :meth:`metric_positions` reports them, of the selected series that
+        got points after mark ``since`` and up to mark ``upto`` (both from :meth:`metric_mark`);
+        every other series is where it was at ``since``. None when the store cannot tell (points
+        were removed since ``since``): then only a full :meth:`metric_positions` scan can.
+        Only where ``capabilities.metric_marks``.
+
+        Example::
+
+            >>> earlier = store.metric_mark()                                   # doctest: +SKIP
+            >>> store.metric_positions_since(Selection("metrics", ("1",)), earlier, store.metric_mark())  # doctest: +SKIP
+            {('3f2a...', 'loss'): 10000042}
+        """
+        raise NotImplementedError(f"{self.uri.display} takes no metric marks")
+
     def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
         """``{run_id: (experiment_id, fingerprint)}`` for the selected runs (driver side).
 
@@ -364,6 +394,47 @@ def fingerprint(digests: dict[str, str]) -> str:
         'run=a;params=b;tags=c;inputs=d'
     """
     return ";".join(f"{part}={digests[part]}" for part in FINGERPRINT_PARTS)
+
+
+def digests_by_run(rows: pa.Table) -> dict[str, str]:
+    """A digest per run of ``rows`` (first column: the run id; the others: any values, cast to
+    text), whatever the rows' order. Each row is written with every value's length before it
+    (``<bytes>:<text>:<bytes>:<text>``, ``-`` for null), so that no two different rows read
+    alike; the rows of a run are sorted and their bytes hashed. Everything but the hashing of
+    each run's bytes is Arrow compute.
+
+    Example::
+
+        >>> rows = pa.table({"run": ["r", "r", "s"], "key": ["b", "a", "a"], "value": ["2", "1", None]})
+        >>> digests = digests_by_run(rows)
+        >>> digests == digests_by_run(rows.take([2, 1, 0])), digests["r"] != digests["s"]
+        (True, True)
+    """
+    import hashlib
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    parts = []
+    for column in rows.columns[1:]:
+        text = pc.cast(column, pa.large_string())
+        length = pc.cast(pc.binary_length(text), pa.large_string())
+        parts += [pc.fill_null(length, "-"), pc.fill_null(text, "")]
+    line = pc.binary_join_element_wise(*parts, pa.scalar(":", pa.large_string()))
+    ordered = pa.table({"run": rows.column(0), "line": line}).sort_by([("run", "ascending"), ("line", "ascending")])
+    runs = ordered.column("run").combine_chunks()
+    lines = ordered.column("line").combine_chunks()
+    if not len(lines):
+        return {}
+    encoded = pc.run_end_encode(runs)
+    ends = encoded.run_ends.to_numpy()
+    starts = np.concatenate(([0], ends[:-1]))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    data = memoryview(lines.buffers()[2] or b"")
+    return {
+        run_id: hashlib.sha1(data[offsets[start]:offsets[end]]).hexdigest()
+        for run_id, start, end in zip(encoded.values.to_pylist(), starts, ends)
+    }
 
 
 def fingerprint_parts(value: str | None) -> dict[str, str]:

@@ -356,18 +356,9 @@ class FileStore(Store):
                     continue
             digests = {"run": hashlib.sha1(f"{meta_stat.st_size} {meta_stat.st_mtime_ns}".encode()).hexdigest()}
             for folder in ("params", "tags", "inputs"):
-                digest = hashlib.sha1()
-                for parent, dirs, names in os.walk(os.path.join(run_dir, folder)):
-                    dirs.sort()
-                    for name in sorted(names):
-                        path = os.path.join(parent, name)
-                        try:
-                            stat = os.stat(path)
-                        except FileNotFoundError:
-                            continue
-                        relative = os.path.relpath(path, run_dir)
-                        digest.update(f"{relative} {stat.st_size} {stat.st_mtime_ns}\n".encode())
-                digests[folder] = digest.hexdigest()
+                lines: list[str] = []
+                _file_stats(os.path.join(run_dir, folder), folder, lines)
+                digests[folder] = hashlib.sha1("".join(lines).encode()).hexdigest()
             found[run_name] = (os.path.basename(experiment_path), fingerprint(digests))
         problems.report()
         return found
@@ -706,6 +697,11 @@ def _key_files(folder: str, problems: Problems | None = None, prefix: str = "") 
 
     A missing folder holds no keys; a file where the folder belongs is a malformed record
     (reported when ``problems`` is given, as a read does; planning only looks)."""
+    return [(key, entry.path) for key, entry in _key_entries(folder, problems, prefix)]
+
+
+def _key_entries(folder: str, problems: Problems | None = None, prefix: str = "") -> list[tuple[str, os.DirEntry]]:
+    """:func:`_key_files` with each file's directory entry (its ``stat()`` is one call)."""
     found = []
     try:
         entries = os.scandir(folder)
@@ -718,21 +714,51 @@ def _key_files(folder: str, problems: Problems | None = None, prefix: str = "") 
     with entries:
         for entry in entries:
             if entry.is_dir():
-                nested = _key_files(entry.path, problems, f"{prefix}{entry.name}/")
+                nested = _key_entries(entry.path, problems, f"{prefix}{entry.name}/")
                 if not nested and problems is not None:
                     # MLflow writes a folder only for keys holding "/", never an empty one
                     problems.skip(f"{entry.path}: expected the file of key {prefix + entry.name!r}, found an empty folder")
                 found.extend(nested)
             else:
-                found.append((prefix + entry.name, entry.path))
-    return sorted(found)
+                found.append((prefix + entry.name, entry))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _file_stats(folder: str, relative: str, lines: list[str]) -> None:
+    """Append ``"<relative path> <size> <mtime ns>\\n"`` for every file under ``folder``: a
+    folder's files by name, then its sub-folders by name (the order of a sorted ``os.walk``,
+    so fingerprints taken before stay comparable). A missing folder adds nothing.
+
+    Example::
+
+        >>> lines = []; _file_stats("/nonexistent", "params", lines); lines
+        []
+    """
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    folders = []
+    for entry in entries:
+        if entry.is_dir():
+            if not entry.is_symlink():  # os.walk does not follow links to folders either
+                folders.append(entry)
+            continue
+        try:
+            stat = entry.stat()
+        except FileNotFoundError:
+            continue
+        lines.append(f"{relative}/{entry.name} {stat.st_size} {stat.st_mtime_ns}\n")
+    for entry in folders:
+        _file_stats(entry.path, f"{relative}/{entry.name}", lines)
 
 
 def _metric_files(folder: str, problems: Problems | None = None) -> list[tuple[str, int]]:
     found = []
-    for key, path in _key_files(folder, problems):
+    for key, entry in _key_entries(folder, problems):
         try:
-            found.append((key, os.path.getsize(path)))
+            found.append((key, entry.stat().st_size))
         except FileNotFoundError:
             continue  # removed since the listing
     return found

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -50,6 +51,7 @@ from .base import (
     Store,
     StoreCapabilities,
     chunk,
+    digests_by_run,
     fingerprint,
     lifecycle_stages,
     metric_units,
@@ -213,8 +215,12 @@ class AdbcConnection:
             cursor.close()
 
     def execute(self, sql: str, params: Sequence = ()) -> _Rows:
+        return _Rows(self.table(sql, params))
+
+    def table(self, sql: str, params: Sequence = ()) -> pa.Table:
+        """The whole result of ``sql`` as one Arrow table (one batch: its types from every row)."""
         with self._executed(sql, params, _WHOLE_RESULT_ROWS) as cursor:
-            return _Rows(cursor.fetch_arrow_table())
+            return cursor.fetch_arrow_table()
 
     def arrow_batches(self, sql: str, params: Sequence, columns: Sequence[tuple[str, pa.DataType]]) -> Iterator[pa.RecordBatch]:
         """The result of ``sql`` as batches with ``columns`` (names and types, in order)."""
@@ -544,6 +550,7 @@ class SqlStore(Store):
             exact_metric_ranges=exact,
             position_units_per_point=1,
             run_fingerprints=True,
+            metric_marks=exact,
         )
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
@@ -558,42 +565,92 @@ class SqlStore(Store):
             )
         return {(run_id, key): int(position) for run_id, key, position in rows if selection.admits_metric_key(key)}
 
-    def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
-        """A digest of each run's ``runs`` row, params, tags, dataset inputs and their tags."""
-        import hashlib
+    # SQLite gives a new row the largest rowid plus one, so the points logged after a mark are
+    # the rows past its rowid, unless rows at the end were deleted and their rowids reused. MLflow
+    # deletes metric rows only with their run (a purge), and a purged run id never returns: if
+    # the row at the mark's rowid still holds the same point, no rowid up to it was reused.
 
+    def metric_mark(self) -> str:
+        """SQLite: ``<largest metrics rowid>:<digest of that row's point>`` (``0:`` when empty).
+
+        Example::
+
+            >>> SqlStore(resolve_tracking_uri("sqlite:///mlflow.db")).metric_mark()  # doctest: +SKIP
+            '10000000:5d41402abc4b2a76'
+        """
         with self._connect() as connection:
-            run_ids = self._selected_run_ids(connection, selection)
-            content: dict[str, list] = defaultdict(list)
-            experiment_of = {}
-            for row in self._query_in(connection, "SELECT run_uuid, runs.* FROM runs WHERE run_uuid IN ({in})", run_ids):
-                content[row[0]].append(("run", row))
-            for run_id, experiment_id in self._query_in(
-                connection, "SELECT run_uuid, experiment_id FROM runs WHERE run_uuid IN ({in})", run_ids
-            ):
-                experiment_of[run_id] = str(experiment_id)
-            for table in ("params", "tags"):
-                for run_id, key, value in self._query_in(
-                    connection, f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({{in}})", run_ids
-                ):
-                    content[run_id].append((table, key, value))
-            for row in self._query_in(
+            rows = self._query(connection, f"SELECT rowid, {_MARK_COLUMNS} FROM metrics ORDER BY rowid DESC LIMIT 1")
+        if not rows:
+            return "0:"
+        rowid, *point = rows[0]
+        return f"{rowid}:{_point_digest(point)}"
+
+    def metric_positions_since(self, selection: Selection, since: str, upto: str) -> dict[tuple[str, str], int] | None:
+        """SQLite: the largest rowid of each selected series with rows past ``since``'s rowid and
+        up to ``upto``'s; None when the row at ``since``'s rowid no longer holds its point."""
+        since_rowid, since_digest = _parse_mark(since)
+        upto_rowid, _ = _parse_mark(upto)
+        with self._connect() as connection:
+            if since_rowid:
+                row = self._query(connection, f"SELECT {_MARK_COLUMNS} FROM metrics WHERE rowid = ?", [since_rowid])
+                if not row or _point_digest(row[0]) != since_digest:
+                    return None
+            if upto_rowid < since_rowid:
+                return None
+            rows = self._query(
                 connection,
-                "SELECT i.destination_id, i.input_uuid, i.source_type, i.source_id, t.name, t.value "
-                "FROM inputs i LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid "
-                "WHERE i.destination_type = 'RUN' AND i.destination_id IN ({in})",
-                run_ids,
-            ):
-                content[row[0]].append(("input", row[1:]))
-        found = {}
-        for run_id in run_ids:
-            digests = {part: hashlib.sha1() for part in ("run", "params", "tags", "inputs")}
-            for item in sorted(content[run_id], key=repr):
-                digest = digests["inputs" if item[0] == "input" else item[0]]
-                digest.update(repr(item).encode("utf-8", "surrogatepass"))
-                digest.update(b"\n")
-            found[run_id] = (experiment_of[run_id], fingerprint({p: d.hexdigest() for p, d in digests.items()}))
-        return found
+                "SELECT run_uuid, key, MAX(rowid) FROM metrics WHERE rowid > ? AND rowid <= ? GROUP BY run_uuid, key",
+                [since_rowid, upto_rowid],
+            )
+            selected = set(self._selected_run_ids(connection, selection)) if rows else set()
+        return {(run_id, key): int(position) for run_id, key, position in rows
+                if run_id in selected and selection.admits_metric_key(key)}
+
+    def run_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """A digest of each run's ``runs`` row, params, tags, dataset inputs and their tags,
+        computed with Arrow (:func:`~.base.digests_by_run`)."""
+        with self._connect(reading=True) as connection:
+            run_ids = self._selected_run_ids(connection, selection)
+            if not run_ids:
+                return {}
+            parts = {
+                "run": self._text_table_in(connection, "SELECT run_uuid, runs.* FROM runs WHERE run_uuid IN ({in})", run_ids),
+                "params": self._text_table_in(connection, "SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({in})", run_ids),
+                "tags": self._text_table_in(connection, "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({in})", run_ids),
+                "inputs": self._text_table_in(
+                    connection,
+                    "SELECT i.destination_id, i.input_uuid, i.source_type, i.source_id, t.name, t.value "
+                    "FROM inputs i LEFT JOIN input_tags t ON t.input_uuid = i.input_uuid "
+                    "WHERE i.destination_type = 'RUN' AND i.destination_id IN ({in})",
+                    run_ids,
+                ),
+            }
+        runs = parts["run"]
+        experiment_of = dict(zip(runs.column(0).to_pylist(), runs.column("experiment_id").to_pylist()))
+        digests = {part: digests_by_run(rows) for part, rows in parts.items()}
+        empty = hashlib.sha1().hexdigest()
+        return {
+            run_id: (experiment_of[run_id], fingerprint({part: digests[part].get(run_id, empty) for part in digests}))
+            for run_id in run_ids if run_id in experiment_of
+        }
+
+    def _text_table_in(self, connection, sql: str, values: Sequence) -> pa.Table:
+        """The result of ``sql`` whose ``{in}`` stands for ``values`` (in bounded chunks), every
+        column as text."""
+        found = []
+        for part in self._chunks(connection, values):
+            marks, params = self._in(connection, part)
+            query = self._sql(connection, sql.format(**{"in": marks}))
+            if isinstance(connection, AdbcConnection):
+                table = connection.table(query, params)
+            else:  # a DB-API connection (PyMySQL)
+                cursor = connection.execute(query, tuple(params))
+                names = [column[0] for column in cursor.description]
+                rows = cursor.fetchall()
+                table = pa.table([pa.array(list(column)) for column in zip(*rows)] if rows else
+                                 [pa.array([], pa.string())] * len(names), names=names)
+            found.append(pa.table([column.cast(pa.large_string()) for column in table.columns], names=table.column_names))
+        return pa.concat_tables(found)
 
     def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
         conditions = ["lifecycle_stage IN ({in})".format(**{"in": ", ".join("?" * len(lifecycle_stages(selection.view_type)))})]
@@ -946,6 +1003,25 @@ class SqlStore(Store):
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 _POINT_COLUMNS = [("run_id", _STR), ("experiment_id", _STR), ("key", _STR), ("value", _FLOAT), ("is_nan", _BOOL),
                   ("step", _INT), ("timestamp", _INT)]
+
+
+_MARK_COLUMNS = "run_uuid, key, timestamp, step, value, is_nan"
+
+
+def _point_digest(point: Sequence) -> str:
+    return hashlib.sha1(repr(tuple(point)).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _parse_mark(mark: str) -> tuple[int, str]:
+    """A metric mark's rowid and point digest.
+
+    Example::
+
+        >>> _parse_mark("42:ab12"), _parse_mark("0:")
+        ((42, 'ab12'), (0, ''))
+    """
+    rowid, _, digest = mark.partition(":")
+    return int(rowid), digest
 
 
 def _series_key(run_id: str, key: str) -> str:

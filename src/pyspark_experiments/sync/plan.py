@@ -83,6 +83,8 @@ class Scan:
     # before its current position, and the same digest taken now at the saved position.
     checks: Mapping[tuple[str, str], str] = field(default_factory=dict)
     checks_after: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # Where the store takes metric marks (SQLite): the mark taken before the positions.
+    metrics_mark: str | None = None
 
 
 @dataclass(frozen=True)

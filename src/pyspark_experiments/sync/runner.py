@@ -39,6 +39,7 @@ from .config import DEFAULT_TABLES, SyncConfig
 from .plan import (
     KEYED_TABLES,
     PER_RUN_TABLES,
+    UNSYNCED_POSITION,
     Flags,
     Plan,
     Scan,
@@ -155,7 +156,7 @@ class SyncResult:
         lines += [
             f"  target  {self.target}",
             "",
-            f"  {'table':<12} {'inserted':>10} {'updated':>9} {'deleted':>9} {'unchanged':>11}  delta version",
+            f"  {'table':<17} {'inserted':>10} {'updated':>9} {'deleted':>9} {'unchanged':>11}  delta version",
         ]
         for name in COMMIT_ORDER:
             if name not in tables.TABLE_NAMES and name not in self.tables:
@@ -163,9 +164,9 @@ class SyncResult:
             t = self.tables.get(name) or TableResult(name)
             version = "-" if t.version is None else (f"{t.version}" + (f" ({t.commits} commits)" if t.commits > 1 else ""))
             lines.append(
-                f"  {name:<12} {t.inserted:>10,} {t.updated:>9,} {t.deleted:>9,} {t.unchanged:>11,}  {version}"
+                f"  {name:<17} {t.inserted:>10,} {t.updated:>9,} {t.deleted:>9,} {t.unchanged:>11,}  {version}"
             )
-        lines.append(f"  {STATE_TABLE:<12} {'':>10} {'':>9} {'':>9} {'':>11}  {self.state_version}")
+        lines.append(f"  {STATE_TABLE:<17} {'':>10} {'':>9} {'':>9} {'':>11}  {self.state_version}")
         return jobs.hide("\n".join(lines))
 
     def to_dict(self) -> dict:
@@ -411,6 +412,7 @@ class _Runner:
         self.skipped: list[SkippedRecord] = []  # what this sync's PERMISSIVE reads skipped
         self.table_skips: list[SkippedRecord] = []  # ... in reads of whole tables (no run of theirs)
         self.digests: dict[str, str] = {}  # keyed tables: the digest of what this sync read
+        self.metrics_mark: str | None = None  # where the store takes marks: this scan's
         self._skipped_lock = threading.Lock()
         self.result = SyncResult(
             store=self.uri.display, target=self.target.display, mode="full",
@@ -477,7 +479,8 @@ class _Runner:
             recovering = is_recovery(self.lock.taken_over, state.last_sync)
             if recovering:
                 log.warning("the previous sync did not finish: this one merges everything it reads")
-            scan = self._checked(scan, state)
+            scan = self._checked(self._positioned(scan, state, recovering), state)
+            self.metrics_mark = scan.metrics_mark
             plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering, tables=self.optional,
                                                 relist_artifacts=self.cfg.relist_artifacts))
             self._carry_out(state, plan, experiments)
@@ -586,10 +589,15 @@ class _Runner:
         experiment_ids = resolve_experiments(self.store, self.cfg.experiments, "ALL", tables.RUNS, environ={})
         self.experiment_ids = experiment_ids
         selection = Selection(tables.METRICS, experiment_ids, view_type="ALL", mode=self.cfg.read_mode)
-        # Positions first: whatever is read later is at least as new as they are.
+        # Positions first: whatever is read later is at least as new as they are. Where the
+        # store takes marks, the mark comes first and the positions as of it later
+        # (:meth:`_positioned`), from the saved state.
         state_key, positions_key, kind, exact = caps.state_key, caps.positions_key, caps.metric_positions, caps.exact_metric_ranges
+        mark = None
         if not experiment_ids:
             positions = {}
+        elif caps.metric_marks:
+            mark, positions = self.store.metric_mark(), None
         elif caps.metric_positions != "none":
             positions = self.store.metric_positions(selection)
         else:
@@ -608,8 +616,33 @@ class _Runner:
         batches = [b for p in self.store.plan(selection) for b in self.store.read(p)] if experiment_ids else []
         experiments = pa.Table.from_batches(batches, schema=tables.arrow_schema(tables.EXPERIMENTS))
         scan = Scan(experiment_ids, fingerprints, positions, state_key=state_key, positions_key=positions_key,
-                    position_kind=kind, exact_ranges=exact)
+                    position_kind=kind, exact_ranges=exact, metrics_mark=mark)
         return scan, experiments
+
+    def _positioned(self, scan: Scan, state: SyncState, recovering: bool) -> Scan:
+        """The scan with its positions, where the store takes marks: the saved positions moved by
+        the points logged between the saved mark and this scan's, when the last completed sync
+        saved a mark for the same experiments and left no series unsynced; else a full scan.
+        Only series of the scanned runs are kept (a run created after the fingerprints were
+        taken has points past the mark: the next sync reads them)."""
+        if scan.positions is not None:
+            return scan
+        saved = state.meta.get("metrics_mark") or {}
+        selection = Selection(tables.METRICS, scan.experiment_ids, view_type="ALL", mode=self.cfg.read_mode)
+        moved = None
+        if (saved.get("mark") and saved.get("experiments") == list(scan.experiment_ids) and not self.cfg.full
+                and not recovering and state.meta.get("positions_key") == scan.positions_key
+                and UNSYNCED_POSITION not in state.series.values()):
+            moved = self.store.metric_positions_since(selection, saved["mark"], scan.metrics_mark)
+            if moved is None:
+                log.info("metric rows were removed since the last sync: scanning every series")
+        if moved is None:
+            positions = self.store.metric_positions(selection)
+        else:
+            positions = {pair: position for pair, position in state.series.items() if pair[0] in scan.fingerprints}
+            positions.update(moved)
+        positions = {pair: position for pair, position in positions.items() if pair[0] in scan.fingerprints}
+        return dataclasses.replace(scan, positions=positions)
 
     def _checked(self, scan: Scan, state: SyncState) -> Scan:
         """Where positions are bytes of append-only files, the checks of the series that moved:
@@ -1005,6 +1038,9 @@ class _Runner:
             # the optional tables kept, and the digests of the keyed ones as read
             "tables": list(plan.tables),
             "digests": self.digests,
+            # where the store takes marks: the one the saved positions were taken at
+            "metrics_mark": {"mark": self.metrics_mark, "experiments": list(plan.experiment_ids)}
+            if self.metrics_mark else None,
         }
         skipped = skipped_runs(plan, self.skipped)
         self._book_skips(plan, skipped)

@@ -9,7 +9,9 @@ An append-only log of rows, the latest row per entry winning (by ``sync_id``):
   ``rows`` and ``versions`` per table, ``experiments`` (a digest per experiment),
   ``state_key`` and ``positions_key`` (the store's :class:`StoreCapabilities` keys the
   fingerprints and positions were taken with), ``metrics_exact``, ``appends``, ``tables`` (the
-  optional tables kept) and ``digests`` (per keyed table, a digest of the rows last read).
+  optional tables kept), ``digests`` (per keyed table, a digest of the rows last read) and,
+  where the store takes metric marks, ``metrics_mark`` (the mark the positions were taken at
+  and the experiments they cover).
 
 State written by 0.1.0 recorded store kinds as class names (meta ``fingerprints`` =
 ``"SqlStore"`` / ``"FileStore"``, ``positions`` = ``"SqlStore:sqlite:exact"``, ...);
