@@ -38,6 +38,8 @@ EDGE_FILES = {
     "five_fields": "1 0.5 0 train abc123\n2 0.25 1 train abc123\n",
     "mixed_fields": "1 0.5 0\n2 0.25\n3 0.1 2 eval d1\n",
     "malformed_mid": "1 0.5 0\n2 oops 1\n3 0.1 2\n",
+    "refused_by_arrow_only": "1 0.5 0\n2 2.5 3.5\n3 1e 2\n4 0.1 3\n5 . 4\n6 - 5\n",
+    "refused_late": "".join(f"{i} {i / 7} {i}\n" for i in range(300)) + "9 9.5 --\n",
     "hex_and_nan_payload": "0x10 0.5 0\n2 nan(1) 1\n3 0.1 2\n",
     "plus_sign_int": "+1 0.5 0\n2 0.5 +1\n",
     "underscore": "1_000 0.5 0\n2 1_0.5 1\n",

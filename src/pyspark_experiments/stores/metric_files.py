@@ -138,7 +138,13 @@ def _open(path: str, after: int, upto: int | None) -> _File:
         )
     if after > 0:
         found.start = data.rfind(b"\n", 0, min(after, found.end)) + 1
-    found.bulk = found.end > found.start and not data.startswith(_BOM) and not data[:found.end].translate(None, _PLAIN)
+    terminated = data[:found.end]
+    found.bulk = (
+        found.end > found.start
+        and not data.startswith(_BOM)
+        and terminated.count(b" ") == 2 * terminated.count(b"\n")  # three fields a line, or Arrow will refuse it
+        and not terminated.translate(None, _PLAIN)
+    )
     return found
 
 
@@ -214,10 +220,8 @@ def _bulk_parse(files: list[_File]) -> dict[int, tuple[pa.Table, int]]:
         if len(files) == 1:
             files[0].bulk = False
             return {}
-        found = {}
-        for f in files:  # one of them is refused: find which, file by file
-            found.update(_bulk_parse([f]))
-        return found
+        half = len(files) // 2  # some file is refused: find which by halves
+        return {**_bulk_parse(files[:half]), **_bulk_parse(files[half:])}
     offsets = [0, *accumulate(lines)]
     repeated = _duplicated_files(table, lines)
     for number in repeated:
