@@ -91,6 +91,7 @@ class _File:
     data: bytes = b""
     end: int = 0  # bytes up to and including the last newline
     start: int = 0  # first byte of the first line that ends after `after`
+    lines: int = 0  # terminated lines
     message: str | None = None  # a skip to report before the file's points
     bulk: bool = False
 
@@ -129,20 +130,20 @@ def _open(path: str, after: int, upto: int | None) -> _File:
     found.data = data
     found.end = data.rfind(b"\n") + 1
     tail = data[found.end:]  # empty, or a line still being written
-    number = data.count(b"\n", 0, found.end) + 1
+    terminated = data[:found.end]
+    found.lines = terminated.count(b"\n")
     if tail and len(data) == stat.st_size and time.time() - stat.st_mtime > UNTERMINATED_GRACE_S:
         found.message = (
-            f"{path}, line {number}: the last line has no final newline and the file has not "
+            f"{path}, line {found.lines + 1}: the last line has no final newline and the file has not "
             f"changed for {time.time() - stat.st_mtime:.0f} s (a writer that stopped mid-line?): "
             f"{tail[:200].decode('utf-8', 'replace')!r}"
         )
     if after > 0:
         found.start = data.rfind(b"\n", 0, min(after, found.end)) + 1
-    terminated = data[:found.end]
     found.bulk = (
         found.end > found.start
         and not data.startswith(_BOM)
-        and terminated.count(b" ") == 2 * terminated.count(b"\n")  # three fields a line, or Arrow will refuse it
+        and terminated.count(b" ") == 2 * found.lines  # three fields a line, or Arrow will refuse it
         and not terminated.translate(None, _PLAIN)
     )
     return found
@@ -188,7 +189,8 @@ def _parse_chunk(first: int, files: list[_File], problems: Problems, fallback) -
             problems.skip(f.message)
         if f.bulk:
             table, offset = parsed[id(f)]
-            rows = table.slice(offset + (f.data.count(b"\n", 0, f.start) if f.start else 0), f.data.count(b"\n", f.start, f.end))
+            skipped = f.data.count(b"\n", 0, f.start) if f.start else 0
+            rows = table.slice(offset + skipped, f.lines - skipped)
         elif f.end > f.start:
             lines = f.data[:f.end].split(b"\n")
             lines.pop()
@@ -214,7 +216,7 @@ def _bulk_parse(files: list[_File]) -> dict[int, tuple[pa.Table, int]]:
     the others are marked ``bulk = False``."""
     if not files:
         return {}
-    lines = [f.data.count(b"\n", 0, f.end) for f in files]
+    lines = [f.lines for f in files]
     table = parse_points(b"".join(f.data[:f.end] for f in files) if len(files) > 1 else memoryview(files[0].data)[:files[0].end])
     if table is None or table.num_rows != sum(lines):
         if len(files) == 1:
@@ -232,15 +234,28 @@ def _bulk_parse(files: list[_File]) -> dict[int, tuple[pa.Table, int]]:
     return {id(f): (table, offsets[number]) for number, f in enumerate(files) if f.bulk}
 
 
+def _array(table: pa.Table, name: str) -> pa.Array:
+    column = table[name]
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _duplicated_files(table: pa.Table, lines: list[int]) -> list[int]:
-    """Files (by position) holding a point twice: a superset of those holding a line twice."""
-    chunk = MetricChunk(0, lines, table)
-    keyed = table.append_column("file", chunk.file_index())
-    names = ["file", *POINT_SCHEMA.names]
-    if keyed.group_by(names, use_threads=False).aggregate([]).num_rows == table.num_rows:
+    """Files (by position) that may hold a line twice: those where a point does not come after
+    the one before it by (timestamp, step), as MLflow appends them; a file where every point
+    does holds no point, so no line, twice."""
+    if table.num_rows < 2:
         return []
-    grouped = keyed.group_by(names, use_threads=False).aggregate([([], "count_all")])
-    return pc.unique(grouped.filter(pc.greater(grouped["count_all"], 1))["file"]).to_pylist()
+    files = MetricChunk(0, lines, table).file_index()
+    timestamps, steps = _array(table, "timestamp"), _array(table, "step")
+    later, earlier = slice(1, None), slice(None, -1)
+    after = pc.or_(
+        pc.greater(timestamps[later], timestamps[earlier]),
+        pc.and_(pc.equal(timestamps[later], timestamps[earlier]), pc.greater(steps[later], steps[earlier])),
+    )
+    unordered = pc.and_(pc.equal(files[later], files[earlier]), pc.invert(after))
+    if not pc.any(unordered).as_py():
+        return []
+    return pc.unique(files[later].filter(unordered)).to_pylist()
 
 
 def latest_values(chunk: MetricChunk) -> list[float | None]:
