@@ -154,8 +154,8 @@ def read_metric_files(
 ) -> Iterator[MetricChunk]:
     """The points of metric files ``(path, after, upto)``, in order, as chunks of consecutive files.
 
-    The rules of :func:`~pyspark_experiments.stores.file.read_metric_file` hold for every file
-    (that function is this one for a single file): a last line without its newline is left for
+    The rules of the per-line reader :func:`~pyspark_experiments.stores.file.read_metric_file`
+    hold for every file, with the same points and skips: a last line without its newline is left for
     the next read (and reported once the file is stale), exact duplicate lines are kept once at
     their first occurrence, only lines ending after byte ``after`` and at or before ``upto`` are
     returned. Skips are reported in file order. ``fallback(path, lines, first, problems)`` parses
