@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from .. import tables
 from ..errors import StoreNotFoundError
+from . import metric_files
 from .base import (
     BATCH_ROWS,
     RUN_STATUSES,
@@ -45,6 +46,7 @@ from .base import (
     ms_to_us,
     pack_partitions,
 )
+from .metric_files import UNTERMINATED_GRACE_S  # noqa: F401  (the rule's constant, read where it is used)
 
 TRASH = ".trash"
 META = "meta.yaml"
@@ -140,11 +142,6 @@ def _valid_meta(meta: dict, path: str, kind: str, problems: Problems | None) -> 
         _malformed(problems, f"{path}: status {status!r} is not a run status")
         return False
     return True
-
-
-# A metric file's last line without its newline is a point being written; after this long
-# without a change it is a writer that died mid-line, and is reported.
-UNTERMINATED_GRACE_S = 60.0
 
 
 class FileStore(Store):
@@ -411,15 +408,11 @@ class FileStore(Store):
 
     def _read_runs(self, runs, problems: Problems) -> Iterator[pa.RecordBatch]:
         columns = {name: [] for name in tables.arrow_schema(tables.RUNS).names}
+        latest = _latest_values(runs, problems)
         for run_dir, meta in runs:
-            latest = []
-            for key, path in _key_files(os.path.join(run_dir, "metrics"), problems):
-                point = _latest_point(path, problems)
-                if point is not None:
-                    latest.append((key, point))
             columns["run_id"].append(meta.get("run_id") or meta.get("run_uuid"))
             columns["experiment_id"].append(str(meta.get("experiment_id")))
-            columns["metrics"].append(sorted(latest))
+            columns["metrics"].append(sorted(latest.get(run_dir, ())))
             columns["params"].append(_read_values(os.path.join(run_dir, "params"), problems))
             columns["tags"].append(_read_values(os.path.join(run_dir, "tags"), problems))
             columns["start_time"].append(ms_to_us(meta.get("start_time")))
@@ -495,34 +488,36 @@ class FileStore(Store):
         for run, key, *bounds in work:
             # key None: every metric of the run; bounds: (after, upto) for a metricRanges read
             by_run.setdefault(run, []).append((key, *bounds))
+        # One entry per metric file: (key, run, experiment) by position, and (path, after, upto)
+        keys, runs, experiments, files = [], [], [], []
         for run_dir, meta in self._admitted_runs(selection, list(by_run), problems):
             run_id = os.path.basename(run_dir)
+            experiment_id = str(meta.get("experiment_id"))
             metrics_dir = os.path.join(run_dir, "metrics")
-            files = []
             for key, *bounds in by_run[(os.path.dirname(run_dir), run_id)]:
                 if key is None:
-                    files.extend(
-                        (k, path, ()) for k, path in _key_files(metrics_dir, problems) if selection.admits_metric_key(k)
-                    )
+                    found = [(k, path, 0, None) for k, path in _key_files(metrics_dir, problems) if selection.admits_metric_key(k)]
                 else:
-                    files.append((key, os.path.join(metrics_dir, key), bounds))
-            keys, timestamps, values, steps = [], [], [], []
-            for key, path, bounds in files:
-                file_timestamps, file_values, file_steps = read_metric_file(path, problems, *bounds)
-                keys.extend([key] * len(file_values))
-                timestamps.extend(file_timestamps)
-                values.extend(file_values)
-                steps.extend(file_steps)
-            if not values:
+                    found = [(key, os.path.join(metrics_dir, key), *(bounds or (0, None)))]
+                for k, path, after, upto in found:
+                    keys.append(k)
+                    runs.append(run_id)
+                    experiments.append(experiment_id)
+                    files.append((path, after, upto))
+        keys, runs, experiments = (pa.array(column, pa.string()) for column in (keys, runs, experiments))
+        timestamp_type = schema.field("timestamp").type
+        for chunk in metric_files.read_metric_files(files, problems):
+            if not chunk.points.num_rows:
                 continue
-            count = len(values)
+            index = chunk.file_index()
+            points = chunk.points
             arrays = [
-                pa.array([str(meta.get("experiment_id"))] * count, type=pa.string()),
-                pa.array([run_id] * count, type=pa.string()),
-                pa.array(keys, type=pa.string()),
-                pa.array(values, type=pa.float64()),
-                pa.array(steps, type=pa.int64()),
-                pa.array(timestamps, type=pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(schema.field("timestamp").type),
+                experiments.take(index),
+                runs.take(index),
+                keys.take(index),
+                points["value"],
+                points["step"],
+                points["timestamp"].cast(pa.timestamp("ms", tz="UTC")).cast(timestamp_type),
             ]
             yield from pa.Table.from_arrays(arrays, schema=schema).to_batches(max_chunksize=BATCH_ROWS)
 
@@ -848,6 +843,11 @@ def read_metric_file(
         first = bisect_right(ends, after)
         if first == len(lines):
             return [], [], []  # nothing new after `after`
+    return _parse_file_lines(path, lines, first, problems)
+
+
+def _parse_file_lines(path: str, lines: list[bytes], first: int, problems: Problems):
+    """The per-line path: the terminated ``lines`` of one file as columns, from line ``first``."""
     fast = _parse_three_field_lines(lines, first)
     if fast is not None:
         return fast
@@ -893,8 +893,25 @@ def _parse_lines_one_by_one(path: str, lines: list[bytes], first: int, problems:
     return timestamps, values, steps
 
 
+def _latest_values(runs, problems: Problems) -> dict[str, list[tuple[str, float]]]:
+    """``run folder -> [(key, latest value)]`` for the runs' metric files, parsed in bulk; the
+    latest value as MLflow picks it (see :func:`.metric_files.latest_values`)."""
+    owners, files = [], []
+    for run_dir, _meta in runs:
+        for key, path in _key_files(os.path.join(run_dir, "metrics"), problems):
+            owners.append((run_dir, key))
+            files.append((path, 0, None))
+    found: dict[str, list[tuple[str, float]]] = {}
+    for chunk in metric_files.read_metric_files(files, problems):
+        for (run_dir, key), value in zip(owners[chunk.first:], metric_files.latest_values(chunk)):
+            if value is not None:
+                found.setdefault(run_dir, []).append((key, value))
+    return found
+
+
 def _latest_point(path: str, problems: Problems) -> float | None:
-    """The latest value as MLflow picks it: ``max`` by (step, timestamp, value), first on ties."""
+    """The latest value of one metric file as MLflow picks it: ``max`` by (step, timestamp,
+    value), first on ties (the per-line reference of :func:`_latest_values`)."""
     timestamps, values, steps = read_metric_file(path, problems)
     if not values:
         return None
