@@ -860,9 +860,16 @@ def _parse_three_field_lines(lines: list[bytes], first: int):
         return None
     tokens = b" ".join(lines[first:]).split(b" ")
     try:
-        return list(map(int, tokens[0::3])), list(map(float, tokens[1::3])), list(map(int, tokens[2::3]))
+        timestamps, values, steps = list(map(int, tokens[0::3])), list(map(float, tokens[1::3])), list(map(int, tokens[2::3]))
     except ValueError:
         return None
+    if (timestamps or steps) and (min(timestamps + steps) not in _INT64 or max(timestamps + steps) not in _INT64):
+        return None
+    return timestamps, values, steps
+
+
+# The range of the table's timestamp and step columns (Python reads any integer).
+_INT64 = range(-(2**63), 2**63)
 
 
 def _parse_lines_one_by_one(path: str, lines: list[bytes], first: int, problems: Problems):
@@ -875,11 +882,13 @@ def _parse_lines_one_by_one(path: str, lines: list[bytes], first: int, problems:
                 raise ValueError(f"{len(fields)} fields")
             timestamp, value = int(fields[0]), float(fields[1])
             step = int(fields[2]) if len(fields) >= 3 else 0
+            if timestamp not in _INT64 or step not in _INT64:
+                raise ValueError("beyond 64 bits")
         except ValueError:
             if number > first:
                 problems.skip(
-                    f"{path}, line {number}: expected 'timestamp value step' "
-                    f"(2, 3 or 5 space-separated fields), got {raw[:200].decode('utf-8', 'replace')!r}"
+                    f"{path}, line {number}: expected 'timestamp value step' (2, 3 or 5 space-separated "
+                    f"fields; timestamp and step 64-bit integers), got {raw[:200].decode('utf-8', 'replace')!r}"
                 )
             continue
         identity = (timestamp, step, value if value == value else "nan")

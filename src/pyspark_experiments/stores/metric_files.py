@@ -7,7 +7,8 @@ one buffer and parsed as a space-delimited CSV with column types int64 / float64
 takes the per-line path of :mod:`.file` instead, alone, when the bulk parse could differ from it:
 a byte outside the plain number alphabet (Arrow also reads ``0x1f`` and ``nan(1)``, Python's
 ``int`` and ``float`` do not), a line that is not three fields, or an exact duplicate line (found
-first by grouping the parsed points, which is cheap, then confirmed on the file's raw lines).
+first by an order check: a point not after the previous one by (timestamp, step) in its file,
+then confirmed on the file's raw lines).
 
 Example::
 
