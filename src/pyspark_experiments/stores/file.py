@@ -46,7 +46,7 @@ from .base import (
     ms_to_us,
     pack_partitions,
 )
-from .metric_files import UNTERMINATED_GRACE_S  # noqa: F401  (the rule's constant, read where it is used)
+from .metric_files import UNTERMINATED_GRACE_S
 
 TRASH = ".trash"
 META = "meta.yaml"
