@@ -636,11 +636,7 @@ class _Runner:
             moved = self.store.metric_positions_since(selection, saved["mark"], scan.metrics_mark)
             if moved is None:
                 log.info("metric rows were removed since the last sync: scanning every series")
-        if moved is None:
-            positions = self.store.metric_positions(selection)
-        else:
-            positions = {pair: position for pair, position in state.series.items() if pair[0] in scan.fingerprints}
-            positions.update(moved)
+        positions = self.store.metric_positions(selection) if moved is None else {**state.series, **moved}
         positions = {pair: position for pair, position in positions.items() if pair[0] in scan.fingerprints}
         return dataclasses.replace(scan, positions=positions)
 
