@@ -504,6 +504,8 @@ class SqlStore(Store):
                 return _per_run_partitions(selection, run_ids)
             if selection.metric_ranges is not None:
                 return self._plan_metric_ranges(connection, selection, run_ids)
+            if self._dialect.rowid and run_ids and 2 * len(run_ids) >= self._query(connection, "SELECT COUNT(*) FROM runs")[0][0]:
+                return self._plan_rowid_spans(connection, selection)
             counts = self._query_in(
                 connection,
                 "SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({in}) "
@@ -513,6 +515,21 @@ class SqlStore(Store):
         return pack_partitions(
             selection, metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION), DEFAULT_POINTS_PER_PARTITION
         )
+
+    def _plan_rowid_spans(self, connection, selection: Selection) -> list[Partition]:
+        """SQLite, a selection of most runs: the ``metrics`` table cut into ``rowid`` spans of
+        about the target number of points. ``MIN``/``MAX(rowid)`` cost nothing, where counting
+        the points of each run reads an index of the whole table; each partition then scans its
+        span in table order and keeps the points of the runs the selection admits."""
+        # Apart, each is one B-tree descent; together in one SELECT, SQLite scans the table.
+        first, last = self._query(connection, "SELECT (SELECT MIN(rowid) FROM metrics), (SELECT MAX(rowid) FROM metrics)")[0]
+        if first is None:
+            return []
+        rows = last - first + 1
+        count = selection.num_partitions or math.ceil(rows / (selection.rows_per_partition or DEFAULT_POINTS_PER_PARTITION))
+        count = max(1, min(count, rows))
+        bounds = [first - 1 + rows * i // count for i in range(count + 1)]
+        return [Partition(i, selection, RowidSpan(after, upto)) for i, (after, upto) in enumerate(zip(bounds, bounds[1:]))]
 
     def _plan_metric_ranges(self, connection, selection: Selection, run_ids: list[str]) -> list[Partition]:
         admitted = set(run_ids)
@@ -652,22 +669,23 @@ class SqlStore(Store):
             found.append(pa.table([column.cast(pa.large_string()) for column in table.columns], names=table.column_names))
         return pa.concat_tables(found)
 
-    def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
-        conditions = ["lifecycle_stage IN ({in})".format(**{"in": ", ".join("?" * len(lifecycle_stages(selection.view_type)))})]
-        params: list = list(lifecycle_stages(selection.view_type))
+    @staticmethod
+    def _selected_runs_query(selection: Selection, experiment_ids: Sequence[str]) -> tuple[str, list]:
+        """``(run_uuid, experiment_id)`` of the runs in ``experiment_ids`` that pass the
+        selection's view type and start time (not its run ids), and the query's parameters."""
+        stages = lifecycle_stages(selection.view_type)
+        sql = (f"SELECT run_uuid, experiment_id FROM runs WHERE experiment_id IN ({', '.join('?' * len(experiment_ids))}) "
+               f"AND lifecycle_stage IN ({', '.join('?' * len(stages))})")
+        params: list = [*(int(e) for e in experiment_ids), *stages]
         if selection.min_start_time_ms is not None:
-            conditions.append("start_time >= ?")
+            sql += " AND start_time >= ?"
             params.append(selection.min_start_time_ms)
+        return sql, params
+
+    def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
         run_ids: list[str] = []
         for part in chunk(list(selection.experiment_ids), _IN_LIST):
-            sql = (
-                "SELECT run_uuid FROM runs WHERE experiment_id IN ({}) AND {}".format(
-                    ", ".join("?" * len(part)), " AND ".join(conditions)
-                )
-            )
-            run_ids.extend(
-                r[0] for r in self._query(connection, sql, [*(int(e) for e in part), *params])
-            )
+            run_ids.extend(r[0] for r in self._query(connection, *self._selected_runs_query(selection, part)))
         if selection.run_ids is not None:
             wanted = set(selection.run_ids)
             run_ids = [r for r in run_ids if r in wanted]
@@ -810,6 +828,9 @@ class SqlStore(Store):
         reads one consistent view by itself. Where positions are counts (not exact), a range is
         its whole series."""
         selection = partition.selection
+        if isinstance(partition.work, RowidSpan):
+            yield from self._read_rowid_span(connection, partition)
+            return
         points = self._points_reader(connection)
         if selection.metric_ranges is not None:
             if self.capabilities.exact_metric_ranges:
@@ -832,6 +853,40 @@ class SqlStore(Store):
         for part in chunk(single, _IN_LIST // 2):
             sql = self._POINTS + " OR ".join(f"(m.run_uuid = ? AND {key_hint} = ?)" for _ in part)
             yield from _metric_batches(points(sql, [value for series in part for value in series], _POINT_COLUMNS))
+
+    def _read_rowid_span(self, connection, partition: Partition) -> Iterator[pa.RecordBatch]:
+        """Points with a rowid in the partition's span whose run the selection admits.
+
+        The admitted runs are read first: every point of the span was written before planning
+        took its last rowid, so its run already exists. The experiment id is attached by lookup,
+        which costs far less than a join per point."""
+        import pyarrow.compute as pc
+
+        selection, span = partition.selection, partition.work
+        runs = pa.Table.from_batches(
+            [batch for part in chunk(list(selection.experiment_ids), _IN_LIST)
+             for batch in self._arrow(connection, *self._selected_runs_query(selection, part), _RUN_COLUMNS)],
+            schema=pa.schema(_RUN_COLUMNS),
+        )
+        if selection.run_ids is not None:
+            runs = runs.filter(pc.is_in(runs.column(0), value_set=pa.array(selection.run_ids, _STR)))
+        run_ids, experiment_ids = _array(runs.column(0)), _array(runs.column(1))
+        keys = selection.metric_keys or ()
+        key_marks, key_params = self._in(connection, keys)
+        key_filter = f" AND {self._dialect.key_hint} IN ({key_marks})" if keys else ""
+        sql = (f"SELECT m.run_uuid, m.key, m.value, m.is_nan, m.step, m.timestamp FROM metrics m "
+               f"WHERE m.rowid > ? AND m.rowid <= ?{key_filter}")
+        columns = [column for column in _POINT_COLUMNS if column[0] != "experiment_id"]
+        for batch in self._arrow(connection, sql, [span.after, span.upto, *(key_params if keys else ())], columns):
+            run = pc.index_in(batch.column(0), value_set=run_ids)
+            if run.null_count:
+                admitted = run.is_valid()
+                batch, run = batch.filter(admitted), run.filter(admitted)
+            if batch.num_rows:
+                yield from _metric_batches(
+                    [pa.RecordBatch.from_arrays([batch.column(0), experiment_ids.take(run), *batch.columns[1:]],
+                                                names=[name for name, _ in _POINT_COLUMNS])]
+                )
 
     def _read_metric_ranges(self, connection, points, partition: Partition) -> Iterator[pa.RecordBatch]:
         """Points of each (run, key) with a rowid between two positions (SQLite)."""
@@ -1005,6 +1060,7 @@ _POINT_COLUMNS = [("run_id", _STR), ("experiment_id", _STR), ("key", _STR), ("va
                   ("step", _INT), ("timestamp", _INT)]
 
 
+_RUN_COLUMNS = [("run_id", _STR), ("experiment_id", _STR)]
 _MARK_COLUMNS = "run_uuid, key, timestamp, step, value, is_nan"
 
 
@@ -1022,6 +1078,14 @@ def _parse_mark(mark: str) -> tuple[int, str]:
     """
     rowid, _, digest = mark.partition(":")
     return int(rowid), digest
+
+
+@dataclass(frozen=True)
+class RowidSpan:
+    """A partition's share of a SQLite ``metrics`` table: the rows with ``after < rowid <= upto``."""
+
+    after: int
+    upto: int
 
 
 def _series_key(run_id: str, key: str) -> str:
