@@ -46,13 +46,31 @@ def read(spark, uri, table, **options):
 
 @pytest.mark.parametrize("kind", ["sqlite", "file"])
 def test_partitions_stay_balanced_for_uneven_runs(uneven_stores, kind):
-    selection, partitions = plan_read({"trackingUri": uneven_stores[kind], "table": "metrics", "partitionSize": "600"}, environ={})
+    options = {"trackingUri": uneven_stores[kind], "table": "metrics", "partitionSize": "600"}
+    small_runs = 30
+    if kind == "sqlite":
+        from mlflow import MlflowClient
+
+        from pyspark_experiments.stores.sql import RowidSpan
+
+        # Every run: spans of the table's 2,800 rowids, at most 600 each, one after another.
+        _, partitions = plan_read(options, environ={})
+        spans = [p.work for p in partitions]
+        assert all(isinstance(span, RowidSpan) and 0 < span.upto - span.after <= 600 for span in spans)
+        assert len(spans) == 5 and spans[0].after == 0 and spans[-1].upto == 2800
+        assert all(left.upto == right.after for left, right in zip(spans, spans[1:]))
+        # Fewer than half of the runs: planned per run, as the file store plans.
+        client = MlflowClient(tracking_uri=options["trackingUri"])
+        runs = client.search_runs([client.get_experiment_by_name("uneven").experiment_id], order_by=["attributes.start_time"])
+        small_runs = 10
+        options["runIds"] = ",".join(run.info.run_id for run in runs[: 1 + small_runs])
+    selection, partitions = plan_read(options, environ={})
     assert len(partitions) >= 3
     units = [unit for p in partitions for unit in p.work]
     assert len(units) == len(set(units))
     # Small runs are whole units, grouped: far fewer partitions than runs.
     whole_runs = [run for run, key in units if key is None]
-    assert len(whole_runs) == 30 and len(partitions) < 31
+    assert len(whole_runs) == small_runs and len(partitions) < small_runs + 1
     # The big run's history is split by key, its longest key in a partition of its own.
     split = sorted(key for run, key in units if key is not None)
     assert split == ["loss", "val/acc"]
