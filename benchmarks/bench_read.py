@@ -13,6 +13,8 @@ For each store kind (SQLite, file store), in one run:
    (``VmHWM`` of the java child), plus the Python workers (sampled RSS);
 5. an anchor: the same ``metrics`` rows written to Parquet once (``<store>/parquet/``), then
    Spark's own Parquet reader timed on the same ``count()`` and ``groupBy``, in a fresh session;
+6. the source floor: as many ready-made Arrow batches of the ``metrics`` schema, with no store
+   behind them, through a Python data source (what Spark itself costs such a source);
 
 and, for the profile of where the time goes, the store backend's ``plan()`` + ``read()`` called
 directly without Spark (``--profile`` writes cProfile stats of it).
@@ -204,6 +206,74 @@ def phase_parquet_write(store: dict, args) -> dict:
     return {"path": path, "written": True, "write_s": time.perf_counter() - started}
 
 
+def phase_source_floor(store: dict, args) -> dict:
+    """Spark's own cost of a Python data source, with no store behind it: as many rows as the
+    store's metric history, in as many partitions as our plan, as ready-made Arrow batches of
+    the ``metrics`` schema (one batch built per partition, then sliced). The same queries as
+    :func:`phase_spark` in a fresh session: whatever our read costs above this is the store's."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+
+    import pyspark_experiments
+    from pyspark_experiments import tables
+    from pyspark_experiments.datasource import plan_read
+
+    rows = generate_store.Spec(**generate_store.load_manifest(args.store)["spec"]).points
+    partitions = len(plan_read({"trackingUri": store["uri"], "table": "metrics"}, environ={})[1])
+
+    # Defined here, so that Spark pickles them by value (workers need not import benchmarks/).
+    class ReadyBatches(DataSource):
+        @classmethod
+        def name(cls):
+            return "ready_batches"
+
+        def schema(self):
+            return tables.spark_schema(tables.METRICS)
+
+        def reader(self, schema):
+            return ReadyReader()
+
+    class ReadyReader(DataSourceReader):
+        def partitions(self):
+            return [InputPartition(i) for i in range(partitions)]
+
+        def read(self, partition):
+            import numpy as np
+            import pyarrow as pa
+
+            size = 65_536
+            random = np.random.default_rng(partition.value)
+            batch = pa.RecordBatch.from_arrays([
+                pa.array([str(1 + partition.value % 10)] * size),
+                pa.array([f"{i:032x}" for i in random.integers(0, 2**62, size)]),
+                pa.array([f"metric_{i % 10}" for i in range(size)]),
+                pa.array(random.random(size)),
+                pa.array(np.arange(size, dtype=np.int64)),
+                pa.array(np.full(size, 1_700_000_000_000_000, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+            ], schema=tables.arrow_schema(tables.METRICS))
+            todo = rows // partitions + (partition.value < rows % partitions)
+            while todo > 0:
+                yield batch.slice(0, min(size, todo))
+                todo -= size
+
+    spark = pyspark_experiments.session(app_name="bench-source-floor", master="local[2]", delta=False,
+                                        config={"spark.sql.shuffle.partitions": "4"})
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.dataSource.register(ReadyBatches)
+
+    def load():
+        return spark.read.format("ready_batches").load()
+
+    first = time.perf_counter()
+    counted = load().count()
+    result = {"rows": counted, "partitions": partitions, "first_count_s": time.perf_counter() - first}
+    result["count_s"], result["count_all_s"], _ = best_of(args.repeat, lambda: load().count())
+    result["agg_s"], result["agg_all_s"], _ = best_of(
+        args.repeat, lambda: load().groupBy("key").agg(F.avg("value"), F.max("value")).collect())
+    spark.stop()
+    return result
+
+
 def phase_parquet(store: dict, args) -> dict:
     """The anchor: Spark's own Parquet reader on the same rows, the same queries, a fresh session."""
     from pyspark.sql import functions as F
@@ -382,6 +452,7 @@ PHASES = {
     "backend": lambda a, s: phase_backend(s, a.repeat, a.tables, a.profile_dir),
     "parquet_write": lambda a, s: phase_parquet_write(s, a),
     "parquet": lambda a, s: phase_parquet(s, a),
+    "source_floor": lambda a, s: phase_source_floor(s, a),
 }
 
 
@@ -494,6 +565,16 @@ def report(size: str, spec: dict, results: dict) -> str:
                          f"| {_ratio(metrics.get('count_s'), parquet['count_s'])} |")
             lines.append(f"| {kind} | groupBy(key).agg(avg, max), warm | {_fmt_s(metrics.get('agg_s'))} | {_fmt_s(parquet['agg_s'])} "
                          f"| {_ratio(metrics.get('agg_s'), parquet['agg_s'])} |")
+    lines += ["", "| store | query | ours | ready-made batches through a Python data source (no store) | ours / that |",
+              "|---|---|---|---|---|"]
+    for kind, r in results.items():
+        metrics, ready = r.get("spark", {}).get("metrics", {}), r.get("source_floor", {})
+        if metrics and ready:
+            first = r["spark"].get("metrics_first_count_s")
+            for label, ours, theirs in (("first count() of a fresh session", first, ready["first_count_s"]),
+                                        ("count(), warm", metrics.get("count_s"), ready["count_s"]),
+                                        ("groupBy(key).agg(avg, max), warm", metrics.get("agg_s"), ready["agg_s"])):
+                lines.append(f"| {kind} | {label} | {_fmt_s(ours)} | {_fmt_s(theirs)} | {_ratio(ours, theirs)} |")
     lines += ["", "| store | backend read() without Spark, 1 process | plan() | rows | partitions |", "|---|---|---|---|---|"]
     for kind, r in results.items():
         for table, b in r.get("backend", {}).items():
@@ -546,6 +627,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--skip-backend", action="store_true")
     parser.add_argument("--skip-parquet", action="store_true", help="skip the Parquet anchor (writes <store>/parquet once)")
+    parser.add_argument("--skip-source-floor", action="store_true",
+                        help="skip the source floor (ready-made Arrow batches through a Python data source)")
     parser.add_argument("--note", default="",
                         help="a machine note for the output, e.g. 'shared with other test runs'")
     parser.add_argument("--reuse", action="store_true",
@@ -592,9 +675,9 @@ def main(argv=None) -> int:
     phases = [p for p, skip in (("spark", args.skip_spark), ("search", args.skip_mlflow_search),
                                 ("history", args.skip_mlflow_history), ("floor", args.skip_floor),
                                 ("backend", args.skip_backend), ("parquet_write", args.skip_parquet),
-                                ("parquet", args.skip_parquet)) if not skip]
+                                ("parquet", args.skip_parquet), ("source_floor", args.skip_source_floor)) if not skip]
     if "metrics" not in args.tables:
-        phases = [p for p in phases if p not in ("history", "floor", "parquet_write", "parquet")]
+        phases = [p for p in phases if p not in ("history", "floor", "parquet_write", "parquet", "source_floor")]
     if "runs" not in args.tables:
         phases = [p for p in phases if p != "search"]
     results = {}

@@ -62,6 +62,9 @@ from .base import (
 # at L (20,000 runs, 10M points, 2 cores): below these, each task's fixed cost dominates.
 DEFAULT_RUNS_PER_PARTITION = 10_000
 DEFAULT_POINTS_PER_PARTITION = 1_000_000
+# By default, SQLite rowid spans number at least this many, of at least this many rows each.
+_MIN_SPANS = 4
+_MIN_SPAN_POINTS = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
 # Values per IN list given as one JSON array (Dialect.json_list).
@@ -527,7 +530,13 @@ class SqlStore(Store):
         if first is None:
             return []
         rows = last - first + 1
-        count = selection.num_partitions or math.ceil(rows / (selection.rows_per_partition or DEFAULT_POINTS_PER_PARTITION))
+        if selection.num_partitions:
+            count = selection.num_partitions
+        elif selection.rows_per_partition:
+            count = math.ceil(rows / selection.rows_per_partition)
+        else:
+            # A small table still gets a few spans, so that a few cores share it.
+            count = max(math.ceil(rows / DEFAULT_POINTS_PER_PARTITION), min(_MIN_SPANS, math.ceil(rows / _MIN_SPAN_POINTS)))
         count = max(1, min(count, rows))
         bounds = [first - 1 + rows * i // count for i in range(count + 1)]
         return [Partition(i, selection, RowidSpan(after, upto)) for i, (after, upto) in enumerate(zip(bounds, bounds[1:]))]
