@@ -484,6 +484,26 @@ def ms_to_us(value) -> int | None:
     return None if value is None else int(value) * 1000
 
 
+# Metric points per partition when the user sets none (SQL and file stores): below about a
+# million, each Spark task's fixed cost dominates (measured at L on 2 cores); a smaller history
+# is still cut into a few partitions of at least a quarter million, so that a few cores share it.
+_POINTS_PER_PARTITION = 1_000_000
+_MIN_POINTS_PER_PARTITION = 250_000
+_MIN_PARTITIONS = 4
+
+
+def default_partition_points(total: int) -> int:
+    """Metric points per partition for a history of ``total`` points, when option
+    ``partitionSize`` is not set.
+
+    Example::
+
+        >>> default_partition_points(10_000_000), default_partition_points(1_000_000), default_partition_points(10)
+        (1000000, 250000, 250000)
+    """
+    return max(_MIN_POINTS_PER_PARTITION, min(_POINTS_PER_PARTITION, math.ceil(total / _MIN_PARTITIONS)))
+
+
 def pack_partitions(selection: Selection, units: list[tuple[object, int]], default_rows: int) -> list[Partition]:
     """Group work ``units`` (item, estimated rows) into partitions of about the target size.
 

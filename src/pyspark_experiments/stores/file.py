@@ -40,6 +40,7 @@ from .base import (
     Store,
     StoreCapabilities,
     batches_from_columns,
+    default_partition_points,
     fingerprint,
     lifecycle_stages,
     metric_units,
@@ -56,7 +57,6 @@ RESERVED_FOLDERS = frozenset({"tags", "datasets", "traces", "models"})
 RUN_DATA = ("metrics", "params", "tags", "inputs")
 
 DEFAULT_RUNS_PER_PARTITION = 1_000
-DEFAULT_POINTS_PER_PARTITION = 250_000
 # Average bytes of one metric line, to estimate points from file sizes when planning.
 _BYTES_PER_POINT = 32
 
@@ -259,11 +259,12 @@ class FileStore(Store):
             counts += [(run, key, size // _BYTES_PER_POINT + 1) for key, size in _metric_files(metrics_dir, probe)]
             if probe.count or not os.path.isdir(os.path.join(*run)):
                 damaged.append(run)
-        units = metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION)
+        target = default_partition_points(sum(points for _, _, points in counts))
+        units = metric_units(selection, counts, target)
         # A damaged run with nothing else to read is read all the same, to be reported there.
         planned = {run for (run, _), _ in units}
         units += [((run, None), 1) for run in damaged if run not in planned]
-        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+        return pack_partitions(selection, units, target)
 
     def _plan_metric_ranges(self, selection: Selection) -> list[Partition]:
         ranges: dict[str, dict[str, tuple[int, int]]] = {}
@@ -276,7 +277,7 @@ class FileStore(Store):
         for experiment_path, run_name in self._run_dirs(replace(selection, run_ids=wanted)):
             for key, (after, upto) in sorted(ranges[run_name].items()):
                 units.append((((experiment_path, run_name), key, after, upto), (upto - after) // _BYTES_PER_POINT + 1))
-        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+        return pack_partitions(selection, units, default_partition_points(sum(points for _, points in units)))
 
     # -- change detection (driver) -----------------------------------------------------------
 

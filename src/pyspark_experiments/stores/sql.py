@@ -51,6 +51,7 @@ from .base import (
     Store,
     StoreCapabilities,
     chunk,
+    default_partition_points,
     digests_by_run,
     fingerprint,
     lifecycle_stages,
@@ -58,13 +59,9 @@ from .base import (
     pack_partitions,
 )
 
-# Runs per partition for the per-run tables, metric points per partition for `metrics`. Measured
-# at L (20,000 runs, 10M points, 2 cores): below these, each task's fixed cost dominates.
+# Runs per partition for the per-run tables (metric points: base.default_partition_points).
+# Measured at L (20,000 runs, 2 cores): below this, each task's fixed cost dominates.
 DEFAULT_RUNS_PER_PARTITION = 10_000
-DEFAULT_POINTS_PER_PARTITION = 1_000_000
-# By default, SQLite rowid spans number at least this many, of at least this many rows each.
-_MIN_SPANS = 4
-_MIN_SPAN_POINTS = 250_000
 # Bound on bound parameters per statement (SQLite allows 32,766).
 _IN_LIST = 900
 # Values per IN list given as one JSON array (Dialect.json_list).
@@ -516,9 +513,8 @@ class SqlStore(Store):
                 f"GROUP BY run_uuid, {self._dialect.group_key}",
                 run_ids,
             )
-        return pack_partitions(
-            selection, metric_units(selection, counts, DEFAULT_POINTS_PER_PARTITION), DEFAULT_POINTS_PER_PARTITION
-        )
+        target = default_partition_points(sum(count for _, _, count in counts))
+        return pack_partitions(selection, metric_units(selection, counts, target), target)
 
     def _plan_rowid_spans(self, connection, selection: Selection) -> list[Partition]:
         """SQLite, a selection of most runs: the ``metrics`` table cut into ``rowid`` spans of
@@ -530,13 +526,7 @@ class SqlStore(Store):
         if first is None:
             return []
         rows = last - first + 1
-        if selection.num_partitions:
-            count = selection.num_partitions
-        elif selection.rows_per_partition:
-            count = math.ceil(rows / selection.rows_per_partition)
-        else:
-            # A small table still gets a few spans, so that a few cores share it.
-            count = max(math.ceil(rows / DEFAULT_POINTS_PER_PARTITION), min(_MIN_SPANS, math.ceil(rows / _MIN_SPAN_POINTS)))
+        count = selection.num_partitions or math.ceil(rows / (selection.rows_per_partition or default_partition_points(rows)))
         count = max(1, min(count, rows))
         bounds = [first - 1 + rows * i // count for i in range(count + 1)]
         return [Partition(i, selection, RowidSpan(after, upto)) for i, (after, upto) in enumerate(zip(bounds, bounds[1:]))]
@@ -561,7 +551,7 @@ class SqlStore(Store):
             # rowids are unique: a rowid range holds at most (upto - after) points
             estimate = min(count, upto - after) if self.capabilities.exact_metric_ranges else count
             units.append(((run_id, key, after, upto), max(1, estimate)))
-        return pack_partitions(selection, units, DEFAULT_POINTS_PER_PARTITION)
+        return pack_partitions(selection, units, default_partition_points(sum(points for _, points in units)))
 
     # -- change detection (driver) -----------------------------------------------------------
 
