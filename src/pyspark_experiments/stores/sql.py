@@ -682,14 +682,22 @@ class SqlStore(Store):
             params.append(selection.min_start_time_ms)
         return sql, params
 
-    def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
-        run_ids: list[str] = []
-        for part in chunk(list(selection.experiment_ids), _IN_LIST):
-            run_ids.extend(r[0] for r in self._query(connection, *self._selected_runs_query(selection, part)))
+    def _selected_runs(self, connection, selection: Selection) -> pa.Table:
+        """``(run_id, experiment_id)`` of the runs the selection admits: its experiments, view
+        type, start time and run ids."""
+        import pyarrow.compute as pc
+
+        runs = pa.Table.from_batches(
+            [batch for part in chunk(list(selection.experiment_ids), _IN_LIST)
+             for batch in self._arrow(connection, *self._selected_runs_query(selection, part), _RUN_COLUMNS)],
+            schema=pa.schema(_RUN_COLUMNS),
+        )
         if selection.run_ids is not None:
-            wanted = set(selection.run_ids)
-            run_ids = [r for r in run_ids if r in wanted]
-        return sorted(run_ids)
+            runs = runs.filter(pc.is_in(runs.column(0), value_set=pa.array(selection.run_ids, _STR)))
+        return runs
+
+    def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
+        return sorted(self._selected_runs(connection, selection).column(0).to_pylist())
 
     # -- reading (executor) ------------------------------------------------------------------
 
@@ -863,13 +871,7 @@ class SqlStore(Store):
         import pyarrow.compute as pc
 
         selection, span = partition.selection, partition.work
-        runs = pa.Table.from_batches(
-            [batch for part in chunk(list(selection.experiment_ids), _IN_LIST)
-             for batch in self._arrow(connection, *self._selected_runs_query(selection, part), _RUN_COLUMNS)],
-            schema=pa.schema(_RUN_COLUMNS),
-        )
-        if selection.run_ids is not None:
-            runs = runs.filter(pc.is_in(runs.column(0), value_set=pa.array(selection.run_ids, _STR)))
+        runs = self._selected_runs(connection, selection)
         run_ids, experiment_ids = _array(runs.column(0)), _array(runs.column(1))
         keys = selection.metric_keys or ()
         key_marks, key_params = self._in(connection, keys)
