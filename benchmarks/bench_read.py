@@ -211,7 +211,6 @@ def phase_source_floor(store: dict, args) -> dict:
     store's metric history, in as many partitions as our plan, as ready-made Arrow batches of
     the ``metrics`` schema (one batch built per partition, then sliced). The same queries as
     :func:`phase_spark` in a fresh session: whatever our read costs above this is the store's."""
-    from pyspark.sql import functions as F
     from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
     import pyspark_experiments
@@ -261,23 +260,13 @@ def phase_source_floor(store: dict, args) -> dict:
     spark.sparkContext.setLogLevel("ERROR")
     spark.dataSource.register(ReadyBatches)
 
-    def load():
-        return spark.read.format("ready_batches").load()
-
-    first = time.perf_counter()
-    counted = load().count()
-    result = {"rows": counted, "partitions": partitions, "first_count_s": time.perf_counter() - first}
-    result["count_s"], result["count_all_s"], _ = best_of(args.repeat, lambda: load().count())
-    result["agg_s"], result["agg_all_s"], _ = best_of(
-        args.repeat, lambda: load().groupBy("key").agg(F.avg("value"), F.max("value")).collect())
+    result = {"partitions": partitions, **_time_history_queries(lambda: spark.read.format("ready_batches").load(), args.repeat)}
     spark.stop()
     return result
 
 
 def phase_parquet(store: dict, args) -> dict:
     """The anchor: Spark's own Parquet reader on the same rows, the same queries, a fresh session."""
-    from pyspark.sql import functions as F
-
     import pyspark_experiments
 
     path = _parquet_path(store, args)
@@ -285,13 +274,22 @@ def phase_parquet(store: dict, args) -> dict:
         app_name="bench-parquet", master="local[2]", delta=False, config={"spark.sql.shuffle.partitions": "4"},
     )
     spark.sparkContext.setLogLevel("ERROR")
-    first = time.perf_counter()
-    rows = spark.read.parquet(path).count()
-    result = {"rows": rows, "first_count_s": time.perf_counter() - first}
-    result["count_s"], result["count_all_s"], _ = best_of(args.repeat, lambda: spark.read.parquet(path).count())
-    result["agg_s"], result["agg_all_s"], _ = best_of(
-        args.repeat, lambda: spark.read.parquet(path).groupBy("key").agg(F.avg("value"), F.max("value")).collect())
+    result = _time_history_queries(lambda: spark.read.parquet(path), args.repeat)
     spark.stop()
+    return result
+
+
+def _time_history_queries(load, repeat: int) -> dict:
+    """The first ``count()`` of ``load()`` (a metric history in a fresh session), then the best
+    of ``repeat`` warm ``count()`` and ``groupBy("key").agg(avg, max)``."""
+    from pyspark.sql import functions as F
+
+    first = time.perf_counter()
+    rows = load().count()
+    result = {"rows": rows, "first_count_s": time.perf_counter() - first}
+    result["count_s"], result["count_all_s"], _ = best_of(repeat, lambda: load().count())
+    result["agg_s"], result["agg_all_s"], _ = best_of(
+        repeat, lambda: load().groupBy("key").agg(F.avg("value"), F.max("value")).collect())
     return result
 
 
