@@ -588,7 +588,7 @@ class _Runner:
         caps = self.caps
         experiment_ids = resolve_experiments(self.store, self.cfg.experiments, "ALL", tables.RUNS, environ={})
         self.experiment_ids = experiment_ids
-        selection = Selection(tables.METRICS, experiment_ids, view_type="ALL", mode=self.cfg.read_mode)
+        selection = self._metrics_selection()
         # Positions first: whatever is read later is at least as new as they are. Where the
         # store takes marks, the mark comes first and the positions as of it later
         # (:meth:`_positioned`), from the saved state.
@@ -619,6 +619,10 @@ class _Runner:
                     position_kind=kind, exact_ranges=exact, metrics_mark=mark)
         return scan, experiments
 
+    def _metrics_selection(self, **narrowing) -> Selection:
+        """The synced experiments' metric history, every view type, in the sync's read mode."""
+        return Selection(tables.METRICS, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode, **narrowing)
+
     def _positioned(self, scan: Scan, state: SyncState, recovering: bool) -> Scan:
         """The scan with its positions, where the store takes marks: the saved positions moved by
         the points logged between the saved mark and this scan's, when the last completed sync
@@ -628,7 +632,7 @@ class _Runner:
         if scan.positions is not None:
             return scan
         saved = state.meta.get("metrics_mark") or {}
-        selection = Selection(tables.METRICS, scan.experiment_ids, view_type="ALL", mode=self.cfg.read_mode)
+        selection = self._metrics_selection()
         moved = None
         if (saved.get("mark") and saved.get("experiments") == list(scan.experiment_ids) and not self.cfg.full
                 and not recovering and state.meta.get("positions_key") == scan.positions_key
@@ -654,8 +658,7 @@ class _Runner:
         ))
         if not moved:
             return scan
-        selection = Selection(tables.METRICS, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode,
-                              metric_ranges=moved)
+        selection = self._metrics_selection(metric_ranges=moved)
         found = self.store.metric_positions(selection)
         checks = {pair: p.check for pair, p in found.items() if getattr(p, "check", None)
                   and int(p) == scan.positions[pair]}  # a file still being appended to: checked next time
