@@ -864,7 +864,8 @@ def _parse_three_field_lines(lines: list[bytes], first: int):
         timestamps, values, steps = list(map(int, tokens[0::3])), list(map(float, tokens[1::3])), list(map(int, tokens[2::3]))
     except ValueError:
         return None
-    if (timestamps or steps) and (min(timestamps + steps) not in _INT64 or max(timestamps + steps) not in _INT64):
+    integers = timestamps + steps
+    if integers and (min(integers) not in _INT64 or max(integers) not in _INT64):
         return None
     return timestamps, values, steps
 
