@@ -454,13 +454,17 @@ class SqlStore(Store):
         json_list = self._dialect.json_list and isinstance(connection, AdbcConnection)
         return chunk(list(values), _JSON_LIST if json_list else _IN_LIST - reserved)
 
-    def _query_in(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> list[tuple]:
-        """Run ``sql`` whose ``{in}`` stands for a list of ``values``, in bounded chunks."""
-        rows: list[tuple] = []
+    def _in_chunks(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> Iterator[tuple[str, list]]:
+        """``(sql, parameters)`` for each bounded chunk of ``values``, which ``sql``'s ``{in}``
+        stands for (after ``params``)."""
         for part in self._chunks(connection, values, len(params)):
             marks, values_params = self._in(connection, part)
-            rows.extend(self._query(connection, sql.format(**{"in": marks}), [*params, *values_params]))
-        return rows
+            yield sql.format(**{"in": marks}), [*params, *values_params]
+
+    def _query_in(self, connection, sql: str, values: Sequence, params: Sequence = ()) -> list[tuple]:
+        """Run ``sql`` whose ``{in}`` stands for a list of ``values``, in bounded chunks."""
+        return [row for query, chunk_params in self._in_chunks(connection, sql, values, params)
+                for row in self._query(connection, query, chunk_params)]
 
     def _arrow(self, connection, sql: str, params: Sequence, columns) -> Iterator[pa.RecordBatch]:
         """The result of ``sql`` (``?`` marks) as batches of ``columns`` (names and types)."""
@@ -475,10 +479,8 @@ class SqlStore(Store):
 
     def _arrow_in(self, connection, sql: str, values: Sequence, columns, params: Sequence = ()) -> pa.Table:
         """:meth:`_arrow` of ``sql`` whose ``{in}`` stands for ``values``, in bounded chunks, as one table."""
-        batches = []
-        for part in self._chunks(connection, values, len(params)):
-            marks, values_params = self._in(connection, part)
-            batches.extend(self._arrow(connection, sql.format(**{"in": marks}), [*params, *values_params], columns))
+        batches = [batch for query, chunk_params in self._in_chunks(connection, sql, values, params)
+                   for batch in self._arrow(connection, query, chunk_params, columns)]
         return pa.Table.from_batches(batches, schema=pa.schema(columns))
 
     # -- planning (driver) -------------------------------------------------------------------
@@ -655,9 +657,8 @@ class SqlStore(Store):
         """The result of ``sql`` whose ``{in}`` stands for ``values`` (in bounded chunks), every
         column as text."""
         found = []
-        for part in self._chunks(connection, values):
-            marks, params = self._in(connection, part)
-            query = self._sql(connection, sql.format(**{"in": marks}))
+        for query, params in self._in_chunks(connection, sql, values):
+            query = self._sql(connection, query)
             if isinstance(connection, AdbcConnection):
                 table = connection.table(query, params)
             else:  # a DB-API connection (PyMySQL)
