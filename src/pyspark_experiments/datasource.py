@@ -135,8 +135,8 @@ class ReadRequest:
             table=table,
             view_type=_choice("viewType", given.get("viewtype", "ACTIVE_ONLY"), VIEW_TYPES),
             experiments=_list_option(path),
-            run_ids=_list_option(given.get("runids")),
-            metric_keys=_list_option(given.get("metrickeys")),
+            run_ids=_list_option(given.get("runids"), "runIds", "run ids"),
+            metric_keys=_list_option(given.get("metrickeys"), "metricKeys", "metric keys"),
             min_start_time_ms=_time_option("startTimeAfter", given.get("starttimeafter")),
             partition_size=_positive_int("partitionSize", given.get("partitionsize")),
             num_partitions=_positive_int("numPartitions", given.get("numpartitions")),
@@ -214,10 +214,17 @@ def _choice(option: str, value: str, valid: tuple[str, ...]) -> str:
     return canonical
 
 
-def _list_option(value: str | None) -> tuple[str, ...] | None:
+def _list_option(value: str | None, option: str | None = None, what: str = "items") -> tuple[str, ...] | None:
+    """Comma-separated items, blanks dropped; ``None`` for none. Where ``option`` is named, a
+    value without items is an error: an empty filter (``",".join([])``) must not read everything."""
     if value is None:
         return None
     items = tuple(item.strip() for item in str(value).split(",") if item.strip())
+    if not items and option:
+        raise ConfigurationError(
+            f"option {option!r}: expected {what} separated by commas, got {value!r}, which names none; "
+            f"leave the option out to read them all"
+        )
     return items or None
 
 

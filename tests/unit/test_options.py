@@ -73,7 +73,15 @@ def test_bad_options_name_the_option_and_the_valid_values(options, expected):
 def test_lists_drop_blanks_and_spaces():
     assert request(path=" a , ,b ").experiments == ("a", "b")
     assert request(path=" , ").experiments is None
-    assert request(runIds="").run_ids is None
+    assert request(runIds=" r1 ,, r2").run_ids == ("r1", "r2")
+
+
+@pytest.mark.parametrize("option", ["runIds", "metricKeys"])
+@pytest.mark.parametrize("value", ["", " , "])
+def test_a_filter_that_names_nothing_is_an_error_not_everything(option, value):
+    with pytest.raises(ConfigurationError) as error:
+        request(**{option: value})
+    assert f"option {option!r}" in str(error.value) and "names none" in str(error.value)
 
 
 def test_start_time_forms():
