@@ -114,3 +114,78 @@ def test_summary_and_failed_line_report_permissive_skips():
     error = RuntimeError("disk full")
     error.skipped_records = 3
     assert "FAILED after 1.0 s with 3 skipped records: " in outcome_line("sync", error, 1.0)
+
+
+def replay(rows_: list[tuple]) -> tuple[dict, dict, dict, dict]:
+    """The state as its history reads, one row at a time in sync order: the definition
+    :meth:`SyncState.from_rows` implements with last-wins dicts."""
+    runs, series, checks, meta = {}, {}, {}, {}
+    for kind, run_id, key, experiment_id, value, position, _ in sorted(rows_, key=lambda row: row[6]):
+        if kind == "run":
+            runs.pop(run_id, None)
+            if value is not None:
+                runs[run_id] = (experiment_id, value)
+        elif kind == "series":
+            series.pop((run_id, key), None)
+            checks.pop((run_id, key), None)
+            if position is not None:
+                series[(run_id, key)] = position
+                if value is not None:
+                    checks[(run_id, key)] = value
+        else:
+            meta[key] = json.loads(value)
+    return runs, series, checks, meta
+
+
+def random_history(rng, syncs: int) -> list[tuple]:
+    """State rows of ``syncs`` syncs over a few runs and keys: each entry at most once a sync."""
+    history = []
+    for sync_id in range(1, syncs + 1):
+        for run_id in rng.sample("abcdef", rng.randint(0, 6)):
+            value = rng.choice([None, f"fp{rng.randint(0, 2)}"])
+            history.append(("run", run_id, None, rng.choice("12"), value, None, sync_id))
+        for run_id, key in rng.sample([(r, k) for r in "abcd" for k in ("loss", "acc")], rng.randint(0, 8)):
+            position = rng.choice([None, rng.randint(0, 3)])
+            history.append(("series", run_id, key, None, rng.choice([None, f"c{rng.randint(0, 2)}"]), position, sync_id))
+        history.append(("meta", None, "sync", None, json.dumps({"sync_id": sync_id}), None, sync_id))
+    rng.shuffle(history)
+    return history
+
+
+def test_reading_random_histories_agrees_with_replaying_them_row_by_row():
+    import random
+
+    import pyarrow as pa
+
+    from pyspark_experiments.sync.state import arrow_state_schema
+
+    rng = random.Random(13)
+    for _ in range(300):
+        history = random_history(rng, rng.randint(0, 5))
+        expected = replay(history)
+        for state in (SyncState.from_rows(history),
+                      SyncState.from_arrow(pa.Table.from_pylist(
+                          [dict(zip(STATE_COLUMNS, row)) for row in history], schema=arrow_state_schema()))):
+            assert (state.runs, state.series, state.series_checks, state.meta) == expected, history
+            assert state.stored_rows == len(history)
+
+
+def test_an_update_over_random_states_writes_exactly_the_entries_that_differ():
+    import random
+
+    rng = random.Random(29)
+    for _ in range(300):
+        old = SyncState.from_rows(random_history(rng, 3))
+        new = SyncState.from_rows(random_history(rng, 3))
+        columns = state_update(old, new.runs, new.series, {}, 9, compact=False, checks=new.series_checks)
+        written = rows(columns)
+        # Read back over the old state, the state is the new one ...
+        base = rows(state_update(SyncState(), old.runs, old.series, {}, 1, compact=True, checks=old.series_checks))
+        again = SyncState.from_rows(base + written)
+        assert (again.runs, again.series, again.series_checks) == (new.runs, new.series, new.series_checks)
+        # ... and nothing that did not change was written.
+        differing_runs = {r for r in old.runs.keys() | new.runs.keys() if old.runs.get(r) != new.runs.get(r)}
+        differing_series = {p for p in old.series.keys() | new.series.keys()
+                            if (old.series.get(p), old.series_checks.get(p)) != (new.series.get(p), new.series_checks.get(p))}
+        assert sorted(r[1] for r in written if r[0] == "run") == sorted(differing_runs)
+        assert sorted((r[1], r[2]) for r in written if r[0] == "series") == sorted(differing_series)

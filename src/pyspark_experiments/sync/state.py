@@ -32,6 +32,8 @@ from typing import Any
 
 #: The sync's state table in the target.
 STATE_TABLE = "_sync_state"
+#: Appends to the state after which a sync rewrites it in one file.
+MAX_STATE_APPENDS = 50
 
 STATE_COLUMNS = ("kind", "run_id", "key", "experiment_id", "value", "position", "sync_id")
 
@@ -134,33 +136,39 @@ class SyncState:
     def from_rows(cls, rows) -> SyncState:
         """From ``(kind, run_id, key, experiment_id, value, position, sync_id)`` tuples, in any
         order; migrates legacy meta (:func:`migrate_meta`)."""
-        rows = list(rows)
-        state = cls(stored_rows=len(rows))
-        meta: dict[str, Any] = {}
-        for kind, run_id, key, experiment_id, value, position, _ in sorted(rows, key=lambda r: r[6]):
-            if kind == "run":
-                if value is None:
-                    state.runs.pop(run_id, None)
-                else:
-                    state.runs[run_id] = (experiment_id, value)
-            elif kind == "series":
-                state.series_checks.pop((run_id, key), None)
-                if position is None:
-                    state.series.pop((run_id, key), None)
-                else:
-                    state.series[(run_id, key)] = int(position)
-                    if value is not None:
-                        state.series_checks[(run_id, key)] = value
-            elif kind == "meta":
-                meta[key] = json.loads(value)
-        state.meta = migrate_meta(meta)
-        return state
+        rows = sorted(rows, key=lambda row: row[6])
+        columns = list(zip(*rows)) if rows else [[] for _ in STATE_COLUMNS]
+        return cls._latest(dict(zip(STATE_COLUMNS, columns)), len(rows))
 
     @classmethod
     def from_arrow(cls, arrow) -> SyncState:
         """From the state table read as an Arrow table."""
-        columns = [arrow.column(name).to_pylist() for name in STATE_COLUMNS]
-        return cls.from_rows(zip(*columns))
+        arrow = arrow.sort_by([("sync_id", "ascending")])  # a stable sort: rows of one sync keep their order
+        return cls._latest({name: arrow.column(name).to_pylist() for name in STATE_COLUMNS}, arrow.num_rows)
+
+    @classmethod
+    def _latest(cls, columns: dict, stored_rows: int) -> SyncState:
+        """The latest row per entry (columns in ``sync_id`` order: later rows win, as dict
+        keys do), a null removing the entry."""
+        runs: dict = {}
+        series: dict = {}
+        meta: dict = {}
+        kinds = columns["kind"]
+        fields = zip(columns["run_id"], columns["key"], columns["experiment_id"], columns["value"], columns["position"])
+        for kind, (run_id, key, experiment_id, value, position) in zip(kinds, fields):
+            if kind == "run":
+                runs[run_id] = (experiment_id, value)
+            elif kind == "series":
+                series[(run_id, key)] = (position, value)
+            elif kind == "meta":
+                meta[key] = value
+        state = cls(stored_rows=stored_rows)
+        state.runs = {run_id: entry for run_id, entry in runs.items() if entry[1] is not None}
+        state.series = {pair: int(position) for pair, (position, _) in series.items() if position is not None}
+        state.series_checks = {pair: check for pair, (position, check) in series.items()
+                               if position is not None and check is not None}
+        state.meta = migrate_meta({key: json.loads(value) for key, value in meta.items()})
+        return state
 
 
 def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dict[tuple[str, str], int],
@@ -183,14 +191,17 @@ def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dic
         for name, item in zip(STATE_COLUMNS, (kind, run_id, key, experiment_id, value, position, sync_id)):
             columns[name].append(item)
 
-    for run_id, (experiment_id, value) in sorted(runs.items()):
-        if compact or state.runs.get(run_id) != (experiment_id, value):
-            add("run", run_id=run_id, experiment_id=experiment_id, value=value)
-    checks = checks or {}
-    for (run_id, key), position in sorted(series.items()):
-        check = checks.get((run_id, key))
-        if compact or state.series.get((run_id, key)) != position or state.series_checks.get((run_id, key)) != check:
-            add("series", run_id=run_id, key=key, value=check, position=int(position))
+    # Set differences of dict items (no Python loop over the 100,000s of unchanged entries).
+    for run_id, (experiment_id, value) in sorted(runs.items() if compact else runs.items() - state.runs.items()):
+        add("run", run_id=run_id, experiment_id=experiment_id, value=value)
+    checks = {pair: check for pair, check in (checks or {}).items() if check is not None}
+    if compact:
+        differing = series.keys()
+    else:
+        differing = {pair for pair, _ in series.items() - state.series.items()}
+        differing |= {pair for pair, _ in checks.items() ^ state.series_checks.items() if pair in series}
+    for run_id, key in sorted(differing):
+        add("series", run_id=run_id, key=key, value=checks.get((run_id, key)), position=int(series[(run_id, key)]))
     if not compact:
         for run_id in sorted(set(state.runs) - set(runs)):
             add("run", run_id=run_id)  # removed
@@ -211,27 +222,46 @@ def should_compact(state: SyncState, full: bool) -> tuple[bool, int]:
         (False, 4)
     """
     appends = int(state.meta.get("appends", 0)) + 1
-    compact = full or appends > 50 or state.stored_rows > 2 * state.live_rows + 10_000
+    compact = full or appends > MAX_STATE_APPENDS or state.stored_rows > 2 * state.live_rows + 10_000
     return compact, 0 if compact else appends
 
 
-def read_state(target) -> tuple[SyncState, int]:
-    """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) and the
-    version it was read at.
+def read_state(target, version: int | None = None) -> tuple[SyncState, int]:
+    """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) at
+    ``version`` (default: the latest), and that version.
 
     Example::
 
         >>> state, version = read_state(target)                                # doctest: +SKIP
     """
-    version = target.latest_version(STATE_TABLE)
-    arrow = target.read(STATE_TABLE, version=version).toArrow()
-    return SyncState.from_arrow(arrow), version
+    if version is None:
+        version = target.latest_version(STATE_TABLE)
+    return SyncState.from_arrow(target.read(STATE_TABLE, version=version).toArrow()), version
 
 
-def write_state(target, columns: dict[str, list], compact: bool) -> None:
-    """Write the rows of :func:`state_update` in one commit (overwrite when ``compact``)."""
+def write_state(target, columns: dict[str, list], compact: bool, user_metadata: str | None = None) -> None:
+    """Write the rows of :func:`state_update` in one commit (overwrite when ``compact``), with
+    ``user_metadata`` kept in the commit (see :func:`head_metadata`)."""
     import pyarrow as pa
 
     arrow = pa.Table.from_pydict(columns, schema=arrow_state_schema())
     df = target.spark.createDataFrame(arrow, schema=state_schema())
-    target.write(df.coalesce(1), STATE_TABLE, "overwrite" if compact else "append")
+    target.write(df.coalesce(1), STATE_TABLE, "overwrite" if compact else "append", user_metadata=user_metadata)
+
+
+def head_metadata(target) -> tuple[int, dict]:
+    """The state table's latest version, and the user metadata (JSON) that the latest commit
+    writing rows (an ``OPTIMIZE`` may follow it) kept; ``{}`` where it kept none.
+
+    Example::
+
+        >>> head_metadata(target)                                              # doctest: +SKIP
+        (12, {'store_token': 'sqlite:2049:1835:14102528:1764339000123456789:292', 'scope': '5d41...'})
+    """
+    history = target.history(STATE_TABLE, 2)
+    written = next((commit for commit in history if commit["operation"] != "OPTIMIZE"), history[0])
+    try:
+        metadata = json.loads(written["userMetadata"] or "{}")
+    except ValueError:
+        metadata = {}
+    return int(history[0]["version"]), metadata if isinstance(metadata, dict) else {}
