@@ -260,6 +260,9 @@ class StoreCapabilities:
     - ``metric_marks``: whether :meth:`Store.metric_mark` and :meth:`Store.metric_positions_since`
       are implemented: the store can tell which series got points since an earlier scan
       without scanning every series (SQLite: rows past a row id).
+    - ``change_token``: whether :meth:`Store.change_token` is implemented: the store can tell,
+      without reading a table, that nothing in it changed since an earlier token (SQLite: the
+      database file's change counter; PostgreSQL: the write-ahead log's position).
     - ``tables``: the values of the ``table`` option the store serves; ``active_only_tables``:
       those it serves for ``viewType`` ``ACTIVE_ONLY`` only (a tracking server's searches hide
       deleted logged models and model versions).
@@ -278,6 +281,7 @@ class StoreCapabilities:
     position_units_per_point: int = 1
     run_fingerprints: bool = False
     metric_marks: bool = False
+    change_token: bool = False
     tables: tuple[str, ...] = tables.ALL_TABLE_NAMES
     active_only_tables: tuple[str, ...] = ()
 
@@ -322,6 +326,19 @@ class Store(ABC):
         """Read one partition as record batches of the table's Arrow schema (executor side)."""
 
     # -- change detection (used by the Delta sync and the stream reader) -------------------------
+
+    def change_token(self) -> str | None:
+        """A short text, taken without reading any table, that is different whenever anything
+        the store holds may have changed since an earlier token was taken; equal tokens mean
+        nothing changed in between. ``None`` when the store cannot tell right now (a SQLite
+        database in WAL mode): the caller then scans. Only where ``capabilities.change_token``.
+
+        Example::
+
+            >>> store.change_token()  # doctest: +SKIP
+            'sqlite:2049:1835:14102528:1764339000123456789:292'
+        """
+        raise NotImplementedError(f"{self.uri.display} takes no change tokens")
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """``{(run_id, key): position}`` for every metric series of the selected runs (driver side).

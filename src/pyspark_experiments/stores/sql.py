@@ -280,6 +280,31 @@ def _driver_errors() -> tuple[type, ...]:
     return tuple(found)
 
 
+def sqlite_change_token(path: str) -> str | None:
+    """The SQLite database file's identity, size, modification time and change counter (the
+    header's bytes 24 to 27, which SQLite increments at every commit in rollback-journal mode,
+    MLflow's). ``None`` where the counter says nothing: a database in WAL mode (commits go to
+    the ``-wal`` file), a counter the header marks as stale, or a file that is not SQLite 3's.
+
+    Example::
+
+        >>> sqlite_change_token("/tmp/mlflow.db")                              # doctest: +SKIP
+        'sqlite:2049:1835:14102528:1764339000123456789:292'
+    """
+    try:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            header = handle.read(100)
+    except OSError:
+        return None
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00") or header[18] != 1 or header[19] != 1:
+        return None
+    counter, valid_for = int.from_bytes(header[24:28], "big"), int.from_bytes(header[92:96], "big")
+    if counter != valid_for:
+        return None
+    return f"sqlite:{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{counter}"
+
+
 class SqlStore(Store):
     """Reads an MLflow SQL store."""
 
@@ -570,7 +595,21 @@ class SqlStore(Store):
             position_units_per_point=1,
             run_fingerprints=True,
             metric_marks=exact,
+            change_token=self.uri.scheme in ("sqlite", "postgresql"),
         )
+
+    def change_token(self) -> str | None:
+        """SQLite: :func:`sqlite_change_token` of the database file. PostgreSQL: the position at
+        which the server inserts its next write-ahead log record (on a standby: the position
+        replayed), which moves with every write, committed or not, before anyone can see it."""
+        if self.uri.scheme == "sqlite":
+            return sqlite_change_token(self._sqlite_path)
+        if self.uri.scheme == "postgresql":
+            with self._connect() as connection:
+                rows = self._query(connection, "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                                               "ELSE pg_current_wal_insert_lsn() END)::text")
+            return f"postgresql:{rows[0][0]}" if rows and rows[0][0] else None
+        raise NotImplementedError(f"{self.uri.display} takes no change tokens")
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
         """SQLite: the largest ``rowid`` of each series; other databases: its number of points."""

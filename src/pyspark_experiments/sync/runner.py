@@ -50,7 +50,17 @@ from .plan import (
     purged_runs,
     skipped_runs,
 )
-from .state import STATE_TABLE, SyncState, read_state, should_compact, state_schema, state_update, write_state
+from .state import (
+    MAX_STATE_APPENDS,
+    STATE_TABLE,
+    SyncState,
+    head_metadata,
+    read_state,
+    should_compact,
+    state_schema,
+    state_update,
+    write_state,
+)
 
 log = logging.getLogger("pyspark_experiments.sync")
 
@@ -75,6 +85,8 @@ _DRIVER_READ_POINTS = 250_000
 # The column through which executor reads hand PERMISSIVE skips back (option
 # columnNameOfCorruptRecord); split off before anything is written.
 _CORRUPT = "_sync_corrupt_record"
+# What a state commit's header holds besides the store's token and the sync's scope.
+_HEADER_KEYS = {"sync_id", "experiment_count", "run_count", "appends", "rows"}
 # Skipped records shown by place in the summary and JSON.
 _SHOWN_SKIPS = 5
 
@@ -127,6 +139,8 @@ class SyncResult:
     tables: dict[str, TableResult] = field(default_factory=dict)
     state_version: int | None = None
     sync_id: int = 0
+    # the store's change token showed nothing changed since the last sync: nothing was read
+    store_unchanged: bool = False
 
     def summary(self) -> str:
         """A one-screen report for a job log.
@@ -147,6 +161,8 @@ class SyncResult:
             + (f"{self.skipped_runs:,} skipped, " if self.skipped_runs else "")
             + f"{self.purged_runs:,} purged; {self.series_read:,} metric series read",
         ]
+        if self.store_unchanged:
+            lines.append(f"          unchanged since sync #{self.sync_id - 1}: nothing read")
         if self.skipped_records:
             more = self.skipped_records - len(self.skipped_where)
             lines.append(f"  skipped {self.skipped_records:,} malformed records (PERMISSIVE; re-read by the next sync):")
@@ -413,6 +429,7 @@ class _Runner:
         self.table_skips: list[SkippedRecord] = []  # ... in reads of whole tables (no run of theirs)
         self.digests: dict[str, str] = {}  # keyed tables: the digest of what this sync read
         self.metrics_mark: str | None = None  # where the store takes marks: this scan's
+        self.store_token: str | None = None  # where the store takes change tokens: this sync's
         self._skipped_lock = threading.Lock()
         self.result = SyncResult(
             store=self.uri.display, target=self.target.display, mode="full",
@@ -454,12 +471,30 @@ class _Runner:
         # them too or with TargetLockedError (never Delta's "non-empty location").
         self.lock.ensure_table()
         self.target.ensure(STATE_TABLE, state_schema())
+        # Taken before anything is read from the store: whatever changes from here on changes
+        # the next sync's token.
+        self.store_token = self._store_token()
+        version, locked = None, False
+        if self.store_token is not None:
+            version, head = head_metadata(self.target)
+            if self._unchanged_since(head):
+                self.lock.acquire()
+                locked = True
+                try:
+                    if self._record_unchanged_store(version, head):
+                        self.lock.release()
+                        self.progress.done()
+                        return self._finished(started)
+                except BaseException:
+                    self.lock.give_up()
+                    self.progress.done()
+                    raise
         # Three independent waits at once: the lock (Delta metadata commits), the state (a
         # Delta read) and the store scan (file sizes or one SQL query per table).
         scan_error = None
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-start") as pool:
-            locking = pool.submit(self.lock.acquire)
-            reading = pool.submit(read_state, self.target)
+            locking = pool.submit(lambda: None if locked else self.lock.acquire())
+            reading = pool.submit(read_state, self.target, version)
             try:
                 with collect_skipped() as skipped:
                     scan, experiments = self._scan()
@@ -467,6 +502,7 @@ class _Runner:
             except BaseException as error:  # noqa: BLE001 - re-raised below, after the lock
                 scan_error = error
         if locking.exception() is not None:
+            self.progress.done()
             raise locking.exception()
         try:
             if scan_error is not None or reading.exception() is not None:
@@ -494,9 +530,76 @@ class _Runner:
             raise
         finally:
             self.progress.done()
+        return self._finished(started)
+
+    def _finished(self, started: float) -> SyncResult:
         self.result.duration_s = round(time.monotonic() - started, 2)
         log.info("sync #%d done in %.1f s", self.result.sync_id, self.result.duration_s)
         return self.result
+
+    # -- a store that has not changed ------------------------------------------------------------
+
+    def _store_token(self) -> str | None:
+        """The store's change token, where it takes them and this sync may skip its scan (it
+        neither re-reads everything, nor reconciles purged runs, nor re-lists artifacts: those
+        look beyond the store's tables)."""
+        if not self.caps.change_token or self.cfg.full or self.cfg.reconcile_purged or self.cfg.relist_artifacts:
+            return None
+        return self.store.change_token()
+
+    def _scope_digest(self) -> str:
+        """A digest of what, besides the store's content, decides what a sync reads: the store,
+        the experiments and optional tables asked for, the read mode and the kind of state."""
+        scope = [self.uri.display, list(self.cfg.experiments or []), list(self.optional), self.cfg.read_mode,
+                 self.caps.state_key, self.caps.positions_key]
+        return hashlib.sha1(json.dumps(scope).encode()).hexdigest()
+
+    def _unchanged_since(self, head: dict) -> bool:
+        """Whether the state commit's header (:meth:`_state_header`) was kept by a sync of the
+        same scope that took the token the store gives now."""
+        return (head.get("store_token") == self.store_token and head.get("scope") == self._scope_digest()
+                and _HEADER_KEYS <= head.keys() and isinstance(head["rows"], dict))
+
+    def _state_header(self, appends: int) -> str | None:
+        """What the state commit keeps (as Delta's user metadata) for the next sync to skip its
+        scan when the store has not changed: the store's token taken before this sync's scan,
+        with what that sync then records. None where the store takes no tokens or a record
+        was skipped (the next sync re-reads it)."""
+        if self.store_token is None or self.skipped or self.table_skips:
+            return None
+        result = self.result
+        return json.dumps({
+            "store_token": self.store_token, "scope": self._scope_digest(), "sync_id": result.sync_id,
+            "experiment_count": result.experiments, "run_count": result.runs, "appends": appends, "rows": self.rows,
+        })
+
+    def _record_unchanged_store(self, version: int, head: dict) -> bool:
+        """With the lock held, where the store's token equals the one the state commit at
+        ``version`` kept (``head``, :meth:`_state_header`): record this sync without reading
+        the store (one commit of the state's ``sync`` entry). False, having written nothing,
+        when a scan is due after all: another sync committed since ``version``, a failed one
+        left its claim (this one then merges everything), or the state is due for compaction."""
+        if self.lock.taken_over or self.target.latest_version(STATE_TABLE) != version:
+            return False
+        appends = int(head["appends"]) + 1
+        if appends > MAX_STATE_APPENDS:
+            return False
+        log.info("the store has not changed since sync #%s (its change token is the same): nothing to read",
+                 head.get("sync_id"))
+        self.state_read_version = version
+        self.rows = {table: int(count) for table, count in head["rows"].items()}
+        result = self.result
+        result.mode, result.store_unchanged = "incremental", True
+        result.sync_id = int(head["sync_id"]) + 1
+        result.experiments, result.runs = int(head["experiment_count"]), int(head["run_count"])
+        for table in self._kept:
+            self._untouched(table)
+        self.progress.step("saving the sync state")
+        columns = state_update(SyncState(), {}, {}, {"sync": self._sync_meta(), "appends": appends},
+                               result.sync_id, compact=False)
+        write_state(self.target, columns, compact=False, user_metadata=self._state_header(appends))
+        result.state_version = version + 1
+        return True
 
     def _carry_out(self, state: SyncState, plan: Plan, experiments) -> None:
         previous = state.last_sync
@@ -1017,15 +1120,7 @@ class _Runner:
         sync_id = self.result.sync_id
         compact, appends = should_compact(state, plan.full)
         meta = {
-            "sync": {
-                "sync_id": sync_id,
-                "holder": self.me["holder"],
-                "mode": self.result.mode,
-                "started_at": self.result.started_at.isoformat(),
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "store": self.uri.display,
-                "experiments": list(self.cfg.experiments or []),
-            },
+            "sync": self._sync_meta(),
             "rows": self.rows,
             "versions": self.versions,
             "experiments": self.experiment_digests,
@@ -1045,11 +1140,25 @@ class _Runner:
         self._book_skips(plan, skipped)
         runs, series = next_state(state, plan, purged, skipped)
         columns = state_update(state, runs, series, meta, sync_id, compact, next_checks(state, plan, series))
-        write_state(self.target, columns, compact)
+        write_state(self.target, columns, compact, user_metadata=self._state_header(appends))
         # This sync holds the lock: nobody else writes the state, so this commit is the next one.
         self.result.state_version = self.state_read_version + 1
         log.info("state saved (%s, %d rows, %d live)", "rewritten" if compact else "appended",
                  len(columns["kind"]), len(runs) + len(series) + len(meta))
+
+    def _sync_meta(self) -> dict:
+        """The state's ``sync`` entry: which sync this is, who ran it, when, from where."""
+        result = self.result
+        return {
+            "sync_id": result.sync_id,
+            "holder": self.me["holder"],
+            "mode": result.mode,
+            "started_at": result.started_at.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "store": self.uri.display,
+            "experiments": list(self.cfg.experiments or []),
+            "store_unchanged": result.store_unchanged,
+        }
 
 
 __all__ = ["COMMIT_ORDER", "KILL_ENV", "LOCK_TABLE", "SyncResult", "TableResult", "sync"]
