@@ -189,6 +189,9 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
         self.request = request
         self._target: dict | None = None
+        # (change token, offset content) of the last scan, where the store takes tokens: a
+        # trigger on a store whose token has not moved reuses it instead of scanning again.
+        self._scanned: tuple[str, dict] | None = None
         # Stores whose positions say "changed", not "how far" (digests over REST; point counts in
         # PostgreSQL and MySQL, whose range reads are not exact): see _advance_digests.
         self._digests = request.table == tables.METRICS and not self._store().capabilities.exact_metric_ranges
@@ -202,8 +205,18 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         return self.request.selection(store)
 
     def _current(self) -> dict:
-        """The store's current offset: positions per series, or digests per run."""
+        """The store's current offset: positions per series, or digests per run; the last
+        scan's while the store's change token has not moved (taken before the scan, so a write
+        during it moves the next one)."""
         store = self._store()
+        token = store.change_token() if store.capabilities.change_token else None
+        if token is not None and self._scanned is not None and self._scanned[0] == token:
+            return self._scanned[1]
+        current = self._scan(store)
+        self._scanned = (token, current) if token is not None else None
+        return current
+
+    def _scan(self, store) -> dict:
         selection = self._selection(store)
         if self.request.table == tables.METRICS:
             if not selection.experiment_ids:

@@ -104,3 +104,23 @@ def test_the_capability_is_declared_by_the_stores_that_take_tokens(tmp_path, sto
     assert open_store(resolve_tracking_uri("postgresql://u@127.0.0.1:1/db")).capabilities.change_token
     assert not open_store(resolve_tracking_uri("mysql://u@127.0.0.1:1/db")).capabilities.change_token
     assert not open_store(resolve_tracking_uri(str(tmp_path))).capabilities.change_token
+
+
+def test_a_stream_trigger_on_an_unchanged_store_reuses_the_last_scan(store):
+    """The stream reader's offsets: while the token holds, the last scan's content is returned
+    as it was (the same object: no scan); after a write, a new scan that sees it."""
+    from pyspark_experiments.datasource import ReadRequest
+    from pyspark_experiments.streaming import ExperimentsStreamReader
+
+    path, run, client = store
+    reader = ExperimentsStreamReader(ReadRequest.from_options(
+        {"trackingUri": f"sqlite:///{path}", "table": "metrics", "viewType": "ALL"}))
+    first = reader.latestOffset(reader.initialOffset())
+    scanned = reader._current()
+    assert reader._current() is scanned and reader.latestOffset(reader.initialOffset()) == first
+
+    client.log_metric(run, "loss", 0.25, step=1, timestamp=2000)
+    moved = reader.latestOffset(first)
+    assert reader._current() is not scanned
+    assert moved["m"][run]["loss"] > first["m"][run]["loss"]
+    assert list(reader.partitions(first, moved))  # the new point is there to read
