@@ -899,10 +899,9 @@ class _Runner:
     def _commit_info(self, table: str) -> tuple[int, dict, int | None]:
         """The table's latest version, and the metrics and read version of its latest commit
         that changed data (an OPTIMIZE, e.g. Delta's auto compaction, may follow a write)."""
-        rows = self.target.history(table, 3)
-        data = next((r for r in rows if r["operation"] != "OPTIMIZE"), rows[0])
+        version, data = self.target.latest_write(table)
         read = data["readVersion"]
-        return int(rows[0]["version"]), dict(data["operationMetrics"] or {}), None if read is None else int(read)
+        return version, dict(data["operationMetrics"] or {}), None if read is None else int(read)
 
     def _known_rows(self, table: str) -> int:
         """Rows in ``table`` as the state knows them (counted when it does not)."""

@@ -258,10 +258,9 @@ def head_metadata(target) -> tuple[int, dict]:
         >>> head_metadata(target)                                              # doctest: +SKIP
         (12, {'store_token': 'sqlite:2049:1835:14102528:1764339000123456789:292', 'scope': '5d41...'})
     """
-    history = target.history(STATE_TABLE, 2)
-    written = next((commit for commit in history if commit["operation"] != "OPTIMIZE"), history[0])
+    version, written = target.latest_write(STATE_TABLE)
     try:
         metadata = json.loads(written["userMetadata"] or "{}")
     except ValueError:
         metadata = {}
-    return int(history[0]["version"]), metadata if isinstance(metadata, dict) else {}
+    return version, metadata if isinstance(metadata, dict) else {}

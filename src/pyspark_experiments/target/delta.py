@@ -426,6 +426,19 @@ class DeltaTarget:
         return self.spark.sql(f"DESCRIBE HISTORY {self.sql_name(table)}{limit_sql}").select(
             "version", "operation", "operationParameters", "operationMetrics", "readVersion", "userMetadata").collect()
 
+    def latest_write(self, table: str) -> tuple[int, object]:
+        """The table's latest version, and its latest commit that wrote data (a :meth:`history`
+        row): an ``OPTIMIZE``, such as Delta's auto compaction, may follow a write.
+
+        Example::
+
+            >>> version, commit = target.latest_write("runs")                    # doctest: +SKIP
+            >>> commit["operation"], commit["operationMetrics"]["numOutputRows"]  # doctest: +SKIP
+            ('WRITE', '200')
+        """
+        commits = self.history(table, 3)
+        return int(commits[0]["version"]), next((c for c in commits if c["operation"] != "OPTIMIZE"), commits[0])
+
     def latest_version(self, table: str) -> int:
         """The table's latest version.
 
