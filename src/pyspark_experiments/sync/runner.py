@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -474,42 +474,22 @@ class _Runner:
         # Taken before anything is read from the store: whatever changes from here on changes
         # the next sync's token.
         self.store_token = self._store_token()
-        version, locked = None, False
-        if self.store_token is not None:
-            version, head = head_metadata(self.target)
-            if self._unchanged_since(head):
-                self.lock.acquire()
-                locked = True
-                try:
-                    if self._record_unchanged_store(version, head):
-                        self.lock.release()
-                        self.progress.done()
-                        return self._finished(started)
-                except BaseException:
-                    self.lock.give_up()
-                    self.progress.done()
-                    raise
-        # Three independent waits at once: the lock (Delta metadata commits), the state (a
-        # Delta read) and the store scan (file sizes or one SQL query per table).
-        scan_error = None
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-start") as pool:
-            locking = pool.submit(lambda: None if locked else self.lock.acquire())
-            reading = pool.submit(read_state, self.target, version)
+            locking = pool.submit(self._lock_and_version)
             try:
-                with collect_skipped() as skipped:
-                    scan, experiments = self._scan()
-                self._add_skipped(skipped)
-            except BaseException as error:  # noqa: BLE001 - re-raised below, after the lock
-                scan_error = error
+                begun, begin_error = self._begin(pool, locking), None
+            except BaseException as error:  # noqa: BLE001 - re-raised below, once the lock is settled
+                begun, begin_error = None, error
         if locking.exception() is not None:
             self.progress.done()
             raise locking.exception()
         try:
-            if scan_error is not None or reading.exception() is not None:
-                raise scan_error or reading.exception()
-            state, version = reading.result()
-            if self.target.latest_version(STATE_TABLE) != version:  # a sync finished before this one got the lock
-                state, version = read_state(self.target)
+            if begin_error is not None:
+                raise begin_error
+            if begun is None:  # the store has not changed: recorded
+                self.lock.release()
+                return self._finished(started)
+            state, version, scan, experiments = begun
             self.state_read_version = version
             _fault("after-lock")
             recovering = is_recovery(self.lock.taken_over, state.last_sync)
@@ -531,6 +511,38 @@ class _Runner:
         finally:
             self.progress.done()
         return self._finished(started)
+
+    def _lock_and_version(self) -> int:
+        """Take the lock, then the state's version: no other sync commits the state while this
+        one holds the lock."""
+        self.lock.acquire()
+        try:
+            return self.target.latest_version(STATE_TABLE)
+        except BaseException:
+            self.lock.give_up()
+            raise
+
+    def _begin(self, pool: ThreadPoolExecutor, locking: Future):
+        """While ``locking`` (:meth:`_lock_and_version`) runs: where the store gives a change
+        token equal to the state's, record an unchanged store once locked and return None;
+        else the state read in ``pool`` while the store is scanned on this thread, and
+        ``(state, version, scan, experiments)``: the state at the version as of the lock (read
+        again if a sync committed between the first read and the lock)."""
+        head_version, head = head_metadata(self.target) if self.store_token is not None else (None, {})
+        if head and self._unchanged_since(head):
+            locked_version = locking.result()
+            if self._record_unchanged_store(locked_version, head_version, head):
+                return None
+            head_version = locked_version
+        reading = pool.submit(read_state, self.target, head_version)
+        with collect_skipped() as skipped:
+            scan, experiments = self._scan()
+        self._add_skipped(skipped)
+        state, version = reading.result()
+        locked_version = locking.result()
+        if version != locked_version:
+            state, version = read_state(self.target, locked_version)
+        return state, version, scan, experiments
 
     def _finished(self, started: float) -> SyncResult:
         self.result.duration_s = round(time.monotonic() - started, 2)
@@ -573,13 +585,14 @@ class _Runner:
             "experiment_count": result.experiments, "run_count": result.runs, "appends": appends, "rows": self.rows,
         })
 
-    def _record_unchanged_store(self, version: int, head: dict) -> bool:
-        """With the lock held, where the store's token equals the one the state commit at
-        ``version`` kept (``head``, :meth:`_state_header`): record this sync without reading
-        the store (one commit of the state's ``sync`` entry). False, having written nothing,
-        when a scan is due after all: another sync committed since ``version``, a failed one
-        left its claim (this one then merges everything), or the state is due for compaction."""
-        if self.lock.taken_over or self.target.latest_version(STATE_TABLE) != version:
+    def _record_unchanged_store(self, version: int, head_version: int, head: dict) -> bool:
+        """With the lock held and the state at ``version``, where the store's token equals the
+        one the state commit at ``head_version`` kept (``head``, :meth:`_state_header`): record
+        this sync without reading the store (one commit of the state's ``sync`` entry). False,
+        having written nothing, when a scan is due after all: another sync committed since
+        ``head_version``, a failed one left its claim (this one then merges everything), or the
+        state is due for compaction."""
+        if self.lock.taken_over or version != head_version:
             return False
         appends = int(head["appends"]) + 1
         if appends > MAX_STATE_APPENDS:
