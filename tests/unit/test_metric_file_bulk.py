@@ -260,3 +260,26 @@ def test_file_store_tables_equal_the_per_line_reader(small_stores, tmp_path):
     ]
     assert sorted(found, key=repr) == sorted(expected_metrics, key=repr)
     assert {r["run_id"]: {k: _bits([v])[0] for k, v in dict(r["metrics"]).items()} for r in runs} == expected_latest
+
+
+def test_read_local_file_reads_what_open_reads(tmp_path):
+    """The file store's reads go through ``os.open``/``os.read`` (:func:`read_local_file`): the
+    same bytes as ``open().read()``, whole or the first ``limit``, and the same errors."""
+    from pyspark_experiments.stores.base import read_local_file
+
+    rng = random.Random(7)
+    for size in (0, 1, 4096, 65535, 65536, 65537, (1 << 21) + 3):
+        path = tmp_path / f"f{size}"
+        block = bytes(rng.getrandbits(8) for _ in range(4096))
+        path.write_bytes((block * (size // 4096 + 1))[:size])
+        with open(path, "rb") as handle:
+            whole = handle.read()
+        assert read_local_file(str(path)) == whole
+        for limit in (0, 1, size // 2, size, size + 10):
+            assert read_local_file(str(path), limit) == whole[:limit]
+    with pytest.raises(FileNotFoundError):
+        read_local_file(str(tmp_path / "missing"))
+    with pytest.raises(IsADirectoryError):
+        read_local_file(str(tmp_path))
+    with pytest.raises(NotADirectoryError):
+        read_local_file(str(tmp_path / "f1" / "below-a-file"))

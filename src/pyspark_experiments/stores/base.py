@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -464,6 +465,44 @@ def fingerprint_parts(value: str | None) -> dict[str, str]:
     """
     parts = dict(item.partition("=")[::2] for item in (value or "").split(";") if "=" in item)
     return parts if set(parts) == set(FINGERPRINT_PARTS) else {}
+
+
+def read_local_file(path: str, limit: int | None = None) -> bytes:
+    """The bytes of a local file: the first ``limit`` of them, or up to its end however it grew
+    meanwhile. Raises what ``open()`` and ``read()`` raise (``FileNotFoundError``,
+    ``IsADirectoryError``, ...).
+
+    It goes through ``os.open`` and ``os.read``, with no ``stat`` for a file that fits one read:
+    a file store read opens some 26 small files a run, and ``open()``'s buffered file object
+    takes three times as long as reading them (27 to 36 µs against 10 to 13 µs a file, measured).
+
+    Example::
+
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "loss")
+        >>> _ = open(path, "wb").write(b"1 0.5 0\\n")
+        >>> read_local_file(path), read_local_file(path, limit=3)
+        (b'1 0.5 0\\n', b'1 0')
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        pieces, remaining, size = [], limit, _FIRST_READ
+        while remaining is None or remaining > 0:
+            piece = os.read(descriptor, size if remaining is None else min(size, remaining))
+            if not piece:
+                break
+            pieces.append(piece)
+            if remaining is not None:
+                remaining -= len(piece)
+            if len(pieces) == 1 and len(piece) == size:  # a larger file: the rest in one read
+                size = max(size, os.fstat(descriptor).st_size - len(piece) + 1)
+        return b"".join(pieces)
+    finally:
+        os.close(descriptor)
+
+
+#: The bytes :func:`read_local_file` reads before it asks for the file's size.
+_FIRST_READ = 1 << 16
 
 
 def batches_from_columns(table: str, columns: dict[str, Sequence]) -> Iterator[pa.RecordBatch]:

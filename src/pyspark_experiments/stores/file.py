@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import replace
@@ -46,8 +45,9 @@ from .base import (
     metric_units,
     ms_to_us,
     pack_partitions,
+    read_local_file,
 )
-from .metric_files import UNTERMINATED_GRACE_S
+from .metric_files import stale_last_line
 
 TRASH = ".trash"
 META = "meta.yaml"
@@ -79,8 +79,7 @@ def read_yaml(path: str, problems: Problems | None = None, required: bool = Fals
     import yaml
 
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
+        text = read_local_file(path).decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):
         if required:
             _malformed(problems, f"{path}: missing")
@@ -764,8 +763,7 @@ def _read_values(folder: str, problems: Problems) -> list[tuple[str, str]]:
     values = []
     for key, path in _key_files(folder, problems):
         try:
-            with open(path, "rb") as handle:
-                values.append((key, handle.read().decode("utf-8")))
+            values.append((key, read_local_file(path).decode("utf-8")))
         except FileNotFoundError:
             continue  # deleted since the listing (MLflow deletes tags by removing the file)
         except UnicodeDecodeError as error:
@@ -822,22 +820,17 @@ def read_metric_file(
         ([], [], [])
     """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read() if upto is None else handle.read(upto)
-            stat = os.fstat(handle.fileno())
+        data = read_local_file(path, upto)
     except FileNotFoundError:
         return [], [], []
     except IsADirectoryError:
         problems.skip(f"{path}: expected a metric file, found a folder")
         return [], [], []
     lines = data.split(b"\n")
-    tail = lines.pop()  # after the last newline: empty, or a line still being written
-    if tail and len(data) == stat.st_size and time.time() - stat.st_mtime > UNTERMINATED_GRACE_S:
-        problems.skip(
-            f"{path}, line {len(lines) + 1}: the last line has no final newline and the file has not "
-            f"changed for {time.time() - stat.st_mtime:.0f} s (a writer that stopped mid-line?): "
-            f"{tail[:200].decode('utf-8', 'replace')!r}"
-        )
+    lines.pop()  # after the last newline: empty, or a line still being written
+    stale = stale_last_line(path, data, len(lines))
+    if stale is not None:
+        problems.skip(stale)
     first = 0
     if after > 0:
         ends = list(accumulate(len(line) + 1 for line in lines))

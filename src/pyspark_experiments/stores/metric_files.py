@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import Problems
+from .base import Problems, read_local_file
 
 #: Columns of the parsed points, in file order.
 POINT_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64()), ("step", pa.int64())])
@@ -121,9 +121,7 @@ def parse_points(buffer) -> pa.Table | None:
 def _open(path: str, after: int, upto: int | None) -> _File:
     found = _File(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read() if upto is None else handle.read(upto)
-            stat = os.fstat(handle.fileno())
+        data = read_local_file(path, upto)
     except FileNotFoundError:
         return found
     except IsADirectoryError:
@@ -131,15 +129,9 @@ def _open(path: str, after: int, upto: int | None) -> _File:
         return found
     found.data = data
     found.end = data.rfind(b"\n") + 1
-    tail = data[found.end:]  # empty, or a line still being written
     terminated = data[:found.end]
     found.lines = terminated.count(b"\n")
-    if tail and len(data) == stat.st_size and time.time() - stat.st_mtime > UNTERMINATED_GRACE_S:
-        found.message = (
-            f"{path}, line {found.lines + 1}: the last line has no final newline and the file has not "
-            f"changed for {time.time() - stat.st_mtime:.0f} s (a writer that stopped mid-line?): "
-            f"{tail[:200].decode('utf-8', 'replace')!r}"
-        )
+    found.message = stale_last_line(path, data, found.lines)
     if after > 0:
         found.start = data.rfind(b"\n", 0, min(after, found.end)) + 1
     found.bulk = (
@@ -149,6 +141,31 @@ def _open(path: str, after: int, upto: int | None) -> _File:
         and not terminated.translate(None, _PLAIN)
     )
     return found
+
+
+def stale_last_line(path: str, data: bytes, lines: int) -> str | None:
+    """The skip to report for the metric file at ``path`` whose bytes from its start are
+    ``data`` (``lines`` of them terminated): where its last line has no newline, ``data`` is the
+    whole file, and the file has not changed for :data:`UNTERMINATED_GRACE_S` (a writer that
+    stopped mid-line). None otherwise: a point still being written is read once terminated.
+
+    Example::
+
+        >>> stale_last_line("/nonexistent", b"1 0.5 0\\n", 1) is None
+        True
+    """
+    tail = data[data.rfind(b"\n") + 1:]
+    if not tail:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    idle = time.time() - stat.st_mtime
+    if len(data) != stat.st_size or idle <= UNTERMINATED_GRACE_S:
+        return None
+    return (f"{path}, line {lines + 1}: the last line has no final newline and the file has not changed for "
+            f"{idle:.0f} s (a writer that stopped mid-line?): {tail[:200].decode('utf-8', 'replace')!r}")
 
 
 def read_metric_files(
