@@ -724,8 +724,7 @@ class FileStore(Store):
 def _read_model_metric_file(key: str, path: str, problems: Problems) -> list[dict]:
     """A logged model's metric file: ``timestamp value step run_id [dataset_name dataset_digest]``
     per line, exact duplicate lines once (a last line without its newline is still being written)."""
-    with open(path, "rb") as handle:
-        lines = handle.read().split(b"\n")
+    lines = read_local_file(path).split(b"\n")
     lines.pop()
     points, seen = [], set()
     for number, raw in enumerate(lines, start=1):
