@@ -43,6 +43,7 @@ import threading
 import time
 
 from benchmarks import generate_store
+from benchmarks.processes import children, descendants
 from benchmarks.timing import best_of, history_loop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,33 +70,6 @@ def _proc_status(pid: int) -> dict[str, int]:
     return found
 
 
-def _children() -> dict[int, list[tuple[int, str]]]:
-    """ppid -> [(pid, command name)] for every process."""
-    tree: dict[int, list[tuple[int, str]]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        tree.setdefault(ppid, []).append((int(entry), name))
-    return tree
-
-
-def _descendants(pid: int, tree=None) -> list[tuple[int, str]]:
-    tree = _children() if tree is None else tree
-    found, todo = [], [pid]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child[0])
-    return found
-
-
 class MemorySampler:
     """Samples the JVM's and the Python workers' RSS in a thread; reads the JVM's VmHWM at the end."""
 
@@ -113,13 +87,13 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            tree = _children()
-            mine = _descendants(os.getpid(), tree)
+            tree = children()
+            mine = descendants(os.getpid(), tree)
             java = [pid for pid, name in mine if name == "java"]
             if java:
                 self.jvm_pid = java[0]
                 self.jvm_rss_peak = max(self.jvm_rss_peak, _proc_status(java[0]).get("VmRSS", 0))
-                workers = [pid for pid, name in _descendants(java[0], tree) if name.startswith("python")]
+                workers = [pid for pid, name in descendants(java[0], tree) if name.startswith("python")]
                 total = sum(_proc_status(pid).get("VmRSS", 0) for pid in workers)
                 self.workers_peak = max(self.workers_peak, total)
             self._stop.wait(self.interval)

@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks.processes import cpu_spent, cpu_split
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
@@ -129,9 +131,10 @@ def run_kind(kind: str, size: str, spark, scratch: str, source: str | None) -> d
     runs = gen.SIZES[size]["runs"]
 
     def timed(name: str, **options) -> None:
-        started = time.perf_counter()
+        cpu_before, started = cpu_split(), time.perf_counter()
         result = sync(uri, target, spark=spark, progress=False, **options)
         seconds = time.perf_counter() - started
+        cpu = cpu_spent(cpu_before, cpu_split())
         results[name] = {
             "seconds": round(seconds, 2),
             "mode": result.mode,
@@ -142,7 +145,10 @@ def run_kind(kind: str, size: str, spark, scratch: str, source: str | None) -> d
             "delta_commits": sum(r.commits for r in result.tables.values()) + 1,
         }
         results[name]["load_average"] = round(os.getloadavg()[0], 2)
+        results[name]["cpu_s"] = cpu
         print(f"[{kind}] {name:<12} {seconds:7.1f} s  {result.mode}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+        if cpu:
+            print(f"[{kind}] {'':<12} CPU s: " + ", ".join(f"{group} {value:.1f}" for group, value in cpu.items()), flush=True)
         print(result.summary(), flush=True)
 
     timed("full")

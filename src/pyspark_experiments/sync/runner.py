@@ -865,10 +865,10 @@ class _Runner:
             df = df.join(F.broadcast(semi), "run_id", "left_semi")
         return df
 
-    def _driver_read(self, table: str, run_ids=None, ranges=None, arrow_too: bool = False):
+    def _driver_read(self, table: str, run_ids=None, ranges=None):
         """A small read on the driver, through the store backend the data source uses: a Spark
-        job per table would cost more than the read. Returns (DataFrame, rows), or (DataFrame,
-        Arrow table) with ``arrow_too``."""
+        job per table would cost more than the read. Returns an Arrow table; a table with
+        nothing to write never becomes a DataFrame (see :meth:`_arrow_frame`)."""
         import pyarrow as pa
 
         experiment_ids = () if table in tables.REGISTRY_TABLES else self.experiment_ids  # the registry is store-wide
@@ -888,8 +888,7 @@ class _Runner:
                     self.table_skips.extend(skipped)
             else:
                 self._add_skipped(skipped)
-        arrow = pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
-        return self._arrow_frame(arrow, table), arrow if arrow_too else arrow.num_rows
+        return pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
 
     def _arrow_frame(self, arrow, table: str):
         if arrow.num_rows == 0:  # pyspark 4.2 cannot convert an Arrow table without chunks
@@ -1034,10 +1033,11 @@ class _Runner:
         append = plan.appends(table)
         stale = table in (tables.TAGS, tables.INPUTS, tables.ARTIFACTS)  # MLflow never deletes params
         if len(run_ids) <= _DRIVER_READ_RUNS:
-            source, count = self._driver_read(table, run_ids=run_ids)
-            if count == 0 and (append or not stale):
+            arrow = self._driver_read(table, run_ids=run_ids)
+            if arrow.num_rows == 0 and (append or not stale):
                 self._untouched(table)
                 return
+            source = self._arrow_frame(arrow, table)
         else:
             source = self._written_part(self._reader(table, run_ids=run_ids, report=True))
         if append:
@@ -1052,7 +1052,7 @@ class _Runner:
         natural keys, deleting what the store no longer holds: the table mirrors the store
         (models: within the synced experiments; the registry: whole)."""
         with collect_skipped() as skipped:
-            source, arrow = self._driver_read(table, arrow_too=True)
+            arrow = self._driver_read(table)
         # A skipped record (PERMISSIVE) is no run's: the table's digest is not saved, so the next
         # sync reads and merges it again (once the record is repaired, it comes in).
         digest = None if skipped else _table_digest(arrow)
@@ -1068,7 +1068,7 @@ class _Runner:
             scope = "t.experiment_id IN ({})".format(", ".join(sql_string(e) for e in self.experiment_ids) or "NULL")
         else:
             scope = "true"
-        self._merge(table, source, insert_only=False, delete_stale=scope)
+        self._merge(table, self._arrow_frame(arrow, table), insert_only=False, delete_stale=scope)
 
     def _sync_metrics(self, plan: Plan) -> None:
         ranges = dict(plan.ranges)
@@ -1082,10 +1082,11 @@ class _Runner:
             ordered = self.caps.metric_positions != "digest"
             listed = {**ranges, **{pair: (0, plan.positions[pair] if ordered else 2**62) for pair in whole}}
             if self._estimated_points(ranges) + len(whole) * max(1, self._average_series) <= _DRIVER_READ_POINTS:
-                source, count = self._driver_read(tables.METRICS, ranges=listed)
-                if count == 0 and not whole:
+                arrow = self._driver_read(tables.METRICS, ranges=listed)
+                if arrow.num_rows == 0 and not whole:
                     self._untouched(tables.METRICS)
                     return
+                source = self._arrow_frame(arrow, tables.METRICS)
             else:
                 source = self._written_part(self._reader(tables.METRICS, ranges=listed, report=True))
         else:
