@@ -148,7 +148,8 @@ def run_kind(kind: str, size: str, spark, scratch: str, source: str | None) -> d
         results[name]["cpu_s"] = cpu
         print(f"[{kind}] {name:<12} {seconds:7.1f} s  {result.mode}  (load average {os.getloadavg()[0]:.1f})", flush=True)
         if cpu:
-            print(f"[{kind}] {'':<12} CPU s: " + ", ".join(f"{group} {value:.1f}" for group, value in cpu.items()), flush=True)
+            shown = (f"{group} {'n/a' if value is None else f'{value:.1f}'}" for group, value in cpu.items())
+            print(f"[{kind}] {'':<12} CPU s: " + ", ".join(shown), flush=True)
         print(result.summary(), flush=True)
 
     timed("full")

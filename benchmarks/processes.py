@@ -76,7 +76,7 @@ def _thread_name(pid: int, tid: str) -> str:
 def cpu_split(pid: int | None = None) -> dict[str, float]:
     """CPU seconds spent so far by ``pid`` (default: this process, the driver's Python), by the
     JVM below it thread group by thread group, and by the Python processes below the JVM (the
-    workers; the JVM's waited-for children count with them). Take two and subtract.
+    workers, those that ended included). Take two and subtract.
 
     Example::
 
@@ -100,19 +100,23 @@ def cpu_split(pid: int | None = None) -> dict[str, float]:
                 split[group] = split.get(group, 0.0) + seconds
                 grouped += seconds
         split["jvm_other"] = split.get("jvm_other", 0.0) + _cpu_seconds(f"/proc/{jvm}/stat") - grouped
+        # PySpark's daemon forks the workers and waits for them: a worker that ended is in the
+        # daemon's children's time, one still running in its own.
         workers = [p for p, name in descendants(jvm) if name.startswith("python")]
         reaped = _cpu_seconds(f"/proc/{jvm}/stat", with_children=True) - _cpu_seconds(f"/proc/{jvm}/stat")
         split["python_workers"] = split.get("python_workers", 0.0) + reaped + sum(
-            _cpu_seconds(f"/proc/{p}/stat") for p in workers)
+            _cpu_seconds(f"/proc/{p}/stat", with_children=True) for p in workers)
     return split
 
 
-def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """``after - before`` per group, rounded to 0.01 s.
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """``after - before`` per group, rounded to 0.01 s; None where the total went down (a
+    process ended that no process of the tree waited for, taking its time with it).
 
     Example::
 
-        >>> cpu_spent({"jvm_jit": 1.0}, {"jvm_jit": 3.5, "jvm_tasks": 2.0})
-        {'jvm_jit': 2.5, 'jvm_tasks': 2.0}
+        >>> cpu_spent({"jvm_jit": 1.0, "python_workers": 9.0}, {"jvm_jit": 3.5, "jvm_tasks": 2.0, "python_workers": 1.0})
+        {'jvm_jit': 2.5, 'jvm_tasks': 2.0, 'python_workers': None}
     """
-    return {group: round(seconds - before.get(group, 0.0), 2) for group, seconds in after.items()}
+    spent = {group: round(seconds - before.get(group, 0.0), 2) for group, seconds in after.items()}
+    return {group: None if seconds < 0 else seconds for group, seconds in spent.items()}
