@@ -92,7 +92,11 @@ def cpu_split(pid: int | None = None) -> dict[str, float]:
     for jvm, _ in [(p, name) for p, name in below if name == "java"]:
         # The process counts threads that have ended too: what no live group holds is "other".
         grouped = 0.0
-        for tid in os.listdir(f"/proc/{jvm}/task"):
+        try:
+            threads = os.listdir(f"/proc/{jvm}/task")
+        except OSError:  # the JVM has just ended
+            continue
+        for tid in threads:
             name = _thread_name(jvm, tid)
             group = next((g for g, prefixes in _JVM_THREAD_GROUPS if name.startswith(prefixes)), None)
             if group is not None:

@@ -36,7 +36,7 @@ def test_cpu_split_counts_this_process_and_grows():
         total += sum(range(10_000))
     spent = processes.cpu_spent(before, processes.cpu_split())
     assert spent["driver_python"] >= 0.05
-    assert all(value >= 0 for value in spent.values())
+    assert all(value is None or value >= 0 for value in spent.values())  # None: a process ended unseen
 
 
 def test_doctests():
