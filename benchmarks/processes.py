@@ -51,18 +51,16 @@ def descendants(pid: int, tree=None) -> list[tuple[int, str]]:
     return found
 
 
-def _cpu_seconds(stat_path: str, with_children: bool = False) -> float:
-    """utime + stime (and, with ``with_children``, the waited-for children's) of one process or
-    thread, in seconds; 0 when it is gone."""
+def _cpu_times(stat_path: str) -> tuple[float, float]:
+    """utime + stime of one process or thread, and of its children it waited for, in seconds;
+    zeros when it is gone."""
     try:
         with open(stat_path) as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if with_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def _thread_name(pid: int, tid: str) -> str:
@@ -87,9 +85,9 @@ def cpu_split(pid: int | None = None) -> dict[str, float]:
     pid = os.getpid() if pid is None else pid
     if not os.path.isdir(f"/proc/{pid}"):
         return {}
-    split = {"driver_python": _cpu_seconds(f"/proc/{pid}/stat")}
-    below = descendants(pid)
-    for jvm, _ in [(p, name) for p, name in below if name == "java"]:
+    split = {"driver_python": _cpu_times(f"/proc/{pid}/stat")[0]}
+    tree = children()
+    for jvm, _ in [(p, name) for p, name in descendants(pid, tree) if name == "java"]:
         # The process counts threads that have ended too: what no live group holds is "other".
         grouped = 0.0
         try:
@@ -100,16 +98,16 @@ def cpu_split(pid: int | None = None) -> dict[str, float]:
             name = _thread_name(jvm, tid)
             group = next((g for g, prefixes in _JVM_THREAD_GROUPS if name.startswith(prefixes)), None)
             if group is not None:
-                seconds = _cpu_seconds(f"/proc/{jvm}/task/{tid}/stat")
+                seconds = _cpu_times(f"/proc/{jvm}/task/{tid}/stat")[0]
                 split[group] = split.get(group, 0.0) + seconds
                 grouped += seconds
-        split["jvm_other"] = split.get("jvm_other", 0.0) + _cpu_seconds(f"/proc/{jvm}/stat") - grouped
+        jvm_own, reaped = _cpu_times(f"/proc/{jvm}/stat")
+        split["jvm_other"] = split.get("jvm_other", 0.0) + jvm_own - grouped
         # PySpark's daemon forks the workers and waits for them: a worker that ended is in the
         # daemon's children's time, one still running in its own.
-        workers = [p for p, name in descendants(jvm) if name.startswith("python")]
-        reaped = _cpu_seconds(f"/proc/{jvm}/stat", with_children=True) - _cpu_seconds(f"/proc/{jvm}/stat")
+        workers = [p for p, name in descendants(jvm, tree) if name.startswith("python")]
         split["python_workers"] = split.get("python_workers", 0.0) + reaped + sum(
-            _cpu_seconds(f"/proc/{p}/stat", with_children=True) for p in workers)
+            sum(_cpu_times(f"/proc/{p}/stat")) for p in workers)
     return split
 
 

@@ -467,6 +467,10 @@ def fingerprint_parts(value: str | None) -> dict[str, str]:
     return parts if set(parts) == set(FINGERPRINT_PARTS) else {}
 
 
+#: The bytes :func:`read_local_file` reads before it asks for the file's size.
+_FIRST_READ = 1 << 16
+
+
 def read_local_file(path: str, limit: int | None = None) -> bytes:
     """The bytes of a local file: the first ``limit`` of them, or up to its end however it grew
     meanwhile. Raises what ``open()`` and ``read()`` raise (``FileNotFoundError``,
@@ -499,10 +503,6 @@ def read_local_file(path: str, limit: int | None = None) -> bytes:
         return b"".join(pieces)
     finally:
         os.close(descriptor)
-
-
-#: The bytes :func:`read_local_file` reads before it asks for the file's size.
-_FIRST_READ = 1 << 16
 
 
 def batches_from_columns(table: str, columns: dict[str, Sequence]) -> Iterator[pa.RecordBatch]:

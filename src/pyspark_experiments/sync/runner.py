@@ -599,7 +599,6 @@ class _Runner:
             return False
         log.info("the store has not changed since sync #%s (its change token is the same): nothing to read",
                  head.get("sync_id"))
-        self.state_read_version = version
         self.rows = {table: int(count) for table, count in head["rows"].items()}
         result = self.result
         result.mode, result.store_unchanged = "incremental", True
