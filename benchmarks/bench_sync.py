@@ -5,7 +5,8 @@ tags per run, 4 experiments) or the L store (20,000 runs, 10,000,000 points, 10 
 comes from ``benchmarks/generate_store.py`` (it is copied, since the benchmark adds runs to it).
 Then, per store kind (SQLite, file store):
 
-1. warm-up: a sync of a tiny store (JVM and Python workers warm, as in a long-lived job);
+1. warm-up: syncs of a tiny store, one of each kind below (JVM and Python workers warm, as in
+   a long-lived job);
 2. ``full``: a sync into an empty target;
 3. ``noop``: an incremental sync with nothing new;
 4. ``+1% runs``: 1% new runs (20 at S) logged with real mlflow (``log_batch``: 10 params,
@@ -166,7 +167,9 @@ def run_kind(kind: str, size: str, spark, scratch: str, source: str | None) -> d
 
 
 def _warm_up(spark, scratch: str) -> None:
-    """One small sync first, so that the timings below are those of a warm job."""
+    """Small syncs first, one of each kind timed below (full, nothing new, new runs, changed
+    runs), so that the timings are those of a warm job: each kind runs code (driver reads,
+    appends, merges) that the JVM compiles the first time it runs."""
     from mlflow.tracking import MlflowClient
 
     from pyspark_experiments.sync import sync
@@ -176,12 +179,23 @@ def _warm_up(spark, scratch: str) -> None:
     uri = f"sqlite:///{folder}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("warm-up")
-    for i in range(3):
-        run = client.create_run(experiment).info.run_id
-        client.log_metric(run, "m", float(i), step=i)
-        client.log_param(run, "p", str(i))
-    sync(uri, os.path.join(folder, "delta"), spark=spark, progress=False)
-    sync(uri, os.path.join(folder, "delta"), spark=spark, progress=False)
+    target = os.path.join(folder, "delta")
+
+    def new_runs(count: int) -> list[str]:
+        runs = [client.create_run(experiment).info.run_id for _ in range(count)]
+        for i, run in enumerate(runs):
+            client.log_metric(run, "m", float(i), step=i)
+            client.log_param(run, "p", str(i))
+        return runs
+
+    runs = new_runs(3)
+    sync(uri, target, spark=spark, progress=False)  # full
+    sync(uri, target, spark=spark, progress=False)  # nothing new
+    new_runs(2)
+    sync(uri, target, spark=spark, progress=False)  # new runs
+    client.set_tag(runs[0], "reviewed", "yes")
+    client.log_metric(runs[1], "m", 9.0, step=9)
+    sync(uri, target, spark=spark, progress=False)  # changed runs
 
 
 def main(argv=None) -> int:

@@ -134,9 +134,10 @@ def view_type(view: str):
 _READS: dict = {}
 
 
-def read(spark, uri, table, view="ACTIVE_ONLY", path=None):
-    """Read ``table`` through the source; rows as dicts, timestamps as epoch ms. Cached."""
-    key = (uri, table, view, path)
+def read(spark, uri, table, view="ACTIVE_ONLY", path=None, **options):
+    """Read ``table`` through the source (with further ``options``); rows as dicts, timestamps
+    as epoch ms. Cached."""
+    key = (uri, table, view, path, tuple(sorted(options.items())))
     if key not in _READS:
         from pyspark.sql import functions as F
 
@@ -145,6 +146,7 @@ def read(spark, uri, table, view="ACTIVE_ONLY", path=None):
             .option("trackingUri", uri)
             .option("table", table)
             .option("viewType", view)
+            .options(**options)
         )
         df = reader.load(path) if path is not None else reader.load()
         assert df.columns == COLUMNS[table], f"{table}: columns {df.columns}"
@@ -319,6 +321,21 @@ def test_runs_of_deleted_experiment_equal_search_runs(spark, uri, client, view, 
             read(spark, uri, "runs", view, path).collect()
         return
     assert_runs_equal(read(spark, uri, "runs", view, path), expected, f"runs {view} load({path!r})")
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_runs_named_by_id_equal_search_runs_narrowed_to_them(spark, uri, client, view):
+    # runIds (what an incremental sync reads): a few runs named are looked up by id; the answer
+    # is mlflow's for the same experiments and view type, narrowed to those ids.
+    ids = ids_by_name(client)
+    wanted = [ids[name] for name in ACTIVE_EXPERIMENTS]
+    by_name = {r.info.run_name: r.info.run_id for r in all_runs(client)}
+    # live, deleted, deleted then restored, in the deleted experiment, and no run at all
+    named = [by_name[n] for n in ("a-running", "b-child-2", "a-restored", "g-01")] + ["0" * 32]
+    expected = [r for r in mlflow_runs(client, wanted, view) if r.info.run_id in named]
+    assert expected, "the named runs hold some of every view type"
+    rows = read(spark, uri, "runs", view, ",".join(wanted), runIds=",".join(named))
+    assert_runs_equal(rows, expected, f"runs {view} runIds={len(named)} names")
 
 
 def test_runs_by_mixed_id_and_name(spark, uri, client):

@@ -121,6 +121,25 @@ def test_nan_is_decoded_and_latest_values_match_mlflow(store_copy):
     assert {k: repr(v) for k, v in row["metrics"]} == {k: repr(v) for k, v in latest.items()}
 
 
+def test_named_runs_are_the_runs_mlflow_lists_whatever_the_view_type_and_experiments(store_copy):
+    """A few runs named (``runIds``: an incremental sync's reads) are looked up by id; the answer
+    is what mlflow lists for the same experiments and view type, narrowed to those ids."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    uri, _ = store_copy
+    client = MlflowClient(tracking_uri=uri)
+    alpha, beta = (client.get_experiment_by_name(name).experiment_id for name in ("alpha", "beta"))
+    every = [run.info.run_id for run in client.search_runs([alpha, beta], run_view_type=ViewType.ALL)]
+    client.delete_run(every[0])
+    named = [every[0], every[1], every[-1], "0" * 32]  # a deleted run, a live one, one of beta, none
+    for view_type in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"):
+        for experiments in ([alpha], [alpha, beta]):
+            listed = {run.info.run_id for run in client.search_runs(experiments, run_view_type=ViewType.from_string(view_type.lower()))}
+            rows = read_table(uri, "params", runIds=",".join(named), viewType=view_type, path=",".join(experiments))
+            assert sorted(row["run_id"] for row in rows) == sorted(listed & set(named)), (view_type, experiments)
+
+
 def test_a_read_blocked_by_another_process_lock_names_the_lock(store_copy, monkeypatch):
     from pyspark_experiments.stores import sql
 

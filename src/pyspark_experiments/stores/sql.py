@@ -35,7 +35,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, unquote
 
 import pyarrow as pa
@@ -527,11 +527,12 @@ class SqlStore(Store):
         if selection.table == tables.EXPERIMENTS:
             return [Partition(0, selection, selection.experiment_ids)]
         with self._connect() as connection:
+            if selection.metric_ranges is not None:
+                ranged = self._selected_among(connection, selection, {r[0] for r in selection.metric_ranges})
+                return self._plan_metric_ranges(connection, selection, ranged)
             run_ids = self._selected_run_ids(connection, selection)
             if selection.table != tables.METRICS:
                 return _per_run_partitions(selection, run_ids)
-            if selection.metric_ranges is not None:
-                return self._plan_metric_ranges(connection, selection, run_ids)
             if self._dialect.rowid and run_ids and 2 * len(run_ids) >= self._query(connection, "SELECT COUNT(*) FROM runs")[0][0]:
                 return self._plan_rowid_spans(connection, selection)
             counts = self._query_in(
@@ -660,7 +661,7 @@ class SqlStore(Store):
                 "SELECT run_uuid, key, MAX(rowid) FROM metrics WHERE rowid > ? AND rowid <= ? GROUP BY run_uuid, key",
                 [since_rowid, upto_rowid],
             )
-            selected = set(self._selected_run_ids(connection, selection)) if rows else set()
+            selected = set(self._selected_among(connection, selection, {row[0] for row in rows}))
         return {(run_id, key): int(position) for run_id, key, position in rows
                 if run_id in selected and selection.admits_metric_key(key)}
 
@@ -727,17 +728,32 @@ class SqlStore(Store):
         type, start time and run ids."""
         import pyarrow.compute as pc
 
+        named = selection.run_ids
+        if named is not None and selection.experiment_ids:
+            sql, params = self._selected_runs_query(selection, selection.experiment_ids)
+            if len(named) + len(params) <= _IN_LIST:
+                # A few runs named (an incremental sync's reads): looked up by their primary
+                # key, not by scanning every run of the experiments.
+                return self._arrow_in(connection, sql + " AND run_uuid IN ({in})", sorted(set(named)), _RUN_COLUMNS, params)
         runs = pa.Table.from_batches(
             [batch for part in chunk(list(selection.experiment_ids), _IN_LIST)
              for batch in self._arrow(connection, *self._selected_runs_query(selection, part), _RUN_COLUMNS)],
             schema=pa.schema(_RUN_COLUMNS),
         )
-        if selection.run_ids is not None:
+        if named is not None:
             runs = runs.filter(pc.is_in(runs.column(0), value_set=pa.array(selection.run_ids, _STR)))
         return runs
 
     def _selected_run_ids(self, connection, selection: Selection) -> list[str]:
         return sorted(self._selected_runs(connection, selection).column(0).to_pylist())
+
+    def _selected_among(self, connection, selection: Selection, candidates: set[str]) -> list[str]:
+        """The ids of the runs among ``candidates`` that the selection admits (a few are
+        looked up by id, see :meth:`_selected_runs`)."""
+        if not candidates:
+            return []
+        named = candidates if selection.run_ids is None else candidates & set(selection.run_ids)
+        return self._selected_run_ids(connection, replace(selection, run_ids=tuple(sorted(named))))
 
     # -- reading (executor) ------------------------------------------------------------------
 

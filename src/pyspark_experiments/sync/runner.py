@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -559,6 +560,7 @@ class _Runner:
             return None
         return self.store.change_token()
 
+    @functools.cached_property
     def _scope_digest(self) -> str:
         """A digest of what, besides the store's content, decides what a sync reads: the store,
         the experiments and optional tables asked for, the read mode and the kind of state."""
@@ -569,7 +571,7 @@ class _Runner:
     def _unchanged_since(self, head: dict) -> bool:
         """Whether the state commit's header (:meth:`_state_header`) was kept by a sync of the
         same scope that took the token the store gives now."""
-        return (head.get("store_token") == self.store_token and head.get("scope") == self._scope_digest()
+        return (head.get("store_token") == self.store_token and head.get("scope") == self._scope_digest
                 and _HEADER_KEYS <= head.keys() and isinstance(head["rows"], dict))
 
     def _state_header(self, appends: int) -> str | None:
@@ -581,7 +583,7 @@ class _Runner:
             return None
         result = self.result
         return json.dumps({
-            "store_token": self.store_token, "scope": self._scope_digest(), "sync_id": result.sync_id,
+            "store_token": self.store_token, "scope": self._scope_digest, "sync_id": result.sync_id,
             "experiment_count": result.experiments, "run_count": result.runs, "appends": appends, "rows": self.rows,
         })
 
