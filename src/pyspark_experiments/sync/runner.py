@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -909,9 +910,20 @@ class _Runner:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def _commit_info(self, table: str) -> tuple[int, dict, int | None]:
+    def _commit_info(self, table: str, marker: str | None = None) -> tuple[int, dict, int | None]:
         """The table's latest version, and the metrics and read version of its latest commit
-        that changed data (an OPTIMIZE, e.g. Delta's auto compaction, may follow a write)."""
+        that changed data (an OPTIMIZE, e.g. Delta's auto compaction, may follow a write).
+
+        ``marker``: the user metadata of the commit this sync just made. Where the table's
+        version before it is known, that commit is read from the table's log at the next
+        version (a fifth of the CPU of its history) when it carries the marker and is the
+        table's latest: nobody committed before or after it."""
+        known = self.versions.get(table)
+        if marker is not None and known is not None:
+            ours = self.target.commit_info(table, known + 1)
+            if ours is not None and ours.get("userMetadata") == marker and self.target.commit_info(table, known + 2) is None:
+                read = ours.get("readVersion")
+                return known + 1, dict(ours.get("operationMetrics") or {}), None if read is None else int(read)
         version, data = self.target.latest_write(table)
         read = data["readVersion"]
         return version, dict(data["operationMetrics"] or {}), None if read is None else int(read)
@@ -923,10 +935,11 @@ class _Runner:
         return int(self.rows[table])
 
     def _finish_write(self, table: str, *, inserted: int | None = None, updated: int = 0, deleted: int = 0,
-                      rows_after: int | None = None) -> None:
-        """Book a commit just made to ``table``: its version and row counts, from one look at
-        the table's history (the commit's read version tells whether anybody else wrote)."""
-        version, metrics, read_version = self._commit_info(table)
+                      rows_after: int | None = None, marker: str | None = None) -> None:
+        """Book a commit just made to ``table`` (with user metadata ``marker``, if any): its
+        version and row counts, from one look at the commit (its read version tells whether
+        anybody else wrote)."""
+        version, metrics, read_version = self._commit_info(table, marker)
         if inserted is None:
             inserted = int(metrics.get("numOutputRows", 0))
         if rows_after is None:
@@ -955,8 +968,9 @@ class _Runner:
     def _append(self, table: str, source) -> None:
         _fault(f"before-write:{table}")
         _fault_during(table, self.target)
-        self.target.write(source, table, "append")
-        self._finish_write(table)
+        marker = f"pyspark-experiments sync {self.result.sync_id}, write {uuid.uuid4().hex}"
+        self.target.write(source, table, "append", user_metadata=marker)
+        self._finish_write(table, marker=marker)
         _fault(f"after-write:{table}")
 
     def _merge(self, table: str, source, *, insert_only: bool, runs=None, delete_stale: str | None = None) -> None:

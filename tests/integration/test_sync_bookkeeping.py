@@ -1,0 +1,87 @@
+"""The sync's bookkeeping of its own commits: each table's version and row count in the state.
+
+A sync reads the commit it just appended from the table's log at the version after the one the
+state knows, and trusts it only when it carries the sync's marker and nothing followed it;
+anything else (another writer, Delta's auto compaction) is looked up in the table's history.
+What must hold, whoever else writes: the state's versions and row counts are the tables' own,
+and rows written by someone else are counted, not assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pyspark_experiments.sync import sync
+from pyspark_experiments.sync.state import read_state
+from pyspark_experiments.target import DeltaTarget
+from support.stores import new_store
+
+CHECKED = ("runs", "params", "tags", "metrics")
+RECOUNT = "written outside the sync since its last run"
+
+
+def log_runs(uri: str, count: int, first: int) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("small").experiment_id
+    for i in range(first, first + count):
+        run = client.create_run(experiment, run_name=f"more-{i}").info.run_id
+        client.log_param(run, "i", str(i))
+        client.set_tag(run, "batch", "more")
+        client.log_metric(run, "loss", 1.0 / (i + 1), step=0)
+
+
+def assert_state_is_the_tables(spark, target: DeltaTarget) -> dict:
+    state, _ = read_state(target)
+    for table in CHECKED:
+        assert state.meta["versions"][table] == target.latest_version(table), table
+        assert state.meta["rows"][table] == target.read(table).count(), table
+    return state.meta
+
+
+@pytest.mark.slow  # five syncs: about 100 s
+def test_versions_and_row_counts_are_the_tables_own_whoever_else_writes(spark, tmp_path, caplog):
+    uri, _ = new_store("sqlite", tmp_path, reference=False)
+    folder = str(tmp_path / "delta")
+    target = DeltaTarget.at_path(spark, folder)
+    sync(uri, folder, spark=spark, progress=False)
+    caplog.set_level(logging.INFO, logger="pyspark_experiments")
+
+    # New runs only: every table's commit is the sync's own, read from the log.
+    log_runs(uri, 3, 0)
+    assert sync(uri, folder, spark=spark, progress=False).new_runs == 3
+    assert_state_is_the_tables(spark, target)
+    (commit,) = target.history("params", 1)
+    assert commit["operation"] == "WRITE" and commit["userMetadata"].startswith("pyspark-experiments sync ")
+    assert RECOUNT not in caplog.text
+
+    # Another writer appends to tags, and turns on auto compaction for params (a commit too):
+    # the sync's commits are not the ones after the versions the state knows, and the rows it
+    # did not write are counted. Auto compaction then commits an OPTIMIZE right after each of
+    # the sync's writes to params: the version kept is the table's latest.
+    target.write(target.read("tags").limit(1), "tags", "append")
+    outside = target.read("tags").count()
+    target.set_property("params", "delta.autoOptimize.autoCompact", "true")
+    spark.conf.set("spark.databricks.delta.autoCompact.minNumFiles", "2")
+    try:
+        log_runs(uri, 2, 3)
+        caplog.clear()
+        sync(uri, folder, spark=spark, progress=False)
+        assert [c["operation"] for c in target.history("params", 2)] == ["OPTIMIZE", "WRITE"]
+        meta = assert_state_is_the_tables(spark, target)
+        assert meta["rows"]["tags"] == outside + 2 * 2  # two new runs, each with batch and mlflow.runName
+        assert f"tags: {RECOUNT}" in caplog.text and f"params: {RECOUNT}" in caplog.text
+        assert f"runs: {RECOUNT}" not in caplog.text
+
+        # The next sync takes neither the OPTIMIZE nor its own last commits for another writer.
+        log_runs(uri, 1, 5)
+        caplog.clear()
+        sync(uri, folder, spark=spark, progress=False)
+        assert [c["operation"] for c in target.history("params", 2)] == ["OPTIMIZE", "WRITE"]
+        assert_state_is_the_tables(spark, target)
+        assert RECOUNT not in caplog.text
+    finally:
+        spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
