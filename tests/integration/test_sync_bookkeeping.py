@@ -42,7 +42,7 @@ def assert_state_is_the_tables(spark, target: DeltaTarget) -> dict:
     return state.meta
 
 
-@pytest.mark.slow  # five syncs: about 100 s
+@pytest.mark.slow  # four syncs: about 100 s
 def test_versions_and_row_counts_are_the_tables_own_whoever_else_writes(spark, tmp_path, caplog):
     uri, _ = new_store("sqlite", tmp_path, reference=False)
     folder = str(tmp_path / "delta")

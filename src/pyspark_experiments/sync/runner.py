@@ -920,8 +920,9 @@ class _Runner:
         table's latest: nobody committed before or after it."""
         known = self.versions.get(table)
         if marker is not None and known is not None:
-            ours = self.target.commit_info(table, known + 1)
-            if ours is not None and ours.get("userMetadata") == marker and self.target.commit_info(table, known + 2) is None:
+            found = self.target.commits(table, [known + 1, known + 2]) or {}
+            ours = found.get(known + 1) or {}
+            if ours.get("userMetadata") == marker and known + 2 not in found:
                 read = ours.get("readVersion")
                 return known + 1, dict(ours.get("operationMetrics") or {}), None if read is None else int(read)
         version, data = self.target.latest_write(table)

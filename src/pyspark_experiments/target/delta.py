@@ -433,35 +433,41 @@ class DeltaTarget:
         return self.spark.sql(f"DESCRIBE HISTORY {self.sql_name(table)}{limit_sql}").select(
             "version", "operation", "operationParameters", "operationMetrics", "readVersion", "userMetadata").collect()
 
-    def commit_info(self, table: str, version: int) -> dict | None:
-        """The ``commitInfo`` of the table's commit ``version`` (``operation``,
-        ``operationMetrics``, ``readVersion``, ``userMetadata``, ...), read from its file in the
-        table's log; None where there is no such file (nothing committed at that version yet,
-        or a table whose commits are kept elsewhere, as catalog-managed ones may be) or it
-        cannot be read from here.
+    def commits(self, table: str, versions) -> dict[int, dict] | None:
+        """The ``commitInfo`` (``operation``, ``operationMetrics``, ``readVersion``,
+        ``userMetadata``, ...) of each of ``versions`` that the table's log holds as a file, by
+        version: the ones not committed yet are left out. None where the log cannot be read from
+        here, or holds none of them (a table whose commits are kept elsewhere, as
+        catalog-managed ones may be, too).
 
-        Where the version is known, this costs a fifth of the JVM CPU of :meth:`history`
+        Where the versions are known, this costs a fifth of the JVM CPU of :meth:`history`
         (measured in a warm session: 0.17 to 0.31 s against 1.07 to 1.15 s; Delta's
         ``DESCRIBE HISTORY`` derives its rows' encoder through Scala reflection at every call).
 
         Example::
 
-            >>> target.commit_info("runs", 7)["operationMetrics"]["numOutputRows"]  # doctest: +SKIP
-            '200'
+            >>> target.commits("runs", [7, 8])                                   # doctest: +SKIP
+            {7: {'operation': 'WRITE', 'operationMetrics': {'numOutputRows': '200', ...}, ...}}
         """
         try:
             location = self._location(table)
             if any(mark in location for mark in _GLOB_MARKS):  # Spark would read a pattern
                 return None
-            rows = self.spark.read.text(f"{location}/_delta_log/{int(version):020d}.json", wholetext=True).collect()
-        except Exception as error:  # missing file (AnalysisException), no access: the caller falls back
-            log.debug("commit %d of %s not read from its log file: %s", version, table, redact(str(error)))
+            # One pattern matching the versions' files: those missing are not listed. Given
+            # twice, since Spark logs a stack trace for a single path that does not exist.
+            pattern = "{}/_delta_log/{{{}}}.json".format(location, ",".join(f"{int(v):020d}" for v in versions))
+            rows = (self.spark.read.text([pattern, pattern], wholetext=True)
+                    .select("value", "_metadata.file_name").collect())
+        except Exception as error:  # none of them (PATH_NOT_FOUND), no access: the caller falls back
+            log.debug("commits %s of %s not read from the log: %s", list(versions), table, redact(str(error)))
             return None
-        for line in (rows[0][0].splitlines() if rows else []):
-            action = json.loads(line) if line.strip() else {}
-            if "commitInfo" in action:
-                return action["commitInfo"]
-        return None
+        found = {}
+        for text, file_name in rows:
+            for line in text.splitlines():
+                action = json.loads(line) if line.strip() else {}
+                if "commitInfo" in action:
+                    found[int(file_name.split(".")[0])] = action["commitInfo"]
+        return found
 
     def _location(self, table: str) -> str:
         """The folder of ``table`` (a catalog table's, from ``DESCRIBE DETAIL``: metadata only)."""
