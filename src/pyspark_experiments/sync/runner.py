@@ -916,7 +916,7 @@ class _Runner:
 
         ``marker``: the user metadata of the commit this sync just made. Where the table's
         version before it is known, that commit is read from the table's log at the next
-        version (a fifth of the CPU of its history) when it carries the marker and is the
+        version (a third of the CPU of its history) when it carries the marker and is the
         table's latest: nobody committed before or after it."""
         known = self.versions.get(table)
         if marker is not None and known is not None:

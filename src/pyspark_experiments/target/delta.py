@@ -440,8 +440,8 @@ class DeltaTarget:
         here, or holds none of them (a table whose commits are kept elsewhere, as
         catalog-managed ones may be, too).
 
-        Where the versions are known, this costs a fifth of the JVM CPU of :meth:`history`
-        (measured in a warm session: 0.17 to 0.31 s against 1.07 to 1.15 s; Delta's
+        Where the versions are known, this costs a third of the JVM CPU of :meth:`history`
+        (measured alternately in one session: 0.35 to 0.38 s against 0.93 to 1.14 s; Delta's
         ``DESCRIBE HISTORY`` derives its rows' encoder through Scala reflection at every call).
 
         Example::
