@@ -919,15 +919,17 @@ class _Runner:
         version (a third of the CPU of its history) when it carries the marker and is the
         table's latest: nobody committed before or after it."""
         known = self.versions.get(table)
+        ours: dict = {}
         if marker is not None and known is not None:
             found = self.target.commits(table, [known + 1, known + 2]) or {}
-            ours = found.get(known + 1) or {}
-            if ours.get("userMetadata") == marker and known + 2 not in found:
-                read = ours.get("readVersion")
-                return known + 1, dict(ours.get("operationMetrics") or {}), None if read is None else int(read)
-        version, data = self.target.latest_write(table)
-        read = data["readVersion"]
-        return version, dict(data["operationMetrics"] or {}), None if read is None else int(read)
+            if known + 2 not in found and (found.get(known + 1) or {}).get("userMetadata") == marker:
+                ours = found[known + 1]
+        if ours:
+            version, metrics, read = known + 1, ours.get("operationMetrics"), ours.get("readVersion")
+        else:
+            version, data = self.target.latest_write(table)
+            metrics, read = data["operationMetrics"], data["readVersion"]
+        return version, dict(metrics or {}), None if read is None else int(read)
 
     def _known_rows(self, table: str) -> int:
         """Rows in ``table`` as the state knows them (counted when it does not)."""
