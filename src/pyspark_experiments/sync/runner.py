@@ -57,6 +57,7 @@ from .state import (
     STATE_TABLE,
     SyncState,
     head_metadata,
+    read_series,
     read_state,
     should_compact,
     state_schema,
@@ -497,7 +498,8 @@ class _Runner:
             recovering = is_recovery(self.lock.taken_over, state.last_sync)
             if recovering:
                 log.warning("the previous sync did not finish: this one merges everything it reads")
-            scan = self._checked(self._positioned(scan, state, recovering), state)
+            scan, state = self._positioned(scan, state, recovering)
+            scan = self._checked(scan, state)
             self.metrics_mark = scan.metrics_mark
             plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering, tables=self.optional,
                                                 relist_artifacts=self.cfg.relist_artifacts))
@@ -536,15 +538,22 @@ class _Runner:
             if self._record_unchanged_store(locked_version, head_version, head):
                 return None
             head_version = locked_version
-        reading = pool.submit(read_state, self.target, head_version)
+        reading = pool.submit(read_state, self.target, head_version, not self._series_read_by_run)
         with collect_skipped() as skipped:
             scan, experiments = self._scan()
         self._add_skipped(skipped)
         state, version = reading.result()
         locked_version = locking.result()
         if version != locked_version:
-            state, version = read_state(self.target, locked_version)
+            state, version = read_state(self.target, locked_version, not self._series_read_by_run)
         return state, version, scan, experiments
+
+    @property
+    def _series_read_by_run(self) -> bool:
+        """Whether the state is read without its series, and then only the series of the runs
+        whose points moved (:meth:`_positioned`): where the store takes metric marks, a sync
+        that neither re-reads everything nor reconciles purged runs sees only those move."""
+        return self.caps.metric_marks and not self.cfg.full and not self.cfg.reconcile_purged
 
     def _finished(self, started: float) -> SyncResult:
         self.result.duration_s = round(time.monotonic() - started, 2)
@@ -637,7 +646,7 @@ class _Runner:
         )
         self.rows = dict(state.meta.get("rows", {}))
         self.versions = dict(state.meta.get("versions", {}))
-        self._average_series = int(self.rows.get(tables.METRICS, 0) / len(state.series)) if state.series else 0
+        self._average_series = int(self.rows.get(tables.METRICS, 0) / state.series_count) if state.series_count else 0
         if plan.recovering:
             self._forget_counts_of_tables_written_since(state)
 
@@ -741,14 +750,18 @@ class _Runner:
         """The synced experiments' metric history, every view type, in the sync's read mode."""
         return Selection(tables.METRICS, self.experiment_ids, view_type="ALL", mode=self.cfg.read_mode, **narrowing)
 
-    def _positioned(self, scan: Scan, state: SyncState, recovering: bool) -> Scan:
+    def _positioned(self, scan: Scan, state: SyncState, recovering: bool) -> tuple[Scan, SyncState]:
         """The scan with its positions, where the store takes marks: the saved positions moved by
         the points logged between the saved mark and this scan's, when the last completed sync
         saved a mark for the same experiments and left no series unsynced; else a full scan.
         Only series of the scanned runs are kept (a run created after the fingerprints were
-        taken has points past the mark: the next sync reads them)."""
+        taken has points past the mark: the next sync reads them).
+
+        And the state with the series this sync needs, where it was read without them
+        (:attr:`_series_read_by_run`): those of the runs that moved when the positions were
+        moved and the state is not due for a rewrite, else all of them."""
         if scan.positions is not None:
-            return scan
+            return scan, read_series(self.target, self.state_read_version, state)
         saved = state.meta.get("metrics_mark") or {}
         selection = self._metrics_selection()
         moved = None
@@ -758,9 +771,14 @@ class _Runner:
             moved = self.store.metric_positions_since(selection, saved["mark"], scan.metrics_mark)
             if moved is None:
                 log.info("metric rows were removed since the last sync: scanning every series")
+        if moved is None or state.meta.get("state_key") != scan.state_key or should_compact(state, False)[0]:
+            state = read_series(self.target, self.state_read_version, state)
+        else:  # the series of a run the state does not hold are new: nothing to read
+            state = read_series(self.target, self.state_read_version, state,
+                                {run_id for run_id, _ in moved if run_id in state.runs})
         positions = self.store.metric_positions(selection) if moved is None else {**state.series, **moved}
         positions = {pair: position for pair, position in positions.items() if pair[0] in scan.fingerprints}
-        return dataclasses.replace(scan, positions=positions)
+        return dataclasses.replace(scan, positions=positions), state
 
     def _checked(self, scan: Scan, state: SyncState) -> Scan:
         """Where positions are bytes of append-only files, the checks of the series that moved:
@@ -1150,6 +1168,8 @@ class _Runner:
             )
         sync_id = self.result.sync_id
         compact, appends = should_compact(state, plan.full)
+        if compact and state.partial:  # _positioned reads every series where a rewrite is due
+            raise RuntimeError("internal error: the state is due for a rewrite but was read without its series")
         meta = {
             "sync": self._sync_meta(),
             "rows": self.rows,
@@ -1170,7 +1190,8 @@ class _Runner:
         skipped = skipped_runs(plan, self.skipped)
         self._book_skips(plan, skipped)
         runs, series = next_state(state, plan, purged, skipped)
-        columns = state_update(state, runs, series, meta, sync_id, compact, next_checks(state, plan, series))
+        columns = state_update(state, runs, series, meta, sync_id, compact, next_checks(state, plan, series),
+                               count_series=True)
         write_state(self.target, columns, compact, user_metadata=self._state_header(appends))
         # This sync holds the lock: nobody else writes the state, so this commit is the next one.
         self.result.state_version = self.state_read_version + 1

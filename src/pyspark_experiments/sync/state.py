@@ -11,7 +11,13 @@ An append-only log of rows, the latest row per entry winning (by ``sync_id``):
   fingerprints and positions were taken with), ``metrics_exact``, ``appends``, ``tables`` (the
   optional tables kept), ``digests`` (per keyed table, a digest of the rows last read) and,
   where the store takes metric marks, ``metrics_mark`` (the mark the positions were taken at
-  and the experiments they cover).
+  and the experiments they cover), and ``series_count`` / ``series_rows`` (the live series
+  entries, and the series rows the table holds: what a read without the series cannot count).
+
+Where the store takes metric marks, a sync reads the state without its series
+(:func:`read_state` with ``series=False``: a tenth of the rows) and then only the series of
+the runs whose points moved since the saved mark (:func:`read_series`): the others cannot
+change in that sync.
 
 State written by 0.1.0 recorded store kinds as class names (meta ``fingerprints`` =
 ``"SqlStore"`` / ``"FileStore"``, ``positions`` = ``"SqlStore:sqlite:exact"``, ...);
@@ -30,10 +36,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..target import sql_string
+
 #: The sync's state table in the target.
 STATE_TABLE = "_sync_state"
 #: Appends to the state after which a sync rewrites it in one file.
 MAX_STATE_APPENDS = 50
+#: Above this many runs, :func:`read_series` reads every series rather than list the runs.
+MAX_LISTED_SERIES_RUNS = 900
 
 STATE_COLUMNS = ("kind", "run_id", "key", "experiment_id", "value", "position", "sync_id")
 
@@ -118,6 +128,10 @@ class SyncState:
     series_checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (run_id, key) -> check
     meta: dict[str, Any] = field(default_factory=dict)
     stored_rows: int = 0
+    stored_series_rows: int = 0
+    # Where ``series`` holds only some runs' entries (read_state(series=False), then
+    # read_series): how many live series entries the whole state holds.
+    partial_series_count: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -125,8 +139,32 @@ class SyncState:
         return not self.meta.get("sync")
 
     @property
+    def partial(self) -> bool:
+        """Whether :attr:`series` holds only the entries of some runs (:func:`read_series`)."""
+        return self.partial_series_count is not None
+
+    @property
+    def series_count(self) -> int:
+        """Live series entries in the whole state, read or not."""
+        return len(self.series) if self.partial_series_count is None else self.partial_series_count
+
+    @property
     def live_rows(self) -> int:
-        return len(self.runs) + len(self.series) + len(self.meta)
+        return len(self.runs) + self.series_count + len(self.meta)
+
+    def series_meta(self, series: dict[tuple[str, str], int], written_series_rows: int, compact: bool) -> dict:
+        """The meta entries ``series_count`` and ``series_rows`` after a sync that saves
+        ``series`` (as :func:`~.plan.next_state` returns them: of the same runs as :attr:`series`
+        where the state is partial) in ``written_series_rows`` rows.
+
+        Example::
+
+            >>> state = SyncState(series={("r", "loss"): 3}, partial_series_count=10, stored_series_rows=12)
+            >>> state.series_meta({("r", "loss"): 5, ("r", "acc"): 5}, 2, compact=False)
+            {'series_count': 11, 'series_rows': 14}
+        """
+        return {"series_count": self.series_count - len(self.series) + len(series),
+                "series_rows": written_series_rows + (0 if compact else self.stored_series_rows)}
 
     @property
     def last_sync(self) -> dict:
@@ -162,7 +200,7 @@ class SyncState:
                 series[(run_id, key)] = (position, value)
             elif kind == "meta":
                 meta[key] = value
-        state = cls(stored_rows=stored_rows)
+        state = cls(stored_rows=stored_rows, stored_series_rows=sum(1 for kind in kinds if kind == "series"))
         state.runs = {run_id: entry for run_id, entry in runs.items() if entry[1] is not None}
         state.series = {pair: int(position) for pair, (position, _) in series.items() if position is not None}
         state.series_checks = {pair: check for pair, (position, check) in series.items()
@@ -173,10 +211,12 @@ class SyncState:
 
 def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dict[tuple[str, str], int],
                  meta: dict[str, Any], sync_id: int, compact: bool,
-                 checks: dict[tuple[str, str], str] | None = None) -> dict[str, list]:
+                 checks: dict[tuple[str, str], str] | None = None, count_series: bool = False) -> dict[str, list]:
     """The rows a sync writes to the state, as columns: with ``compact``, every live entry
     (the table is overwritten); otherwise only what differs from ``state``, removals as nulls
     (appended). ``checks``: the position checks saved with ``series`` (in ``value``).
+    ``count_series``: ``meta`` gets ``series_count`` and ``series_rows`` as they are after
+    these rows (:meth:`SyncState.series_meta`): ``series`` holds the same runs as ``state``.
 
     Example::
 
@@ -207,6 +247,8 @@ def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dic
             add("run", run_id=run_id)  # removed
         for run_id, key in sorted(set(state.series) - set(series)):
             add("series", run_id=run_id, key=key)  # removed
+    if count_series:
+        meta = {**meta, **state.series_meta(series, columns["kind"].count("series"), compact)}
     for name, value in meta.items():
         add("meta", key=name, value=json.dumps(value, sort_keys=True))
     return columns
@@ -226,17 +268,58 @@ def should_compact(state: SyncState, full: bool) -> tuple[bool, int]:
     return compact, 0 if compact else appends
 
 
-def read_state(target, version: int | None = None) -> tuple[SyncState, int]:
+def read_state(target, version: int | None = None, series: bool = True) -> tuple[SyncState, int]:
     """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) at
     ``version`` (default: the latest), and that version.
+
+    ``series=False``: without the series entries (a :attr:`SyncState.partial` state; add the
+    runs' series needed with :func:`read_series`), where the state's meta counts them. A state
+    without those counts (written before 0.3), or with a series not recorded as synced, is
+    read whole.
 
     Example::
 
         >>> state, version = read_state(target)                                # doctest: +SKIP
+        >>> state, version = read_state(target, version, series=False)         # doctest: +SKIP
+        >>> state.partial, state.series                                        # doctest: +SKIP
+        (True, {})
     """
     if version is None:
         version = target.latest_version(STATE_TABLE)
-    return SyncState.from_arrow(target.read(STATE_TABLE, version=version).toArrow()), version
+    frame = target.read(STATE_TABLE, version=version)
+    if not series:
+        # A position below 0 is a series not recorded as synced: then the sync needs them all.
+        state = SyncState.from_arrow(frame.where("kind <> 'series' OR position < 0").toArrow())
+        counted = isinstance(state.meta.get("series_count"), int) and isinstance(state.meta.get("series_rows"), int)
+        if counted and not state.series and not state.empty:
+            state.partial_series_count = state.meta["series_count"]
+            state.stored_series_rows = state.meta["series_rows"]
+            state.stored_rows += state.stored_series_rows
+            return state, version
+    return SyncState.from_arrow(frame.toArrow()), version
+
+
+def read_series(target, version: int, state: SyncState, run_ids=None) -> SyncState:
+    """``state``, read at ``version`` without its series (:func:`read_state`), with the series
+    entries of ``run_ids`` added (None, or more than :data:`MAX_LISTED_SERIES_RUNS`: all of them,
+    and the state is whole). A whole state is returned as it is.
+
+    Example::
+
+        >>> state = read_series(target, version, state, {"5f1c..."})           # doctest: +SKIP
+    """
+    if not state.partial:
+        return state
+    if run_ids is None or len(run_ids) > MAX_LISTED_SERIES_RUNS:
+        return read_state(target, version)[0]
+    if not run_ids:
+        return state
+    listed = ", ".join(sql_string(run_id) for run_id in sorted(run_ids))
+    frame = target.read(STATE_TABLE, version=version).where(f"kind = 'series' AND run_id IN ({listed})")
+    found = SyncState.from_arrow(frame.toArrow())
+    state.series.update(found.series)
+    state.series_checks.update(found.series_checks)
+    return state
 
 
 def write_state(target, columns: dict[str, list], compact: bool, user_metadata: str | None = None) -> None:
