@@ -49,6 +49,7 @@ def test_versions_and_row_counts_are_the_tables_own_whoever_else_writes(spark, t
     target = DeltaTarget.at_path(spark, folder)
     sync(uri, folder, spark=spark, progress=False)
     caplog.set_level(logging.INFO, logger="pyspark_experiments")
+    caplog.clear()  # what the first sync logged (the logger may have been at INFO already)
 
     # New runs only: every table's commit is the sync's own, read from the log.
     log_runs(uri, 3, 0)
@@ -85,3 +86,23 @@ def test_versions_and_row_counts_are_the_tables_own_whoever_else_writes(spark, t
         assert RECOUNT not in caplog.text
     finally:
         spark.conf.unset("spark.databricks.delta.autoCompact.minNumFiles")
+
+
+def test_a_commit_without_commit_info_is_still_seen_in_the_log(spark, tmp_path):
+    """A sync trusts the commit it appended only when no commit follows it in the table's log:
+    one that another writer made without ``commitInfo`` (it is optional in Delta's protocol)
+    counts too."""
+    import json
+
+    folder = tmp_path / "delta"
+    target = DeltaTarget.at_path(spark, str(folder))
+    target.write(spark.createDataFrame([(1,)], "n long"), "t", "append", user_metadata="ours")
+    log_folder = folder / "t" / "_delta_log"
+    first = (log_folder / f"{0:020d}.json").read_text().splitlines()
+    added = [line for line in first if "add" in json.loads(line)]
+    (log_folder / f"{1:020d}.json").write_text("\n".join(added) + "\n")  # the same file, added again
+    assert target.latest_version("t") == 1 and target.read("t").count() == 1
+
+    found = target.commits("t", [0, 1])
+    assert found[0]["userMetadata"] == "ours" and found[1] == {}
+    assert target.commits("t", [2, 3]) is None

@@ -1070,7 +1070,8 @@ class _Runner:
         stale = table in (tables.TAGS, tables.INPUTS, tables.ARTIFACTS)  # MLflow never deletes params
         if len(run_ids) <= _DRIVER_READ_RUNS:
             arrow = self._driver_read(table, run_ids=run_ids)
-            if arrow.num_rows == 0 and (append or not stale):
+            # Nothing to write, nor to delete (Delta commits no empty append).
+            if arrow.num_rows == 0 and (append or not stale or self._known_rows(table) == 0):
                 self._untouched(table)
                 return
             source = self._arrow_frame(arrow, table)

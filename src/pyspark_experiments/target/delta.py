@@ -436,9 +436,9 @@ class DeltaTarget:
     def commits(self, table: str, versions) -> dict[int, dict] | None:
         """The ``commitInfo`` (``operation``, ``operationMetrics``, ``readVersion``,
         ``userMetadata``, ...) of each of ``versions`` that the table's log holds as a file, by
-        version: the ones not committed yet are left out. None where the log cannot be read from
-        here, or holds none of them (a table whose commits are kept elsewhere, as
-        catalog-managed ones may be, too).
+        version (``{}`` for a commit without one): the ones not committed yet are left out.
+        None where the log cannot be read from here, or holds none of them (a table whose
+        commits are kept elsewhere, as catalog-managed ones may be, too).
 
         Where the versions are known, this costs a third of the JVM CPU of :meth:`history`
         (measured alternately in one session: 0.35 to 0.38 s against 0.93 to 1.14 s; Delta's
@@ -461,12 +461,13 @@ class DeltaTarget:
         except Exception as error:  # none of them (PATH_NOT_FOUND), no access: the caller falls back
             log.debug("commits %s of %s not read from the log: %s", list(versions), table, redact(str(error)))
             return None
-        found = {}
+        found: dict[int, dict] = {}
         for text, file_name in rows:
+            commit = found.setdefault(int(file_name.split(".")[0]), {})
             for line in text.splitlines():
                 action = json.loads(line) if line.strip() else {}
                 if "commitInfo" in action:
-                    found[int(file_name.split(".")[0])] = action["commitInfo"]
+                    commit.update(action["commitInfo"])
         return found
 
     def _location(self, table: str) -> str:
