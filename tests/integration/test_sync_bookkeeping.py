@@ -106,3 +106,46 @@ def test_a_commit_without_commit_info_is_still_seen_in_the_log(spark, tmp_path):
     found = target.commits("t", [0, 1])
     assert found[0]["userMetadata"] == "ours" and found[1] == {}
     assert target.commits("t", [2, 3]) is None
+
+
+def test_the_latest_write_read_from_the_log_is_the_one_delta_s_history_gives(spark, tmp_path):
+    """The state's header and version, read from its log where the log holds every commit (a
+    path's table with no commit coordinator or catalog owning its commits), equal what Delta's
+    history says: after writes, after an OPTIMIZE, after a commit without ``commitInfo``."""
+    import json
+
+    def from_history(target, table):
+        rows = target.history(table, 3)
+        data = next((r for r in rows if r["operation"] != "OPTIMIZE"), rows[0])
+        return int(rows[0]["version"]), data["version"], data["operation"], data["readVersion"], data["userMetadata"]
+
+    def from_log(target, table):
+        version, data = target.latest_write(table)
+        return version, data["version"], data["operation"], data["readVersion"], data["userMetadata"]
+
+    folder = tmp_path / "delta"
+    target = DeltaTarget.at_path(spark, str(folder))
+    frame = spark.createDataFrame([(1,)], "n long")
+    target.write(frame, "t", "append", user_metadata="first")
+    assert from_log(target, "t") == from_history(target, "t") == (0, 0, "WRITE", None, "first")
+    target.write(frame, "t", "append", user_metadata="second")
+    target.optimize("t")
+    assert from_log(target, "t") == from_history(target, "t") == (2, 1, "WRITE", 0, "second")
+    assert [target.is_latest_version("t", v) for v in (None, 1, 2, 3)] == [False, False, True, False]
+
+    log_folder = folder / "t" / "_delta_log"
+    added = [line for line in (log_folder / f"{0:020d}.json").read_text().splitlines() if "add" in json.loads(line)]
+    (log_folder / f"{3:020d}.json").write_text("\n".join(added) + "\n")  # another writer, no commitInfo
+    assert target.latest_write("t")[0] == target.latest_version("t") == 3
+    assert not target.is_latest_version("t", 2) and target.is_latest_version("t", 3)
+
+    # Where a catalog or a commit coordinator may own the commits, Delta is asked.
+    target.set_property("t", "test.catalogOwned.marker", "1")
+    owned = DeltaTarget.at_path(spark, str(folder))
+    assert not owned.is_latest_version("t", 4) and owned.latest_write("t")[0] == 4
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS bookkeeping_test LOCATION '{tmp_path / 'schema'}'")
+    in_schema = DeltaTarget.in_schema(spark, "bookkeeping_test")
+    in_schema.write(frame, "t", "append")
+    in_schema.write(frame, "t", "append", user_metadata="named")
+    assert not in_schema.is_latest_version("t", 1)
+    assert from_log(in_schema, "t") == from_history(in_schema, "t") == (1, 1, "WRITE", 0, "named")
