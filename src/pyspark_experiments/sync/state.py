@@ -274,8 +274,8 @@ def read_state(target, version: int | None = None, series: bool = True) -> tuple
 
     ``series=False``: without the series entries (a :attr:`SyncState.partial` state; add the
     runs' series needed with :func:`read_series`), where the state's meta counts them. A state
-    without those counts (written before 0.3), or with a series not recorded as synced, is
-    read whole.
+    without those counts (written by an earlier version), or with a series not recorded as
+    synced, is read whole.
 
     Example::
 

@@ -477,8 +477,8 @@ class DeltaTarget:
     def is_latest_version(self, table: str, version: int | None) -> bool:
         """Whether ``version`` is the table's latest: its log holds that commit and none after
         it (:meth:`commits`: a third of the CPU of :meth:`latest_version`). False where a
-        commit follows, or where the log cannot tell: a catalog's table, whose commits the
-        catalog may keep before they reach the log (a table at a path has them all there).
+        commit follows, or where the log cannot tell: a catalog's table, or one whose commits a
+        commit coordinator or catalog owns (they may keep a commit before it reaches the log).
 
         Example::
 
