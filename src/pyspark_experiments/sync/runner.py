@@ -782,10 +782,10 @@ class _Runner:
             if moved is None:
                 log.info("metric rows were removed since the last sync: scanning every series")
         if moved is None or state.meta.get("state_key") != scan.state_key or should_compact(state, False)[0]:
-            state = read_series(self.target, self.state_read_version, state)
+            needed = None  # every series
         else:  # the series of a run the state does not hold are new: nothing to read
-            state = read_series(self.target, self.state_read_version, state,
-                                {run_id for run_id, _ in moved if run_id in state.runs})
+            needed = {run_id for run_id, _ in moved if run_id in state.runs}
+        state = read_series(self.target, self.state_read_version, state, needed)
         positions = self.store.metric_positions(selection) if moved is None else {**state.series, **moved}
         positions = {pair: position for pair, position in positions.items() if pair[0] in scan.fingerprints}
         return dataclasses.replace(scan, positions=positions), state

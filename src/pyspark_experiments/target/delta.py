@@ -521,16 +521,14 @@ class DeltaTarget:
             >>> commit["operation"], commit["operationMetrics"]["numOutputRows"]  # doctest: +SKIP
             ('WRITE', '200')
         """
-        logged = self._latest_write_in_log(table)
-        if logged is not None:
-            return logged
-        commits = self.history(table, 3)
+        commits = self._latest_commits_in_log(table) or self.history(table, 3)
         return int(commits[0]["version"]), next((c for c in commits if c["operation"] != "OPTIMIZE"), commits[0])
 
-    def _latest_write_in_log(self, table: str) -> tuple[int, dict] | None:
-        """:meth:`latest_write` from the table's log, where it holds every commit: its files
-        listed (no Spark job), the last three commits read (:meth:`commits`); a third of the CPU
-        of the table's history. None where the log cannot tell."""
+    def _latest_commits_in_log(self, table: str) -> list[dict] | None:
+        """The table's last three commits, newest first, as :meth:`history` gives them, from the
+        table's log where it holds every commit: its files listed (no Spark job), the commits
+        read (:meth:`commits`); a third of the CPU of the table's history. None where the log
+        cannot tell."""
         if not self._log_holds_every_commit(table):
             return None
         try:
@@ -546,8 +544,7 @@ class DeltaTarget:
         found = self.commits(table, versions) or {}
         if any(v not in found for v in versions):  # cleaned up after a checkpoint: ask Delta
             return None
-        commits = [{**dict.fromkeys(_HISTORY_COLUMNS), **found[v], "version": v} for v in versions]
-        return latest, next((c for c in commits if c["operation"] != "OPTIMIZE"), commits[0])
+        return [{**dict.fromkeys(_HISTORY_COLUMNS), **found[v], "version": v} for v in versions]
 
     def latest_version(self, table: str) -> int:
         """The table's latest version.
