@@ -9,6 +9,7 @@ and rows written by someone else are counted, not assumed.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -32,6 +33,15 @@ def log_runs(uri: str, count: int, first: int) -> None:
         client.log_param(run, "i", str(i))
         client.set_tag(run, "batch", "more")
         client.log_metric(run, "loss", 1.0 / (i + 1), step=0)
+
+
+def commit_without_commit_info(table_folder, version: int) -> None:
+    """Commit ``version`` of the table as another writer may (``commitInfo`` is optional in
+    Delta's protocol): the first commit's data file, added again."""
+    log_folder = table_folder / "_delta_log"
+    first = (log_folder / f"{0:020d}.json").read_text().splitlines()
+    added = [line for line in first if "add" in json.loads(line)]
+    (log_folder / f"{version:020d}.json").write_text("\n".join(added) + "\n")
 
 
 def assert_state_is_the_tables(spark, target: DeltaTarget) -> dict:
@@ -96,15 +106,10 @@ def test_a_commit_without_commit_info_is_still_seen_in_the_log(spark, tmp_path):
     """A sync trusts the commit it appended only when no commit follows it in the table's log:
     one that another writer made without ``commitInfo`` (it is optional in Delta's protocol)
     counts too."""
-    import json
-
     folder = tmp_path / "delta"
     target = DeltaTarget.at_path(spark, str(folder))
     target.write(spark.createDataFrame([(1,)], "n long"), "t", "append", user_metadata="ours")
-    log_folder = folder / "t" / "_delta_log"
-    first = (log_folder / f"{0:020d}.json").read_text().splitlines()
-    added = [line for line in first if "add" in json.loads(line)]
-    (log_folder / f"{1:020d}.json").write_text("\n".join(added) + "\n")  # the same file, added again
+    commit_without_commit_info(folder / "t", 1)
     assert target.latest_version("t") == 1 and target.read("t").count() == 1
 
     found = target.commits("t", [0, 1])
@@ -116,8 +121,6 @@ def test_the_latest_write_read_from_the_log_is_the_one_delta_s_history_gives(spa
     """The state's header and version, read from its log where the log holds every commit (a
     path's table with no commit coordinator or catalog owning its commits), equal what Delta's
     history says: after writes, after an OPTIMIZE, after a commit without ``commitInfo``."""
-    import json
-
     def from_history(target, table):
         rows = target.history(table, 3)
         data = next((r for r in rows if r["operation"] != "OPTIMIZE"), rows[0])
@@ -137,9 +140,7 @@ def test_the_latest_write_read_from_the_log_is_the_one_delta_s_history_gives(spa
     assert from_log(target, "t") == from_history(target, "t") == (2, 1, "WRITE", 0, "second")
     assert [target.is_latest_version("t", v) for v in (None, 1, 2, 3)] == [False, False, True, False]
 
-    log_folder = folder / "t" / "_delta_log"
-    added = [line for line in (log_folder / f"{0:020d}.json").read_text().splitlines() if "add" in json.loads(line)]
-    (log_folder / f"{3:020d}.json").write_text("\n".join(added) + "\n")  # another writer, no commitInfo
+    commit_without_commit_info(folder / "t", 3)
     assert target.latest_write("t")[0] == target.latest_version("t") == 3
     assert not target.is_latest_version("t", 2) and target.is_latest_version("t", 3)
 
