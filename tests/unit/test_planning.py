@@ -88,3 +88,19 @@ def test_sql_store_capabilities_follow_the_dialect():
     assert (sqlite.metric_positions, sqlite.exact_metric_ranges, sqlite.position_units_per_point) == ("rowid", True, 1)
     assert (postgres.metric_positions, postgres.exact_metric_ranges) == ("count", False)
     assert sqlite.state_key == postgres.state_key == "sql"
+
+
+def test_file_store_per_run_tables_split_in_quarters_of_at_least_1000_runs(tmp_path):
+    # (at most 5,000 runs a partition: default_partition_runs' doctest, 20,000 runs being slow to write)
+    from benchmarks import generate_store
+
+    spec = generate_store.Spec(runs=12_000, metrics=1, steps=1, params=1, experiments=1, seed=3, big_run_points=0, nan_rate=0)
+    manifest = generate_store.generate(str(tmp_path), spec, ("file",), progress=lambda *_: None)
+    store = open_store(resolve_tracking_uri(manifest["stores"]["file"]["uri"], {}))
+    experiment_id = manifest["stores"]["file"]["experiments"][0]["id"]
+    for table in ("runs", "params", "tags", "inputs"):
+        parts = store.plan(Selection(table, (experiment_id,)))
+        assert [len(p.work) for p in parts] == [3_000] * 4, table
+    first_runs = tuple(name for _, name in store.plan(Selection("runs", (experiment_id,)))[0].work[:2_000])
+    some = Selection("runs", (experiment_id,), run_ids=first_runs)
+    assert [len(p.work) for p in store.plan(some)] == [1_000, 1_000]  # at least 1,000 runs a partition
