@@ -90,9 +90,12 @@ def test_sql_store_capabilities_follow_the_dialect():
     assert sqlite.state_key == postgres.state_key == "sql"
 
 
-def test_file_store_per_run_tables_split_in_quarters_of_at_least_1000_runs(tmp_path):
-    # (at most 5,000 runs a partition: default_partition_runs' doctest, 20,000 runs being slow to write)
+def test_file_store_per_run_tables_split_in_quarters_of_1000_to_5000_runs(tmp_path):
     from benchmarks import generate_store
+    from pyspark_experiments.stores.file import default_partition_runs
+
+    # the cap, without writing 20,000 runs
+    assert [default_partition_runs(n) for n in (100_000, 20_000, 12_000, 4_000, 10)] == [5_000, 5_000, 3_000, 1_000, 1_000]
 
     spec = generate_store.Spec(runs=12_000, metrics=1, steps=1, params=1, experiments=1, seed=3, big_run_points=0, nan_rate=0)
     manifest = generate_store.generate(str(tmp_path), spec, ("file",), progress=lambda *_: None)
