@@ -548,6 +548,19 @@ _MIN_POINTS_PER_PARTITION = 250_000
 _MIN_PARTITIONS = 4
 
 
+def partition_size(total: int, largest: int, smallest: int) -> int:
+    """Rows per partition for ``total`` rows when option ``partitionSize`` is not set:
+    ``largest``, or for fewer rows a quarter of them (so that a few cores share them), but at
+    least ``smallest``.
+
+    Example::
+
+        >>> partition_size(20_000, 5_000, 1_000), partition_size(8_000, 5_000, 1_000), partition_size(10, 5_000, 1_000)
+        (5000, 2000, 1000)
+    """
+    return max(smallest, min(largest, math.ceil(total / _MIN_PARTITIONS)))
+
+
 def default_partition_points(total: int) -> int:
     """Metric points per partition for a history of ``total`` points, when option
     ``partitionSize`` is not set.
@@ -557,7 +570,7 @@ def default_partition_points(total: int) -> int:
         >>> default_partition_points(10_000_000), default_partition_points(1_000_000), default_partition_points(10)
         (1000000, 250000, 250000)
     """
-    return max(_MIN_POINTS_PER_PARTITION, min(_POINTS_PER_PARTITION, math.ceil(total / _MIN_PARTITIONS)))
+    return partition_size(total, _POINTS_PER_PARTITION, _MIN_POINTS_PER_PARTITION)
 
 
 def pack_partitions(selection: Selection, units: list[tuple[object, int]], default_rows: int) -> list[Partition]:

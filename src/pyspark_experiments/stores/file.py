@@ -47,6 +47,7 @@ from .base import (
     metric_units,
     ms_to_us,
     pack_partitions,
+    partition_size,
     read_local_file,
 )
 from .metric_files import stale_last_line
@@ -63,7 +64,6 @@ RUN_DATA = ("metrics", "params", "tags", "inputs")
 # partitions, of at least 1,000 runs.
 _RUNS_PER_PARTITION = 5_000
 _MIN_RUNS_PER_PARTITION = 1_000
-_MIN_RUN_PARTITIONS = 4
 # Average bytes of one metric line, to estimate points from file sizes when planning.
 _BYTES_PER_POINT = 32
 
@@ -77,7 +77,7 @@ def default_partition_runs(total: int) -> int:
         >>> default_partition_runs(20_000), default_partition_runs(8_000), default_partition_runs(2_000)
         (5000, 2000, 1000)
     """
-    return max(_MIN_RUNS_PER_PARTITION, min(_RUNS_PER_PARTITION, math.ceil(total / _MIN_RUN_PARTITIONS)))
+    return partition_size(total, _RUNS_PER_PARTITION, _MIN_RUNS_PER_PARTITION)
 
 
 def _yaml_loader():
