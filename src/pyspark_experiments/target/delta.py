@@ -454,12 +454,12 @@ class DeltaTarget:
             {7: {'operation': 'WRITE', 'operationMetrics': {'numOutputRows': '200', ...}, ...}}
         """
         try:
-            location = self._location(table)
-            if any(mark in location for mark in _GLOB_MARKS):  # Spark would read a pattern
+            folder = self._log_folder(table)
+            if folder is None:
                 return None
             # One pattern matching the versions' files: those missing are not listed. Given
             # twice, since Spark logs a stack trace for a single path that does not exist.
-            pattern = "{}/_delta_log/{{{}}}.json".format(location, ",".join(f"{int(v):020d}" for v in versions))
+            pattern = "{}/{{{}}}.json".format(folder, ",".join(f"{int(v):020d}" for v in versions))
             rows = (self.spark.read.text([pattern, pattern], wholetext=True)
                     .select("value", "_metadata.file_name").collect())
         except Exception as error:  # none of them (PATH_NOT_FOUND), no access: the caller falls back
@@ -493,7 +493,7 @@ class DeltaTarget:
         """Whether every commit of ``table`` is a file of its log as soon as it is made: a table
         at a path, unless a commit coordinator or a catalog owns its commits (they keep them
         in ``_staged_commits`` until they are copied to the log)."""
-        if not self.path or any(mark in self.path for mark in _GLOB_MARKS):
+        if not self.path:
             return False
         if table not in self._plain_logs:
             try:
@@ -502,6 +502,12 @@ class DeltaTarget:
                 return False
             self._plain_logs[table] = not any(mark in keys for mark in _COMMIT_OWNER_MARKS)
         return self._plain_logs[table]
+
+    def _log_folder(self, table: str) -> str | None:
+        """The folder of ``table``'s log, where Spark reads it as a path: None where the table's
+        folder holds glob characters (Spark would read a pattern)."""
+        location = self._location(table)
+        return None if any(mark in location for mark in _GLOB_MARKS) else f"{location}/_delta_log"
 
     def _location(self, table: str) -> str:
         """The folder of ``table`` (a catalog table's, from ``DESCRIBE DETAIL``: metadata only)."""
@@ -532,8 +538,10 @@ class DeltaTarget:
         if not self._log_holds_every_commit(table):
             return None
         try:
-            pattern = "{}/_delta_log/{}.json".format(self._location(table), "[0-9]" * 20)
-            files = self.spark.read.format("binaryFile").load(pattern).inputFiles()
+            folder = self._log_folder(table)
+            if folder is None:
+                return None
+            files = self.spark.read.format("binaryFile").load("{}/{}.json".format(folder, "[0-9]" * 20)).inputFiles()
         except Exception as error:  # no commit file (PATH_NOT_FOUND), no access
             log.debug("the log of %s not listed: %s", table, redact(str(error)))
             return None
