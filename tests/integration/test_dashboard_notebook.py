@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
+from support.paths import REPO
+
 pytestmark = pytest.mark.slow  # executes the notebook in a new kernel and JVM
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 
 
 def test_dashboard_notebook_runs(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Exercise every public read-side API on one session and return comparable results.
 
-Used by ``tests/integration/test_connect.py`` on a classic session and, in a subprocess, on a
+Used by ``tests/integration/datasource/test_connect.py`` on a classic session and, in a subprocess, on a
 Spark Connect session: both must give the same answers.
 
 Example::

@@ -6,12 +6,12 @@ import ast
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
 import pyspark_experiments
 from pyspark_experiments.errors import ConfigurationError
+from support.paths import REPO
 
 
 def test_version_comes_from_the_package_metadata():
@@ -72,11 +72,11 @@ def test_uri_imports_no_store_and_datasource_imports_at_module_level():
     assert {".stores", ".stores.base", ".stores.resolve", ".uri"} <= top_level
 
 
-def test_test_modules_have_unique_names():
-    """pytest imports test modules by their file name (rootdir-relative, no packages): two test
-    files with one name in tests/unit and tests/integration stop collection with an error."""
-    tests = Path(__file__).resolve().parents[1]
-    seen: dict[str, str] = {}
-    for path in sorted(tests.rglob("test_*.py")):
-        other = seen.setdefault(path.name, str(path.relative_to(tests)))
-        assert other == str(path.relative_to(tests)), f"{path.relative_to(tests)} has the name of {other}"
+def test_every_test_folder_is_a_package():
+    """Test folders mirror the source tree, so two test files may share a name
+    (tests/unit/stores/test_models.py, tests/unit/stores/rest/test_models.py); pytest tells them
+    apart only when every folder that holds tests has an ``__init__.py``."""
+    root = REPO
+    folders = {path.parent for top in ("tests/unit", "tests/integration", "benchmarks/tests") for path in (root / top).rglob("test_*.py")}
+    missing = sorted(str(folder.relative_to(root)) for folder in folders if not (folder / "__init__.py").exists())
+    assert folders and not missing, f"test folders without __init__.py: {missing}"

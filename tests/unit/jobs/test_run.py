@@ -21,8 +21,7 @@ from pyspark_experiments.errors import (
 from pyspark_experiments.jobs import Key, load_config
 from pyspark_experiments.sync import SyncConfig, config_from_args
 from pyspark_experiments.sync.config import LAYOUT
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support.paths import REPO
 
 
 def write(tmp_path, text: str, name: str = "c.toml") -> str:

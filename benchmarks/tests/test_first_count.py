@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support.paths import REPO
+
+ROOT = str(REPO)
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="watches Linux's /proc")
 

@@ -25,10 +25,10 @@ from pyspark_experiments.sync import KILL_ENV, sync
 from support.compare import assert_same, source_tables, target_tables
 from support.models_store import *  # noqa: F401,F403  (the session fixtures)
 from support.models_store import copy_sqlite_store, log_model_changes, log_models_data, log_registry_changes
+from support.paths import REPO
 
 OPTIONAL = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
 NAMES = tables.TABLE_NAMES + OPTIONAL
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def synced(spark, target: str) -> dict:
@@ -61,7 +61,7 @@ def models_store(kind: str, tmp_path) -> dict:
 
 @pytest.mark.slow  # two syncs of every table: about a minute on 2 cores, beyond the default tier's budget
 def test_full_sync_equals_source_then_registry_and_artifact_changes(spark, tmp_path, models_sqlite_store):
-    """The optional tables only are compared here (the run tables: tests/integration/test_sync.py)."""
+    """The optional tables only are compared here (the run tables: tests/integration/sync/test_sync.py)."""
     store = copy_sqlite_store(models_sqlite_store, tmp_path)
     uri, target = store["uri"], str(tmp_path / "delta")
 

@@ -14,8 +14,9 @@ from pyspark_experiments.analytics_job import cli as analytics_cli
 from pyspark_experiments.analytics_job.config import JobConfig
 from pyspark_experiments.errors import ConfigurationError
 from pyspark_experiments.jobs import EXIT_CONFIG
+from support.paths import REPO
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = str(REPO)
 
 MODULES = [
     "pyspark_experiments.analytics_job.config",

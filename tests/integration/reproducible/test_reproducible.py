@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -27,11 +26,12 @@ from pyspark_experiments.reproducible import (
     stable_shard,
     stable_split,
 )
+from support.paths import REPO
 
 ROWS = 3000
 KEYS = ["user_id"]
 PARTITIONS = 5
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 
 
 @contextlib.contextmanager

@@ -15,11 +15,12 @@ import pytest
 
 from pyspark_experiments.sync import STATE_TABLE, SyncState, sync
 from support.compare import target_tables
+from support.paths import TEST_DATA
 from support.stores import BASE_MS
 
 pytestmark = pytest.mark.slow  # syncs a 0.1.0 target, then a fresh full sync to compare
 
-LEGACY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "legacy-0.1")
+LEGACY = str(TEST_DATA / "legacy-0.1")
 
 
 def test_target_of_0_1_0_keeps_syncing_incrementally(spark, tmp_path):

@@ -1,7 +1,7 @@
 """MySQL / MariaDB stores on a real MariaDB server on loopback, written by real mlflow.
 
 Every table read from MariaDB equals the SQLite read of the same logging script (and what mlflow
-answers: tests/integration/test_reference_equivalence.py runs its comparisons on MariaDB too);
+answers: tests/integration/stores/test_reference_equivalence.py runs its comparisons on MariaDB too);
 here: the errors a user meets (wrong password, no server, no such database, a database that is
 not an MLflow store) are clear and never show the password; each read is one read-only
 snapshot; the metric-key filter is exact although MySQL compares keys without case; an

@@ -34,10 +34,8 @@ from pyspark_experiments.sync import (
     sync,
 )
 from support.compare import assert_same, sorted_rows, source_tables, target_tables
+from support.paths import REPO
 from support.stores import BASE_MS, log_changes, new_store
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 # ------------------------------------------------------------------------------------------------
 # helpers
@@ -289,7 +287,7 @@ def _set_lock(spark, target: str, holder: dict) -> None:
     spark.sql(f"ALTER TABLE delta.`{target}/{LOCK_TABLE}` SET TBLPROPERTIES ('{LOCK_PREFIX}{holder['holder']}' = '{value}')")
 
 
-@pytest.mark.slow  # the lock rules: tests/unit/test_lock_rules.py
+@pytest.mark.slow  # the lock rules: tests/unit/jobs/test_lock.py
 def test_lock_of_a_live_sync_is_respected_and_of_a_dead_one_taken_over(spark, tmp_path):
     import socket
 

@@ -19,7 +19,7 @@ from support.models_store import LARGE_FILE_BYTES, UNICODE_PATH, log_models_data
 
 # The `rest_models` fixture logs the whole models content through a server (sklearn, a 17 MiB
 # file): minutes; `small_server` below starts a server of its own (~20 s): all in the slow tier
-# (the conversions of these tables' JSON run by default: tests/unit/test_rest_model_rows.py).
+# (the conversions of these tables' JSON run by default: tests/unit/stores/rest/test_models.py).
 slow = pytest.mark.slow
 
 

@@ -1,4 +1,4 @@
-"""Integration fixtures: one local SparkSession with Delta Lake for the whole test run."""
+"""The ``spark`` fixture: one local SparkSession with Delta Lake for the whole test run."""
 
 from __future__ import annotations
 

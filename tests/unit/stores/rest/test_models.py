@@ -1,7 +1,7 @@
 """REST JSON -> rows of ``artifacts``, ``models``, ``registered_models``, ``model_versions`` (no server, no JVM).
 
 The answers below have the shapes a real ``mlflow server`` 3.17 sends (checked against one in
-tests/integration/test_rest_model_tables.py); here the parsing rules and malformed answers.
+tests/integration/stores/rest/test_model_tables.py); here the parsing rules and malformed answers.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ import pytest
 from pyspark_experiments.analytics import QuotaLimits
 from pyspark_experiments.report import REPORT_FILE, build_report, tables_from_store, write_report
 from support.browser import Chromium, chromium_binary, save_screenshot, update_doc_image
+from support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 NOW = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 BASE_PLOTS = ["runs-per-user", "runs-per-month", "run-health", "quota-usage"]
 
