@@ -1,0 +1,195 @@
+"""The one credential registry: every secret the process learns is remembered here, and every
+text the package shows (errors, log lines, summaries, JSON output, ``explain()``, ``repr``)
+goes through :func:`hide`.
+
+A secret is hidden in every form it may be shown in: as given, percent-encoded and -decoded,
+and, for a user and password, the base64 of ``user:password`` that a Basic ``Authorization``
+header carries. Besides the remembered values, :func:`hide` recognises credentials by their
+shape: a URL's userinfo password, ``password=`` / ``token=`` / ``secret=`` arguments, and the
+value of an ``Authorization`` header.
+
+Secrets shorter than :data:`MIN_SECRET` characters are not searched for in free text (they
+would mangle every message); their shapes above are still hidden.
+
+Example::
+
+    >>> remember_uri("postgresql://bob:Hunter/Two22@db/mlflow")
+    >>> hide("FATAL: password authentication failed (Hunter%2FTwo22)")
+    'FATAL: password authentication failed (***)'
+    >>> hide_uri("postgresql://bob:Hunter/Two22@db/mlflow")
+    'postgresql://bob:***@db/mlflow'
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from urllib.parse import quote, unquote
+
+#: Secrets shorter than this are not searched for in free text.
+MIN_SECRET = 3
+MASK = "***"
+
+_lock = threading.Lock()
+# Every form of every secret remembered by this process, longest first when applied.
+_known: set[str] = set()
+_ordered: list[str] = []
+
+# In free text a URL's userinfo runs to the last "@" of its token: a raw "/", ":" or "@" in a
+# password is still hidden. One to three slashes: "postgresql:/u:pw@h" is a typo users make.
+_CREDENTIAL_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*:/{1,3})(?P<userinfo>[^\s'\"<>]*)@")
+_CREDENTIAL_ARGUMENT = re.compile(
+    r"(?i)((?:password|passwd|pwd|token|secret|sslpassword|client_secret|access_token)\s*=\s*)(?:'[^']*'|[^&\s]*)"
+)
+# An Authorization header's value, whatever its scheme, and a Basic / Bearer credential in free
+# text (one with a digit in it: "Basic authentication" is prose, "Basic Ym9iOjE=" is not).
+_AUTHORIZATION = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token)?\s*)[^\s\"',}]+"
+    r"|(?-i:\b(Basic|Bearer)(\s+))(?=[A-Za-z0-9+/=._~\-]*\d)[A-Za-z0-9+/=._~\-]{8,}"
+)
+
+
+def _forms(secret: str) -> set[str]:
+    decoded = unquote(secret)
+    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe="")}
+
+
+def remember(*secrets: str | None) -> None:
+    """Hide each of ``secrets`` (a password, a token) in every later :func:`hide`, in every
+    form: as given, percent-encoded and percent-decoded.
+
+    Example::
+
+        >>> remember("s3cr t!")
+        >>> hide("rejected 's3cr t!' (s3cr%20t%21)")
+        "rejected '***' (***)"
+    """
+    forms = set()
+    for secret in secrets:
+        if secret:
+            forms |= {form for form in _forms(str(secret)) if len(form) >= MIN_SECRET}
+    _add(forms)
+
+
+def remember_login(user: str | None, password: str | None) -> None:
+    """Hide ``password`` and the base64 of ``user:password`` (a Basic ``Authorization``
+    header's value, as a server may echo it back).
+
+    Example::
+
+        >>> remember_login("bob", "Tiger-77")
+        >>> hide("credential Ym9iOlRpZ2VyLTc3 not accepted")
+        'credential *** not accepted'
+    """
+    if not password:
+        return
+    remember(password)
+    encoded = base64.b64encode(f"{user or ''}:{password}".encode()).decode()
+    _add({encoded, encoded.rstrip("=")})
+
+
+def remember_uri(location: str | None) -> None:
+    """Remember the credentials a tracking or artifact URI (or a libpq keyword string)
+    carries: its userinfo password, with the base64 login, and its ``password=`` /
+    ``token=`` arguments.
+
+    Example::
+
+        >>> remember_uri("host=db user=me password='a b c'")
+        >>> hide("failed for a b c")
+        'failed for ***'
+    """
+    if not location:
+        return
+    _, user, password, _ = split_userinfo(str(location))
+    remember_login(unquote(user) if user else user, password)
+    remember(*(match.group(0).split("=", 1)[1].strip().strip("'") for match in _CREDENTIAL_ARGUMENT.finditer(str(location))))
+
+
+def _add(forms: set[str]) -> None:
+    global _ordered
+    new = forms - _known
+    if new:
+        with _lock:
+            _known.update(new)
+            _ordered = sorted(_known, key=len, reverse=True)
+
+
+def hide(text: object) -> str:
+    """``text`` with every credential hidden: every remembered secret in every form, URL
+    userinfo passwords, ``password=``-style arguments and ``Authorization`` header values.
+
+    Example::
+
+        >>> hide("postgresql://u:pw@h/db?sslmode=require&password=x")
+        'postgresql://u:***@h/db?sslmode=require&password=***'
+        >>> hide("Authorization: Bearer dapi0123456789abcdef")
+        'Authorization: Bearer ***'
+    """
+    text = str(text)
+    for secret in _ordered:
+        if secret in text:
+            text = text.replace(secret, MASK)
+
+    def userinfo(match: re.Match) -> str:
+        user, colon, _ = match.group("userinfo").partition(":")
+        return f"{match.group('scheme')}{user}:{MASK}@" if colon else match.group(0)
+
+    text = _CREDENTIAL_IN_URL.sub(userinfo, text)
+    text = _CREDENTIAL_ARGUMENT.sub(rf"\1{MASK}", text)
+    return _AUTHORIZATION.sub(lambda m: f"{m.group(1)}{MASK}" if m.group(1) is not None else f"{m.group(2)}{m.group(3)}{MASK}", text)
+
+
+def hide_uri(uri: str) -> str:
+    """A URI as it may be shown: the password of its userinfo (however it is spelled) and
+    every known secret replaced by ``***``.
+
+    Example::
+
+        >>> hide_uri("mysql+pymysql://me:p@ss:w/rd@db:3306/mlflow")
+        'mysql+pymysql://me:***@db:3306/mlflow'
+    """
+    prefix, user, password, rest = split_userinfo(uri)
+    if password is not None:
+        uri = f"{prefix}{user}:{MASK}@{rest}"
+    return hide(uri)
+
+
+def password_of(location: str) -> str | None:
+    """The password in a URI or a libpq keyword string, or None.
+
+    Example::
+
+        >>> password_of("postgresql://me:s3cret@db/mlflow"), password_of("host=db password='a b'")
+        ('s3cret', 'a b')
+    """
+    match = re.search(r"(?i)\bpassword\s*=\s*('[^']*'|\S+)", location)
+    if match:
+        return match.group(1).strip("'")
+    return split_userinfo(location)[2] or None
+
+
+def split_userinfo(uri: str) -> tuple[str, str | None, str | None, str]:
+    """Split ``scheme://user:password@rest`` into (prefix, user, password, rest), as MLflow's
+    URLs are meant: the userinfo ends at the last ``@`` before the query, so a raw ``/``, ``:``,
+    ``@`` or space in a password stays in the password. ``(uri, None, None, "")`` without one.
+
+    Example::
+
+        >>> split_userinfo("postgresql://bob:Hunter/Two22@db:5432/mlflow")
+        ('postgresql://', 'bob', 'Hunter/Two22', 'db:5432/mlflow')
+        >>> split_userinfo("sqlite:///m.db")
+        ('sqlite:///m.db', None, None, '')
+    """
+    match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*:/{0,3})(?P<rest>.*)$", uri, re.DOTALL)
+    if not match:
+        return uri, None, None, ""
+    rest = match.group("rest")
+    head = rest.split("?", 1)[0]
+    if "@" not in head:
+        return uri, None, None, ""
+    at = head.rfind("@")
+    userinfo, after = rest[:at], rest[at + 1:]
+    user, colon, password = userinfo.partition(":")
+    return match.group("prefix"), user, password if colon else None, after
