@@ -132,7 +132,7 @@ def phase_spark(store: dict, repeat: int, tables: list[str]) -> dict:
         return (spark.read.format("experiments").option("trackingUri", store["uri"])
                 .option("table", table).load())
 
-    # The first count() of the fresh session (the "moonshot" measure), then a warm-up
+    # The first count() of the fresh session (the "moonshot" target's measure), then a warm-up
     # read of each table we time (JVM, Python workers, imports, OS cache).
     if "metrics" in tables:
         first = time.perf_counter()

@@ -43,8 +43,8 @@ RUN_GAP_MS = 5_000
 USERS = ("alice", "bob", "carol")
 STATUSES_SQL = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 
-#: Named sizes. ``issue2`` is the size of issue 2 (runs table vs search_runs); S and L are
-#: issue 3's sizes (1M and 10M metric points).
+#: Named sizes. ``issue2`` is an older name of S, kept for existing command lines; S and L are
+#: the benchmark's two sizes (1M and 10M metric points).
 SIZES = {
     "tiny": dict(runs=20, metrics=3, steps=5, params=3, experiments=2),
     "issue2": dict(runs=2_000, metrics=10, steps=50, params=10, experiments=4),
