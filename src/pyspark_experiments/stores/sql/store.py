@@ -10,7 +10,7 @@ about ten times psycopg's to open (it loads the server's type catalogue), which 
 pay several times per read. MLflow's encodings are applied as Arrow compute: NaN
 stored as 0 with ``is_nan``, milliseconds to timestamps, latest values, params and tags as maps.
 One store class reads them all: what differs between the databases is declared in
-:data:`DIALECTS`. The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
+:data:`~.dialects.DIALECTS`. The queries use MLflow's schema: ``experiments``, ``experiment_tags``,
 ``runs``, ``params``, ``tags``, ``metrics``, ``latest_metrics``, ``datasets``, ``inputs``,
 ``input_tags``.
 
