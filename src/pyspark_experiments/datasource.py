@@ -28,7 +28,8 @@ from . import tables
 from .errors import ConfigurationError, ExperimentsError
 from .stores import open_store
 from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
-from .stores.base import MODES, VIEW_TYPES, Selection, collect_skipped
+from .stores.base import MODES, VIEW_TYPES, Selection
+from .stores.problems import collect_skipped
 from .stores.resolve import resolve_experiments
 from .stores.rest.settings import REST_OPTIONS
 from .streaming import ExperimentsStreamReader, RefusedStream
@@ -399,7 +400,7 @@ def skipped_batch(schema, column: str, skipped) -> pa.RecordBatch:
 
     Example::
 
-        >>> from pyspark_experiments.stores.base import SkippedRecord
+        >>> from pyspark_experiments.stores.problems import SkippedRecord
         >>> schema = tables.arrow_with_corrupt_record("params", "_bad")
         >>> skipped_batch(schema, "_bad", [SkippedRecord("/m/1/r/params/p: not UTF-8", "1", "r")]).to_pylist()
         [{'experiment_id': '1', 'run_id': 'r', 'key': None, 'value': None, '_bad': '/m/1/r/params/p: not UTF-8'}]

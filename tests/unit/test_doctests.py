@@ -11,6 +11,12 @@ PURE_MODULES = [
     "pyspark_experiments.errors",
     "pyspark_experiments.uri",
     "pyspark_experiments.stores.base",
+    "pyspark_experiments.stores.problems",
+    "pyspark_experiments.stores.planning",
+    "pyspark_experiments.stores.fingerprints",
+    "pyspark_experiments.stores.file.meta",
+    "pyspark_experiments.stores.sql.dialects",
+    "pyspark_experiments.stores.sql.encodings",
     "pyspark_experiments.stores.resolve",
     "pyspark_experiments.tables",
 ]

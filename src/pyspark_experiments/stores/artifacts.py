@@ -39,7 +39,9 @@ import pyarrow as pa
 from .. import tables
 from ..errors import StoreConnectionError, StoreNotFoundError, UnsupportedStoreError
 from ..uri import redact
-from .base import BATCH_ROWS, Partition, Problems, Selection, pack_partitions
+from .base import Partition, Selection
+from .planning import BATCH_ROWS, pack_partitions
+from .problems import Problems
 
 #: Runs per partition for ``artifacts`` (listing is I/O-bound: smaller chunks than other tables).
 DEFAULT_RUNS_PER_PARTITION = 200
@@ -201,8 +203,16 @@ class _Batches:
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
-def _problem(problems: Problems, error: Exception) -> None:
-    """FAILFAST: raise ``error``; PERMISSIVE: record it as a skip (reported per partition)."""
+def record_problem(problems: Problems, error: Exception) -> None:
+    """FAILFAST: raise ``error``; PERMISSIVE: record it as a skip (reported per partition).
+
+    Example::
+
+        >>> problems = Problems("PERMISSIVE")
+        >>> record_problem(problems, StoreNotFoundError("run r: the store records no artifact_uri"))
+        >>> problems.where
+        ['run r: the store records no artifact_uri']
+    """
     if problems.mode == "FAILFAST":
         raise error
     problems.skip(str(error))
@@ -213,12 +223,12 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
     from pyarrow import fs as pafs
 
     if not uri:
-        _problem(problems, StoreNotFoundError(f"run {run_id}: the store records no artifact_uri"))
+        record_problem(problems, StoreNotFoundError(f"run {run_id}: the store records no artifact_uri"))
         return []
     try:
         filesystem, root = _open(uri, filesystems)
     except UnsupportedStoreError as error:
-        _problem(problems, UnsupportedStoreError(f"run {run_id}: {error}"))
+        record_problem(problems, UnsupportedStoreError(f"run {run_id}: {error}"))
         return []
     base = posixpath.join(root, selection.artifact_path.strip("/")) if selection.artifact_path else root
     where = f"run {run_id}: artifact root {redact(uri)!r}"
@@ -240,10 +250,10 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
                 return []  # as mlflow's list_artifacts(run_id, path): nothing under a missing path
         entries = _walk(filesystem, base, selection.max_depth, where, problems)
     except (StoreNotFoundError, StoreConnectionError) as error:
-        _problem(problems, error)
+        record_problem(problems, error)
         return []
     except OSError as error:
-        _problem(problems, StoreConnectionError(f"{where}: cannot be listed ({redact(str(error))})"))
+        record_problem(problems, StoreConnectionError(f"{where}: cannot be listed ({redact(str(error))})"))
         return []
     found = []
     prefix = root.rstrip("/") + "/"
@@ -259,7 +269,7 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
                 with filesystem.open_input_stream(entry.path) as stream:
                     content = stream.read()
             except OSError as error:
-                _problem(problems, StoreConnectionError(f"run {run_id}: artifact {relative!r} cannot be read ({redact(str(error))})"))
+                record_problem(problems, StoreConnectionError(f"run {run_id}: artifact {relative!r} cannot be read ({redact(str(error))})"))
                 continue
         found.append((relative, is_dir, size, content))
     found.sort(key=lambda item: item[0])
@@ -332,7 +342,7 @@ def _walk(filesystem, base: str, max_depth: int | None, where: str, problems: Pr
             entries = filesystem.get_file_info(pafs.FileSelector(folder, recursive=False))
         except OSError as error:
             relative = folder[len(base):].lstrip("/") or "."
-            _problem(problems, StoreConnectionError(f"{where}: folder {relative!r} cannot be listed ({redact(str(error))})"))
+            record_problem(problems, StoreConnectionError(f"{where}: folder {relative!r} cannot be listed ({redact(str(error))})"))
             continue
         for entry in entries:
             found.append(entry)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from .. import tables
-from .base import BATCH_ROWS, ms_to_us
+from .planning import BATCH_ROWS, ms_to_us
 
 #: MLflow's ``LoggedModelStatus`` as stored (an integer in both stores).
 LOGGED_MODEL_STATUSES = {0: "UNSPECIFIED", 1: "PENDING", 2: "READY", 3: "FAILED"}

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .. import tables
-from ..stores.base import FINGERPRINT_PARTS, fingerprint_parts
+from ..stores.fingerprints import FINGERPRINT_PARTS, fingerprint_parts
 from .state import SyncState
 
 #: Above this many series a narrowed read lists no ranges but reads whole runs and merges.
@@ -296,12 +296,12 @@ def purged_runs(found: Mapping[str, str], present: Iterable[str], experiment_ids
 
 def skipped_runs(plan: Plan, skipped: Iterable) -> set[str]:
     """The scanned runs whose reads skipped a record (PERMISSIVE): each
-    :class:`~pyspark_experiments.stores.base.SkippedRecord` with a run id names its run; one
+    :class:`~pyspark_experiments.stores.problems.SkippedRecord` with a run id names its run; one
     with only an experiment id names that experiment's runs; one with neither, every run.
 
     Example::
 
-        >>> from pyspark_experiments.stores.base import SkippedRecord
+        >>> from pyspark_experiments.stores.problems import SkippedRecord
         >>> plan = make_plan(Scan(("1", "2"), {"a": ("1", "x"), "b": ("2", "y")}, {}, "file", "file:bytes:exact"), SyncState())
         >>> sorted(skipped_runs(plan, [SkippedRecord("/m/2/meta.yaml: not valid YAML", "2")]))
         ['b']

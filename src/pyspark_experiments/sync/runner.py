@@ -33,7 +33,9 @@ from datetime import UTC, datetime
 
 from .. import jobs, tables
 from ..errors import ConfigurationError, TargetLockedError
-from ..stores.base import Selection, SkippedRecord, collect_skipped, fingerprint
+from ..stores.base import Selection
+from ..stores.fingerprints import fingerprint
+from ..stores.problems import SkippedRecord, collect_skipped
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
 from ..uri import TrackingUri, resolve_tracking_uri

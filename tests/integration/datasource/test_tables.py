@@ -51,7 +51,7 @@ def test_partitions_stay_balanced_for_uneven_runs(uneven_stores, kind):
     if kind == "sqlite":
         from mlflow import MlflowClient
 
-        from pyspark_experiments.stores.sql import RowidSpan
+        from pyspark_experiments.stores.sql.reads import RowidSpan
 
         # Every run: spans of the table's 2,800 rowids, at most 600 each, one after another.
         _, partitions = plan_read(options, environ={})

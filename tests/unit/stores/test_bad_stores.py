@@ -186,11 +186,11 @@ def test_failed_connections_do_not_show_the_password(password):
 
 
 def test_locked_sqlite_store_is_reported_as_locked(small_stores, tmp_path, monkeypatch):
-    from pyspark_experiments.stores import sql
+    from pyspark_experiments.stores.sql import connections
 
     path = tmp_path / "locked.db"
     shutil.copy(small_stores["sqlite"].split(":///", 1)[1], path)
-    monkeypatch.setattr(sql, "SQLITE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(connections, "SQLITE_TIMEOUT_S", 0.2)
     holder = sqlite3.connect(path)
     holder.execute("BEGIN EXCLUSIVE")
     try:

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pytest
 
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.base import Selection, digests_by_run, fingerprint_parts
+from pyspark_experiments.stores.base import Selection
+from pyspark_experiments.stores.fingerprints import digests_by_run, fingerprint_parts
 from pyspark_experiments.uri import resolve_tracking_uri
 
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.base import Selection, metric_units, pack_partitions
+from pyspark_experiments.stores.base import Selection
+from pyspark_experiments.stores.planning import metric_units, pack_partitions
 from pyspark_experiments.uri import resolve_tracking_uri
 
 
@@ -92,7 +93,7 @@ def test_sql_store_capabilities_follow_the_dialect():
 
 def test_file_store_per_run_tables_split_in_quarters_of_1000_to_5000_runs(tmp_path):
     from benchmarks import generate_store
-    from pyspark_experiments.stores.file import default_partition_runs
+    from pyspark_experiments.stores.file.store import default_partition_runs
 
     # the cap, without writing 20,000 runs
     assert [default_partition_runs(n) for n in (100_000, 20_000, 12_000, 4_000, 10)] == [5_000, 5_000, 3_000, 1_000, 1_000]

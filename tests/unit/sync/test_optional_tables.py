@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pyspark_experiments.errors import ConfigurationError
-from pyspark_experiments.stores.base import StoreCapabilities, fingerprint
+from pyspark_experiments.stores.base import StoreCapabilities
+from pyspark_experiments.stores.fingerprints import fingerprint
 from pyspark_experiments.sync import SyncConfig, config_from_args
 from pyspark_experiments.sync.config import DEFAULT_TABLES
 from pyspark_experiments.sync.plan import KEYED_TABLES, OPTIONAL_TABLES, Flags, Scan, make_plan
@@ -120,7 +121,8 @@ def test_a_permissive_artifact_skip_names_its_run_so_the_sync_rereads_it(tmp_pat
     """An unlistable artifact root, skipped in PERMISSIVE, is reported with its run: the sync
     records that run as unsynced (its artifacts are listed again next time), not every run."""
     from pyspark_experiments.stores.artifacts import plan_artifacts, read_artifacts
-    from pyspark_experiments.stores.base import Selection, collect_skipped
+    from pyspark_experiments.stores.base import Selection
+    from pyspark_experiments.stores.problems import collect_skipped
     from pyspark_experiments.sync.plan import skipped_runs
 
     (tmp_path / "good" / "artifacts").mkdir(parents=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyspark_experiments.stores.base import StoreCapabilities, fingerprint
+from pyspark_experiments.stores.base import StoreCapabilities
+from pyspark_experiments.stores.fingerprints import fingerprint
 from pyspark_experiments.sync.plan import Flags, Scan, is_recovery, make_plan, next_state, purged_runs
 from pyspark_experiments.sync.state import SyncState, migrate_meta
 
@@ -220,7 +221,7 @@ def _state_after(state: SyncState, plan, skipped=()) -> SyncState:
 
 
 def test_a_skipped_new_run_is_reread_whole_and_merged_by_the_next_sync():
-    from pyspark_experiments.stores.base import SkippedRecord
+    from pyspark_experiments.stores.problems import SkippedRecord
     from pyspark_experiments.sync.plan import UNSYNCED, UNSYNCED_POSITION, skipped_runs
 
     runs = dict(BASE_RUNS, c=fp(run="c"))
@@ -263,7 +264,7 @@ def test_a_skipped_known_run_keeps_nothing_of_this_syncs_positions():
 
 
 def test_skips_without_a_run_name_their_experiment_or_every_run():
-    from pyspark_experiments.stores.base import SkippedRecord
+    from pyspark_experiments.stores.problems import SkippedRecord
     from pyspark_experiments.sync.plan import skipped_runs
 
     plan = make_plan(Scan(("1", "2"), {"a": ("1", fp()), "b": ("2", fp())}, {}, "file", FILE.positions_key), SyncState())

@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from ...errors import MalformedRecordError, StoreConnectionError, StoreNotFoundError
 from ...uri import redact
-from ..artifacts import _problem, read_artifacts
-from ..base import Partition, Problems
+from ..artifacts import read_artifacts, record_problem
+from ..base import Partition
+from ..problems import Problems
 
 SCHEME = "mlflow-artifacts"
 API = "mlflow-artifacts"
@@ -108,7 +109,7 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
             entries = file_entries(client.call("GET", "artifacts", params={"path": listed}, api=API), folder)
         except (StoreNotFoundError, StoreConnectionError, MalformedRecordError) as error:
             # FAILFAST: the read fails naming the run and folder; PERMISSIVE: only this folder is skipped
-            _problem(problems, type(error)(f"{where}: folder {folder or '.'!r} cannot be listed: {error}"))
+            record_problem(problems, type(error)(f"{where}: folder {folder or '.'!r} cannot be listed: {error}"))
             continue
         for path, is_dir, size in entries:
             found.append((path, is_dir, size))
@@ -122,7 +123,7 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
             try:
                 content = client.call("GET", "artifacts/" + quote(posixpath.join(root, path)), api=API, raw=True)
             except (StoreNotFoundError, StoreConnectionError) as error:
-                _problem(problems, StoreConnectionError(f"run {run_id}: artifact {path!r} cannot be read ({error})"))
+                record_problem(problems, StoreConnectionError(f"run {run_id}: artifact {path!r} cannot be read ({error})"))
                 continue
         rows.append((path, is_dir, size, content))
     return rows

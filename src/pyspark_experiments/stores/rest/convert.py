@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from ... import tables
-from ..base import BATCH_ROWS, Problems, batches_from_columns, ms_to_us
+from ..planning import BATCH_ROWS, batches_from_columns, ms_to_us
+from ..problems import Problems
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 

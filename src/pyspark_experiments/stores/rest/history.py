@@ -22,7 +22,7 @@ import logging
 from collections import defaultdict
 
 from ...errors import MalformedRecordError, StoreNotFoundError
-from ..base import chunk
+from ..planning import chunk
 from .settings import HISTORY_PAGE_SIZE
 
 log = logging.getLogger("pyspark_experiments.rest")

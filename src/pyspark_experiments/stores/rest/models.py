@@ -23,8 +23,13 @@ import pyarrow as pa
 
 from ... import tables
 from ...errors import MalformedRecordError, UnsupportedStoreError
-from ..base import Partition, chunk
+from ..artifacts import plan_artifacts
+from ..base import Partition
 from ..models import model_batches, model_id_from_source, model_version_batches, registered_model_batches
+from ..planning import chunk
+from . import convert
+from .artifacts import read_artifacts_rest
+from .work import RestWork
 
 LOGGED_MODELS_PAGE_SIZE = 100
 EXPERIMENTS_PER_MODEL_SEARCH = 100
@@ -204,14 +209,10 @@ def _only_active(store, selection, what: str) -> None:
 def plan_model_tables(store, selection) -> list[Partition]:
     """Partitions for the model tables (driver side): ``artifacts`` per chunk of runs, the
     others one partition (logged models per experiment, the registry store-wide)."""
-    from ..artifacts import plan_artifacts
-    from . import convert
-    from .store import RestWork
-
     connection = store.connection
     if selection.table == tables.ARTIFACTS:
         runs = []
-        for run in store._list_runs(selection):
+        for run in store.list_runs(selection):
             info = convert.run_info(run)
             runs.append((info["experiment_id"], info["run_id"], info["artifact_uri"]))
         return [Partition(p.index, selection, RestWork(connection, tuple(p.work))) for p in plan_artifacts(selection, runs)]
@@ -229,8 +230,6 @@ def read_model_tables(client, partition: Partition) -> Iterator[pa.RecordBatch]:
     selection = partition.selection
     table = selection.table
     if table == tables.ARTIFACTS:
-        from .artifacts import read_artifacts_rest
-
         yield from read_artifacts_rest(client, partition)
         return
     if table == tables.MODELS:

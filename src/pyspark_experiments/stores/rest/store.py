@@ -39,26 +39,20 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 from ... import tables
 from ...errors import ConfigurationError
-from ..base import (
-    ExperimentRef,
-    Partition,
-    Problems,
-    Selection,
-    Store,
-    StoreCapabilities,
-    chunk,
-    fingerprint,
-    lifecycle_stages,
-    pack_partitions,
-)
+from ..base import ExperimentRef, Partition, Selection, Store, StoreCapabilities, lifecycle_stages
+from ..fingerprints import fingerprint
+from ..planning import chunk, pack_partitions
+from ..problems import Problems
 from . import convert, history
+from .models import plan_model_tables, read_model_tables
 from .settings import HISTORY_PAGE_SIZE, REST_OPTIONS, RUNS_PAGE_SIZE, Connection
+from .work import RestWork
 
 # Experiments per runs/search request, run ids per `attributes.run_id IN (...)` filter.
 EXPERIMENTS_PER_SEARCH = 100
@@ -75,21 +69,6 @@ class RunQuery:
 
     experiment_ids: tuple[str, ...]
     run_ids: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class RestWork:
-    """A REST partition's work: the connection (with its credential) and what to fetch.
-
-    ``items`` holds experiment JSON objects (``experiments``), :class:`RunQuery`\\ s (per-run
-    tables) or ``(experiment_id, run_id, key)`` series (``metrics``).
-    """
-
-    connection: Connection = field(repr=False)
-    items: tuple = ()
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 def _escape(text: str) -> str:
@@ -253,8 +232,14 @@ class RestStore(Store):
             body["filter"] = text
         yield from client.pages("POST", "runs/search", "runs", body=body)
 
-    def _list_runs(self, selection: Selection) -> list[dict]:
-        """Every selected run's JSON (driver side), each run once."""
+    def list_runs(self, selection: Selection) -> list[dict]:
+        """Every selected run's JSON (driver side), each run once, in run-id order.
+
+        Example::
+
+            >>> [run["info"]["run_id"] for run in store.list_runs(Selection("runs", ("1",)))]  # doctest: +SKIP
+            ['0b1f...', '3f2a...']
+        """
         client = self.client()
         found: dict[str, dict] = {}
         for query in run_queries(selection):
@@ -270,8 +255,6 @@ class RestStore(Store):
     def plan(self, selection: Selection) -> list[Partition]:
         connection = self.connection
         if selection.table in tables.MODEL_TABLE_NAMES:
-            from .models import plan_model_tables
-
             return plan_model_tables(self, selection)
         if selection.table == tables.EXPERIMENTS:
             wanted = set(selection.experiment_ids)
@@ -286,7 +269,7 @@ class RestStore(Store):
         units = []
         if selection.metric_ranges is not None:
             wanted = {(run_id, key) for run_id, key, after, upto in selection.metric_ranges if upto != after}
-        for run in self._list_runs(selection):
+        for run in self.list_runs(selection):
             info = convert.run_info(run)
             for key, _, step, _ in convert.latest_metrics(run, info["run_id"]):
                 if not selection.admits_metric_key(key):
@@ -304,7 +287,7 @@ class RestStore(Store):
         """``{(run_id, key): digest}``: changes when the series' latest point or its run's status,
         end time or lifecycle stage changes (a change means: re-read the whole series)."""
         positions = {}
-        runs = self._list_runs(selection)
+        runs = self.list_runs(selection)
         self._scanned = (self._scan_key(selection), runs)
         for run in runs:
             run_id = convert.run_info(run)["run_id"]
@@ -324,7 +307,7 @@ class RestStore(Store):
         sync's scan costs one pass, and its positions and fingerprints are of one moment."""
         found = {}
         scanned, self._scanned = self._scanned, None
-        runs = scanned[1] if scanned is not None and scanned[0] == self._scan_key(selection) else self._list_runs(selection)
+        runs = scanned[1] if scanned is not None and scanned[0] == self._scan_key(selection) else self.list_runs(selection)
         for run in runs:
             info = convert.run_info(run)
             rid = info["run_id"]
@@ -354,8 +337,6 @@ class RestStore(Store):
         client = RestClient(work.connection)
         try:
             if selection.table in tables.MODEL_TABLE_NAMES:
-                from .models import read_model_tables
-
                 yield from read_model_tables(client, partition)
                 return
             if selection.table == tables.METRICS:

@@ -18,7 +18,7 @@ import pytest
 from pyspark_experiments.errors import StoreConnectionError, StoreNotFoundError
 from pyspark_experiments.stores import open_store
 from pyspark_experiments.stores.base import Selection
-from pyspark_experiments.stores.mysql import connect_mysql
+from pyspark_experiments.stores.sql.mysql import connect_mysql
 from pyspark_experiments.uri import resolve_tracking_uri
 from support.compare import assert_same, source_tables, target_tables
 from support.mysql import create_database
@@ -114,7 +114,7 @@ def test_a_connection_reads_one_snapshot_and_cannot_write(mysql_server, mysql_st
 def driver(request, monkeypatch):
     """Metric points read with connectorx (Arrow) or, without it, with PyMySQL."""
     if request.param == "pymysql":
-        monkeypatch.setattr("pyspark_experiments.stores.mysql.arrow_reader", lambda location: None)
+        monkeypatch.setattr("pyspark_experiments.stores.sql.mysql.arrow_reader", lambda location: None)
     return request.param
 
 

@@ -1,4 +1,4 @@
-"""The file store's fast path for meta.yaml (:func:`pyspark_experiments.stores.file.flat_yaml`)
+"""The file store's fast path for meta.yaml (:func:`pyspark_experiments.stores.file.meta.flat_yaml`)
 against PyYAML's safe loader, which it stands in for: wherever it answers, the same mapping (keys,
 order, values and their types); wherever PyYAML refuses a text, no answer (PyYAML then reports it)."""
 
@@ -10,7 +10,7 @@ import random
 
 import yaml
 
-from pyspark_experiments.stores.file import _yaml_loader, flat_yaml
+from pyspark_experiments.stores.file.meta import _yaml_loader, flat_yaml
 
 # Characters and words where YAML's rules bite: indicators, comments, quotes, line breaks, and
 # plain scalars that resolve to booleans, nulls, numbers or dates.

@@ -1,9 +1,9 @@
-"""The bulk metric-file parser (stores/metric_files.py) against the per-line reader it replaces.
+"""The bulk metric-file parser (stores/file/metrics.py) against the per-line reader it replaces.
 
 Every case writes real files and checks that :func:`read_metric_files` gives, file by file, the
 exact points (bit for bit, NaN as NaN) and the exact skip messages of
-:func:`pyspark_experiments.stores.file.read_metric_file`, alone and with the files mixed into
-shared chunks; latest values against :func:`pyspark_experiments.stores.file._latest_point`.
+:func:`pyspark_experiments.stores.file.metrics.read_metric_file`, alone and with the files mixed into
+shared chunks; latest values against :func:`pyspark_experiments.stores.file.metrics._latest_point`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from pyspark_experiments.stores import file as file_store
-from pyspark_experiments.stores import metric_files
-from pyspark_experiments.stores.base import Problems
+from pyspark_experiments.stores.file import metrics as metric_files
+from pyspark_experiments.stores.file.meta import key_files
+from pyspark_experiments.stores.problems import Problems
 
 # Lines as MLflow writes them, f"{timestamp} {value} {step}\n", with str(float) values.
 EDGE_VALUES = [
@@ -74,7 +74,7 @@ def _bits(values):
 
 def _reference(path, after=0, upto=None):
     problems = Problems("PERMISSIVE")
-    timestamps, values, steps = file_store.read_metric_file(path, problems, after, upto)
+    timestamps, values, steps = metric_files.read_metric_file(path, problems, after, upto)
     return timestamps, _bits(values), steps, problems.where
 
 
@@ -206,7 +206,7 @@ def test_latest_values_replay_mlflows_max(tmp_path):
     paths.append(_write(str(tmp_path), "zero_first", "1 -0.0 5\n1 0.0 5\n"))
     paths.append(_write(str(tmp_path), "nan_last_point", "1 0.5 5\n2 nan 5\n2 0.7 5\n"))
     paths.append(_write(str(tmp_path), "nan_after", "2 0.5 5\n2 nan 5\n2 0.7 5\n2 0.6 5\n"))
-    expected = [file_store._latest_point(p, Problems("PERMISSIVE")) for p in paths]
+    expected = [metric_files._latest_point(p, Problems("PERMISSIVE")) for p in paths]
     assert any(v is not None and math.isnan(v) for v in expected) and None in expected
     found = []
     for chunk in metric_files.read_metric_files([(p, 0, None) for p in paths], Problems("PERMISSIVE")):
@@ -247,10 +247,10 @@ def test_file_store_tables_equal_the_per_line_reader(small_stores, tmp_path):
         run_dirs = [os.path.join(p, row["run_id"]) for p, _, _ in os.walk(root) if os.path.isdir(os.path.join(p, row["run_id"], "metrics"))]
         metrics_dir = os.path.join(run_dirs[0], "metrics")
         latest = {}
-        for key, path in file_store._key_files(metrics_dir):
-            timestamps, values, steps = file_store.read_metric_file(path, Problems("FAILFAST"))
+        for key, path in key_files(metrics_dir):
+            timestamps, values, steps = metric_files.read_metric_file(path, Problems("FAILFAST"))
             expected_metrics += [(row["run_id"], key, *point) for point in zip(_bits(values), steps, timestamps)]
-            point = file_store._latest_point(path, Problems("FAILFAST"))
+            point = metric_files._latest_point(path, Problems("FAILFAST"))
             if point is not None:
                 latest[key] = _bits([point])[0]
         expected_latest[row["run_id"]] = latest
@@ -265,7 +265,7 @@ def test_file_store_tables_equal_the_per_line_reader(small_stores, tmp_path):
 def test_read_local_file_reads_what_open_reads(tmp_path):
     """The file store's reads go through ``os.open``/``os.read`` (:func:`read_local_file`): the
     same bytes as ``open().read()``, whole or the first ``limit``, and the same errors."""
-    from pyspark_experiments.stores.base import read_local_file
+    from pyspark_experiments.stores.file.meta import read_local_file
 
     rng = random.Random(7)
     for size in (0, 1, 4096, 65535, 65536, 65537, (1 << 21) + 3):

@@ -9,7 +9,8 @@ import pytest
 
 from pyspark_experiments import tables
 from pyspark_experiments.errors import MalformedRecordError
-from pyspark_experiments.stores.base import Problems, Selection
+from pyspark_experiments.stores.base import Selection
+from pyspark_experiments.stores.problems import Problems
 from pyspark_experiments.stores.rest import convert
 from pyspark_experiments.stores.rest.store import RUN_IDS_PER_FILTER, run_filter, run_queries, series_digest
 

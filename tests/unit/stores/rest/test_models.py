@@ -11,8 +11,9 @@ import math
 import pytest
 
 from pyspark_experiments.errors import MalformedRecordError, StoreConnectionError, UnsupportedStoreError
-from pyspark_experiments.stores.base import Partition, Problems, Selection
+from pyspark_experiments.stores.base import Partition, Selection
 from pyspark_experiments.stores.models import model_batches, model_version_batches, registered_model_batches
+from pyspark_experiments.stores.problems import Problems
 from pyspark_experiments.stores.rest.artifacts import artifacts_api_path, file_entries, is_proxied, list_proxied_run
 from pyspark_experiments.stores.rest.models import (
     logged_model_rows,

@@ -20,8 +20,9 @@ import pytest
 from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.errors import StoreConnectionError
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.base import BATCH_ROWS
-from pyspark_experiments.stores.sql import AdbcConnection, map_column
+from pyspark_experiments.stores.planning import BATCH_ROWS
+from pyspark_experiments.stores.sql.connections import AdbcConnection
+from pyspark_experiments.stores.sql.encodings import map_column
 from pyspark_experiments.uri import resolve_tracking_uri
 
 TABLES = ("runs", "metrics", "params", "tags", "inputs", "experiments")
@@ -141,11 +142,11 @@ def test_named_runs_are_the_runs_mlflow_lists_whatever_the_view_type_and_experim
 
 
 def test_a_read_blocked_by_another_process_lock_names_the_lock(store_copy, monkeypatch):
-    from pyspark_experiments.stores import sql
+    from pyspark_experiments.stores.sql import connections
 
     uri, path = store_copy
     _, partitions = plan_read({"trackingUri": uri, "table": "metrics"}, environ={})
-    monkeypatch.setattr(sql, "SQLITE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(connections, "SQLITE_TIMEOUT_S", 0.2)
     # Another process: ADBC's SQLite does not see locks this process's sqlite3 holds.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sqlite3, sys, time\n"

@@ -12,7 +12,7 @@ import pytest
 
 from pyspark_experiments.stores import open_store
 from pyspark_experiments.stores.base import Selection
-from pyspark_experiments.stores.sql import sqlite_change_token
+from pyspark_experiments.stores.sql.connections import sqlite_change_token
 from pyspark_experiments.uri import resolve_tracking_uri
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.sql import RowidSpan
+from pyspark_experiments.stores.sql.reads import RowidSpan
 from pyspark_experiments.uri import resolve_tracking_uri
 
 KEYS = ("loss", "acc", "lr")

@@ -29,8 +29,8 @@ import os
 import re
 from urllib.parse import parse_qsl, quote, unquote
 
-from ..errors import ConfigurationError, MissingDependencyError, StoreConnectionError, StoreNotFoundError
-from ..uri import MYSQL_DRIVERS, redact, split_userinfo
+from ...errors import ConfigurationError, MissingDependencyError, StoreConnectionError, StoreNotFoundError
+from ...uri import MYSQL_DRIVERS, redact, split_userinfo
 
 DEFAULT_PORT = 3306
 CONNECT_TIMEOUT_S = 10

@@ -1,10 +1,12 @@
-"""Metric files of the file store parsed in bulk, in C: many files through one ``pyarrow.csv`` read.
+"""Every rule of the file store's metric files: listing them, reading them line by line
+(:func:`read_metric_file`) and in bulk, in C, many files through one ``pyarrow.csv`` read
+(:func:`read_metric_files`), position checks, latest values, and logged models' metric files.
 
 A metric file holds one point a line, ``timestamp value step`` (older files: ``timestamp value``;
 dataset-scoped points: ``timestamp value step dataset_name dataset_digest``). The files of a
 partition are read, the terminated part of each (up to its last newline) is concatenated into
 one buffer and parsed as a space-delimited CSV with column types int64 / float64 / int64. A file
-takes the per-line path of :mod:`.file` instead, alone, when the bulk parse could differ from it:
+takes the per-line path (:func:`parse_file_lines`) instead, alone, when the bulk parse could differ from it:
 a byte outside the plain number alphabet (Arrow also reads ``0x1f`` and ``nan(1)``, Python's
 ``int`` and ``float`` do not), a line that is not three fields, or an exact duplicate line (found
 first by an order check: a point not after the previous one by (timestamp, step) in its file,
@@ -13,7 +15,7 @@ then confirmed on the file's raw lines).
 Example::
 
     >>> import os, tempfile
-    >>> from pyspark_experiments.stores.base import Problems
+    >>> from pyspark_experiments.stores.problems import Problems
     >>> path = os.path.join(tempfile.mkdtemp(), "loss")
     >>> _ = open(path, "wb").write(b"1700000000000 0.5 0\\n1700000000001 nan 1\\n1700000000002 0.2")
     >>> chunk = next(read_metric_files([(path, 0, None)], Problems("FAILFAST")))
@@ -23,17 +25,20 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import Problems, read_local_file
+from ..problems import Problems
+from .meta import key_entries, key_files, read_local_file
 
 #: Columns of the parsed points, in file order.
 POINT_SCHEMA = pa.schema([("timestamp", pa.int64()), ("value", pa.float64()), ("step", pa.int64())])
@@ -173,7 +178,7 @@ def read_metric_files(
 ) -> Iterator[MetricChunk]:
     """The points of metric files ``(path, after, upto)``, in order, as chunks of consecutive files.
 
-    The rules of the per-line reader :func:`~pyspark_experiments.stores.file.read_metric_file`
+    The rules of the per-line reader :func:`read_metric_file`
     hold for every file, with the same points and skips: a last line without its newline is left for
     the next read (and reported once the file is stale), exact duplicate lines are kept once at
     their first occurrence, only lines ending after byte ``after`` and at or before ``upto`` are
@@ -186,7 +191,7 @@ def read_metric_files(
         [0]
     """
     if fallback is None:
-        from .file import _parse_file_lines as fallback
+        fallback = parse_file_lines
     chunk: list[_File] = []
     size = first = 0
     for index, (path, after, upto) in enumerate(files):
@@ -309,3 +314,202 @@ def latest_values(chunk: MetricChunk) -> list[float | None]:
     for n, value in zip((n for n, count in enumerate(chunk.counts) if count), chosen):
         latest[n] = value
     return latest
+
+
+def metric_file_sizes(folder: str, problems: Problems | None = None) -> list[tuple[str, int]]:
+    found = []
+    for key, entry in key_entries(folder, problems):
+        try:
+            found.append((key, entry.stat().st_size))
+        except FileNotFoundError:
+            continue  # removed since the listing
+    return found
+
+
+# The longest tail of a line a position check digests.
+_CHECK_BYTES = 4096
+
+
+def line_check(handle, position: int) -> str | None:
+    """A digest of the line of an open metric file that ends at byte ``position`` (its last
+    4 KiB at most; None at 0 or past the end, where no such line is).
+
+    Example::
+
+        >>> import io
+        >>> line_check(io.BytesIO(b"1 0.5 0\\n2 0.25 1\\n"), 8) == line_check(io.BytesIO(b"1 0.5 0\\n"), 8)
+        True
+    """
+    import hashlib
+
+    if position <= 0:
+        return None
+    start = max(0, position - _CHECK_BYTES)
+    handle.seek(start)
+    data = handle.read(position - start)
+    if len(data) != position - start:
+        return None
+    line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+    return hashlib.sha1(line).hexdigest()[:16]
+
+
+def read_metric_file(
+    path: str, problems: Problems, after: int = 0, upto: int | None = None
+) -> tuple[list[int], list[float], list[int]]:
+    """The points of one metric file as columns (timestamps ms, values, steps), duplicates once.
+
+    A last line without its newline is a point still being written: it is left for the next
+    read, not parsed half-written. Exact duplicate lines (MLflow 3 writes some points twice)
+    are kept once, at their first occurrence.
+
+    With ``after`` / ``upto`` (byte positions, as :meth:`FileStore.metric_positions` reports
+    them), only the points whose line ends after byte ``after`` and at or before byte ``upto``
+    are returned, and only where that line is the point's first occurrence in the file: reads of
+    consecutive ranges return every distinct point exactly once, whatever the ranges' bounds.
+
+    Example::
+
+        >>> read_metric_file("/nonexistent", Problems("FAILFAST"))
+        ([], [], [])
+    """
+    try:
+        data = read_local_file(path, upto)
+    except FileNotFoundError:
+        return [], [], []
+    except IsADirectoryError:
+        problems.skip(f"{path}: expected a metric file, found a folder")
+        return [], [], []
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or a line still being written
+    stale = stale_last_line(path, data, len(lines))
+    if stale is not None:
+        problems.skip(stale)
+    first = 0
+    if after > 0:
+        ends = list(accumulate(len(line) + 1 for line in lines))
+        first = bisect_right(ends, after)
+        if first == len(lines):
+            return [], [], []  # nothing new after `after`
+    return parse_file_lines(path, lines, first, problems)
+
+
+def parse_file_lines(path: str, lines: list[bytes], first: int, problems: Problems):
+    """The per-line path: the terminated ``lines`` of one file as columns, from line ``first``."""
+    fast = _parse_three_field_lines(lines, first)
+    if fast is not None:
+        return fast
+    return _parse_lines_one_by_one(path, lines, first, problems)
+
+
+def _parse_three_field_lines(lines: list[bytes], first: int):
+    """The common case in bulk: every line ``timestamp value step``, no duplicate line."""
+    if len(set(lines)) != len(lines) or set(map(bytes.count, lines, repeat(b" "))) - {2}:
+        return None
+    tokens = b" ".join(lines[first:]).split(b" ")
+    try:
+        timestamps, values, steps = list(map(int, tokens[0::3])), list(map(float, tokens[1::3])), list(map(int, tokens[2::3]))
+    except ValueError:
+        return None
+    integers = timestamps + steps
+    if integers and (min(integers) not in _INT64 or max(integers) not in _INT64):
+        return None
+    return timestamps, values, steps
+
+
+# The range of the table's timestamp and step columns (Python reads any integer).
+_INT64 = range(-(2**63), 2**63)
+
+
+def _parse_lines_one_by_one(path: str, lines: list[bytes], first: int, problems: Problems):
+    timestamps, values, steps = [], [], []
+    seen = set()
+    for number, raw in enumerate(lines, start=1):
+        fields = raw.split()
+        try:
+            if len(fields) not in (2, 3, 5):
+                raise ValueError(f"{len(fields)} fields")
+            timestamp, value = int(fields[0]), float(fields[1])
+            step = int(fields[2]) if len(fields) >= 3 else 0
+            if timestamp not in _INT64 or step not in _INT64:
+                raise ValueError("beyond 64 bits")
+        except ValueError:
+            if number > first:
+                problems.skip(
+                    f"{path}, line {number}: expected 'timestamp value step' (2, 3 or 5 space-separated "
+                    f"fields; timestamp and step 64-bit integers), got {raw[:200].decode('utf-8', 'replace')!r}"
+                )
+            continue
+        identity = (timestamp, step, value if value == value else "nan")
+        if identity in seen:
+            continue
+        seen.add(identity)
+        if number > first:
+            timestamps.append(timestamp)
+            values.append(value)
+            steps.append(step)
+    return timestamps, values, steps
+
+
+def latest_values_of_runs(runs, problems: Problems) -> dict[str, list[tuple[str, float]]]:
+    """``run folder -> [(key, latest value)]`` for the runs' metric files, parsed in bulk; the
+    latest value as MLflow picks it (see :func:`latest_values`)."""
+    owners, files = [], []
+    for run_dir, _meta in runs:
+        for key, path in key_files(os.path.join(run_dir, "metrics"), problems):
+            owners.append((run_dir, key))
+            files.append((path, 0, None))
+    found: dict[str, list[tuple[str, float]]] = {}
+    for chunk in read_metric_files(files, problems):
+        for (run_dir, key), value in zip(owners[chunk.first:], latest_values(chunk)):
+            if value is not None:
+                found.setdefault(run_dir, []).append((key, value))
+    return found
+
+
+def _latest_point(path: str, problems: Problems) -> float | None:
+    """The latest value of one metric file as MLflow picks it: ``max`` by (step, timestamp,
+    value), first on ties (the per-line reference of :func:`latest_values_of_runs`)."""
+    timestamps, values, steps = read_metric_file(path, problems)
+    if not values:
+        return None
+    if any(map(math.isnan, values)):
+        return _python_max(steps, timestamps, values)
+    return max(zip(steps, timestamps, values))[2]
+
+
+def _python_max(steps, timestamps, values) -> float:
+    # NaN compares false both ways, so Python's max() keeps whichever came first: replay it.
+    best_key = None
+    for key in zip(steps, timestamps, values):
+        if best_key is None or key > best_key:
+            best_key = key
+    return best_key[2]
+
+
+def read_model_metric_file(key: str, path: str, problems: Problems) -> list[dict]:
+    """A logged model's metric file: ``timestamp value step run_id [dataset_name dataset_digest]``
+    per line, exact duplicate lines once (a last line without its newline is still being written)."""
+    lines = read_local_file(path).split(b"\n")
+    lines.pop()
+    points, seen = [], set()
+    for number, raw in enumerate(lines, start=1):
+        if raw in seen:
+            continue
+        seen.add(raw)
+        fields = raw.decode("utf-8", "replace").split()
+        try:
+            if len(fields) not in (4, 6):
+                raise ValueError(f"{len(fields)} fields")
+            point = {
+                "key": key, "timestamp": int(fields[0]), "value": float(fields[1]), "step": int(fields[2]),
+                "run_id": fields[3], "dataset_name": fields[4] if len(fields) == 6 else None,
+                "dataset_digest": fields[5] if len(fields) == 6 else None,
+            }
+        except ValueError:
+            problems.skip(
+                f"{path}, line {number}: expected 'timestamp value step run_id [dataset_name dataset_digest]', "
+                f"got {raw[:200].decode('utf-8', 'replace')!r}"
+            )
+            continue
+        points.append(point)
+    return points
