@@ -5,6 +5,9 @@
   real faults: ``("status", code, headers, body)``, ``"drop"`` (close the connection without an
   answer), ``("stall", seconds)`` (answer nothing for that long, then forward),
   ``"truncate"`` (announce the whole body, send half of it, close), ``"invalid-json"``.
+- :class:`MisbehavingServer` is no proxy: a server of its own answering every request with
+  ``respond(n, method, path, body) -> (status, headers, data)``, optionally trickled one byte
+  every ``trickle`` seconds (the body, or with ``trickle_headers`` the whole answer).
 - :class:`DatabricksProxy` answers only under ``/api/2.0/mlflow/`` with
   ``Authorization: Bearer <token>``, refuses ``experiments/search`` pages over 3,000 as
   Databricks does, and answers every ``throttle_every``-th request with 429 and ``Retry-After``.
@@ -26,7 +29,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["DatabricksProxy", "Proxy", "every"]
+__all__ = ["DatabricksProxy", "MisbehavingServer", "Proxy", "every"]
 
 
 def every(k: int, fault, path_contains: str | None = None, limit: int | None = None):
@@ -240,3 +243,96 @@ class DatabricksProxy(Proxy):
         for run_id in runs:
             self._upstream("/api/2.0/mlflow/runs/delete", {"run_id": run_id})
         return 200, [("Content-Type", "application/json")], json.dumps({"runs_deleted": len(runs)}).encode()
+
+
+class MisbehavingServer:
+    """A loopback HTTP server that answers as ``respond`` says, at the pace ``trickle`` says.
+
+    ``respond(n, method, path, body)`` (``n`` counts requests from 1) returns ``(status,
+    headers, data)``: ``data`` bytes, or any other value sent as JSON. With ``trickle`` (seconds
+    per byte, or a function of the request's path giving that or ``None``) the body goes out one
+    byte at a time, the status line and headers too with
+    ``trickle_headers``; a trickle stops when the client hangs up or the server closes.
+    ``log`` holds ``(method, path, body)`` of every request.
+
+    Example::
+
+        >>> with MisbehavingServer(lambda n, *_: (200, {}, {"n": n})) as server:
+        ...     requests.get(server.url + "/x").json()
+        {'n': 1}
+    """
+
+    def __init__(self, respond, trickle=None, trickle_headers: bool = False) -> None:
+        self.respond = respond
+        self.trickle = trickle
+        self.trickle_headers = trickle_headers
+        self.log: list[tuple[str, str, bytes]] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MisbehavingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self, path_contains: str = "") -> int:
+        with self._lock:
+            return sum(1 for _, path, _ in self.log if path_contains in path)
+
+    def _handler_class(self):
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _slowly(self, data: bytes, pace: float) -> None:
+                for i in range(len(data)):
+                    if owner._closing.wait(pace):
+                        return
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with owner._lock:
+                    owner.log.append((self.command, self.path, body))
+                    n = len(owner.log)
+                status, headers, data = owner.respond(n, self.command, self.path, body)
+                if not isinstance(data, bytes):
+                    data = json.dumps(data).encode()
+                    headers = {"Content-Type": "application/json", **dict(headers)}
+                head = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}".encode()]
+                head += [f"{k}: {v}".encode() for k, v in dict(headers).items()]
+                head += [f"Content-Length: {len(data)}".encode(), b"", b""]
+                head = b"\r\n".join(head)
+                pace = owner.trickle(self.path) if callable(owner.trickle) else owner.trickle
+                try:
+                    if pace is None:
+                        self.wfile.write(head + data)
+                    elif owner.trickle_headers:
+                        self._slowly(head + data, pace)
+                    else:
+                        self.wfile.write(head)
+                        self.wfile.flush()
+                        self._slowly(data, pace)
+                except OSError:  # the client hung up
+                    self.close_connection = True
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+        return Handler

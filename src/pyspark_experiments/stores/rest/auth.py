@@ -191,7 +191,7 @@ def workspace_url(host: str, source: str) -> str:
         text = f"https://{text}"
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises on a port that is not a number
+        parts.port  # raises ValueError on a port that is not a number
     except ValueError:
         parts = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:

@@ -111,6 +111,10 @@ def _number(name: str, text: str, kind, minimum: float, source: str):
 class RetryPolicy:
     """How one request is retried: attempts, backoff, per-attempt timeout, total time bound.
 
+    ``timeout`` (option ``requestTimeout``) bounds each attempt as a whole, from sending the
+    request to the last byte of the answer, not only each read of the socket as ``requests``'
+    timeout does; ``max_retry_time`` bounds the request with all its attempts and waits.
+
     Attempt ``n`` (from 1) that fails with a retryable error waits
     ``min(MAX_BACKOFF, backoff_factor * 2 ** (n - 1)) + uniform(0, backoff_jitter)`` seconds,
     or what ``Retry-After`` asks, whichever is longer. ``429 Too Many Requests`` does not use up
