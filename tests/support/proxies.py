@@ -252,8 +252,10 @@ class MisbehavingServer:
     headers, data)``: ``data`` bytes, or any other value sent as JSON. With ``trickle`` (seconds
     per byte, or a function of the request's path giving that or ``None``) the body goes out one
     byte at a time, the status line and headers too with
-    ``trickle_headers``; a trickle stops when the client hangs up or the server closes.
-    ``log`` holds ``(method, path, body)`` of every request.
+    ``trickle_headers``; a ``Content-Length`` header larger than ``data`` sends ``data`` and
+    closes the connection (a truncated answer); a trickle stops when the client hangs up or the
+    server closes. ``log`` holds ``(method, path, body)`` of every request, ``headers`` its headers
+    (``respond`` may echo them: ``server.headers[n - 1]``).
 
     Example::
 
@@ -267,6 +269,7 @@ class MisbehavingServer:
         self.trickle = trickle
         self.trickle_headers = trickle_headers
         self.log: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict] = []  # each request's headers, as received
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -307,14 +310,17 @@ class MisbehavingServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with owner._lock:
                     owner.log.append((self.command, self.path, body))
+                    owner.headers.append(dict(self.headers))
                     n = len(owner.log)
                 status, headers, data = owner.respond(n, self.command, self.path, body)
                 if not isinstance(data, bytes):
                     data = json.dumps(data).encode()
                     headers = {"Content-Type": "application/json", **dict(headers)}
                 head = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}".encode()]
-                head += [f"{k}: {v}".encode() for k, v in dict(headers).items()]
-                head += [f"Content-Length: {len(data)}".encode(), b"", b""]
+                headers = dict(headers)
+                declared = int(headers.pop("Content-Length", len(data)))  # more than sent: a truncated answer
+                head += [f"{k}: {v}".encode() for k, v in headers.items()]
+                head += [f"Content-Length: {declared}".encode(), b"", b""]
                 head = b"\r\n".join(head)
                 pace = owner.trickle(self.path) if callable(owner.trickle) else owner.trickle
                 try:
@@ -326,6 +332,10 @@ class MisbehavingServer:
                         self.wfile.write(head)
                         self.wfile.flush()
                         self._slowly(data, pace)
+                    if declared > len(data):
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:  # the client hung up
                     self.close_connection = True
 

@@ -179,11 +179,29 @@ class RestClient:
         from ...uri import redact
 
         text = redact(str(text))
+        for form in self._secret_forms():
+            text = text.replace(form, "***")
+        return text
+
+    def _secret_forms(self) -> list[str]:
+        """Every form in which the credential may come back in a server's words: plain,
+        URL-encoded, and the base64 of a Basic ``Authorization`` header; longest first."""
+        from urllib.parse import quote
+
         credential = self.connection.credential
+        forms = set()
+        encoded = []
         for secret in (credential.secret, credential.username if credential.kind == "oauth-m2m" else None):
             if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
+                forms.update((secret, quote(secret, safe=""), quote(secret)))
+                encoded.append(secret)
+        if credential.kind == "basic" and credential.secret:
+            encoded.append(f"{credential.username}:{credential.secret}")
+        for text in encoded:
+            raw = text.encode("utf-8", "surrogatepass")
+            for form in (base64.standard_b64encode(raw), base64.urlsafe_b64encode(raw)):
+                forms.update((form.decode("ascii"), form.decode("ascii").rstrip("=")))
+        return sorted(forms, key=len, reverse=True)
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -318,7 +336,7 @@ class RestClient:
     def _error_detail(self, content: bytes) -> str:
         try:
             error = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             return ""
         if not isinstance(error, dict) or not (error.get("error_code") or error.get("message")):
             return ""
@@ -327,7 +345,7 @@ class RestClient:
     def _json(self, shown: str, response, content: bytes) -> dict:
         try:
             answer = json.loads(content)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
             raise MalformedRecordError(
                 f"{shown}: the answer is not valid JSON ({len(content)} bytes, {error}); is "
                 f"{self.connection.base_url} an MLflow tracking server?"
@@ -373,6 +391,8 @@ class RestClient:
             token = answer.get("next_page_token") or None
             if token is None:
                 return
+            if not isinstance(token, str):
+                raise MalformedRecordError(f"{shown}: expected a string in 'next_page_token', got {type(token).__name__}")
             total = answer.get("total_count")
             if isinstance(total, int) and not isinstance(total, bool) and progress.count >= total:
                 log.info("%s: %d of the %d %s the server holds have come; not asking for more pages",
