@@ -278,7 +278,11 @@ class RestClient:
             self.requests_sent += 1
         from .transport import AttemptDeadline
 
-        late = f"no complete answer within {timeout:g} s (option 'requestTimeout' bounds each attempt, body included)"
+        if timeout < self.connection.retry.timeout:
+            within = f"{timeout:.1f} s (what was left of option 'maxRetryTime')"
+        else:
+            within = f"{timeout:g} s (option 'requestTimeout')"
+        late = f"no complete answer within {within}: each attempt is bounded whole, body included"
         with AttemptDeadline(timeout) as deadline:
             try:
                 response = session.request(method, url, params=params, json=body, headers=headers, stream=True,
@@ -293,7 +297,7 @@ class RestClient:
                 raise StoreConnectionError(f"{shown}: TLS failed: {self.scrub(str(error))} (see MLFLOW_TRACKING_SERVER_CERT_PATH, "
                                            f"MLFLOW_TRACKING_INSECURE_TLS)") from None
             except requests.exceptions.Timeout:
-                raise _Retryable(late if deadline.expired else f"no answer within {timeout:g} s (option 'requestTimeout')") from None
+                raise _Retryable(late if deadline.expired else f"no answer within {within}") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError) as error:
                 if deadline.expired:

@@ -95,3 +95,29 @@ def test_a_malformed_experiment_listing_names_the_endpoint():
             store.list_experiments()
     assert f"POST {server.url}/api/2.0/mlflow/experiments/search" in str(error.value)
     assert "expected an experiment with 'experiment_id'" in str(error.value)
+
+
+def test_an_artifact_listing_that_ignores_its_path_is_stopped():
+    """A server answering the same folder listing whatever path it is asked for: a tree without
+    end, one request per level, unless three nested folders listed alike stop it."""
+    from pyspark_experiments.stores.base import Selection
+
+    run = {"info": {"run_id": "0" * 32, "experiment_id": "1", "status": "FINISHED", "lifecycle_stage": "active",
+                    "start_time": 1, "artifact_uri": "mlflow-artifacts:/1/" + "0" * 32 + "/artifacts"}}
+
+    def respond(n, method, path, body):
+        if "experiments/search" in path:
+            return 200, {}, {"experiments": [{"experiment_id": "1", "name": "a", "lifecycle_stage": "active"}]}
+        if "runs/search" in path:
+            return 200, {}, {"runs": [run]}
+        return 200, {}, {"files": [{"path": "d", "is_dir": True}, {"path": "a.txt", "is_dir": False, "file_size": "3"}]}
+
+    with MisbehavingServer(respond) as server:
+        store = RestStore(resolve_tracking_uri(server.url, environ={}), {"maxRetries": "0"})
+        partitions = store.plan(Selection("artifacts", ("1",), "ALL"))
+        with pytest.raises(MalformedRecordError) as error:
+            [batch for partition in partitions for batch in store.read(partition)]
+        listings = server.count("/api/2.0/mlflow-artifacts/artifacts")
+    assert listings == 3
+    assert "does not seem to honour 'path'" in str(error.value) and f"{server.url}/api/2.0/mlflow-artifacts/artifacts" in str(error.value)
+    assert "run " + "0" * 32 in str(error.value)
