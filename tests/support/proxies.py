@@ -4,7 +4,8 @@
   (``plan(n, method, path, body) -> fault or None``, ``n`` counting requests from 1) injects
   real faults: ``("status", code, headers, body)``, ``"drop"`` (close the connection without an
   answer), ``("stall", seconds)`` (answer nothing for that long, then forward),
-  ``"truncate"`` (announce the whole body, send half of it, close), ``"invalid-json"``.
+  ``"truncate"`` (announce the whole body, send half of it, close), ``("trickle", seconds)``
+  (send the answer's body one byte every that many seconds), ``"invalid-json"``.
 - :class:`MisbehavingServer` is no proxy: a server of its own answering every request with
   ``respond(n, method, path, body) -> (status, headers, data)``, optionally trickled one byte
   every ``trickle`` seconds (the body, or with ``trickle_headers`` the whole answer).
@@ -164,6 +165,22 @@ class Proxy:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if kind == "trickle":
+                    proxy._record(method, path, body, "fault trickle")
+                    self.send_response(status, reason)
+                    for key, value in headers:
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        for i in range(len(data)):
+                            time.sleep(fault[1])
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                    except OSError:  # the client gave up
+                        pass
                     return
                 if kind == "invalid-json" and status == 200:
                     proxy._record(method, path, body, "fault invalid-json")
