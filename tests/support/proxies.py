@@ -4,7 +4,11 @@
   (``plan(n, method, path, body) -> fault or None``, ``n`` counting requests from 1) injects
   real faults: ``("status", code, headers, body)``, ``"drop"`` (close the connection without an
   answer), ``("stall", seconds)`` (answer nothing for that long, then forward),
-  ``"truncate"`` (announce the whole body, send half of it, close), ``"invalid-json"``.
+  ``"truncate"`` (announce the whole body, send half of it, close), ``("trickle", seconds)``
+  (send the answer's body one byte every that many seconds), ``"invalid-json"``.
+- :class:`MisbehavingServer` is no proxy: a server of its own answering every request with
+  ``respond(n, method, path, body) -> (status, headers, data)``, optionally trickled one byte
+  every ``trickle`` seconds (the body, or with ``trickle_headers`` the whole answer).
 - :class:`DatabricksProxy` answers only under ``/api/2.0/mlflow/`` with
   ``Authorization: Bearer <token>``, refuses ``experiments/search`` pages over 3,000 as
   Databricks does, and answers every ``throttle_every``-th request with 429 and ``Retry-After``.
@@ -26,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["DatabricksProxy", "Proxy", "every"]
+__all__ = ["DatabricksProxy", "MisbehavingServer", "Proxy", "every"]
 
 
 def every(k: int, fault, path_contains: str | None = None, limit: int | None = None):
@@ -162,6 +166,22 @@ class Proxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if kind == "trickle":
+                    proxy._record(method, path, body, "fault trickle")
+                    self.send_response(status, reason)
+                    for key, value in headers:
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        for i in range(len(data)):
+                            time.sleep(fault[1])
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                    except OSError:  # the client gave up
+                        pass
+                    return
                 if kind == "invalid-json" and status == 200:
                     proxy._record(method, path, body, "fault invalid-json")
                     self._send(200, [("Content-Type", "application/json")], b'{"runs": [{"info": {"run_id": "x"},, }')
@@ -240,3 +260,106 @@ class DatabricksProxy(Proxy):
         for run_id in runs:
             self._upstream("/api/2.0/mlflow/runs/delete", {"run_id": run_id})
         return 200, [("Content-Type", "application/json")], json.dumps({"runs_deleted": len(runs)}).encode()
+
+
+class MisbehavingServer:
+    """A loopback HTTP server that answers as ``respond`` says, at the pace ``trickle`` says.
+
+    ``respond(n, method, path, body)`` (``n`` counts requests from 1) returns ``(status,
+    headers, data)``: ``data`` bytes, or any other value sent as JSON. With ``trickle`` (seconds
+    per byte, or a function of the request's path giving that or ``None``) the body goes out one
+    byte at a time, the status line and headers too with
+    ``trickle_headers``; a ``Content-Length`` header larger than ``data`` sends ``data`` and
+    closes the connection (a truncated answer); a trickle stops when the client hangs up or the
+    server closes. ``log`` holds ``(method, path, body)`` of every request, ``headers`` its headers
+    (``respond`` may echo them: ``server.headers[n - 1]``).
+
+    Example::
+
+        >>> with MisbehavingServer(lambda n, *_: (200, {}, {"n": n})) as server:
+        ...     requests.get(server.url + "/x").json()
+        {'n': 1}
+    """
+
+    def __init__(self, respond, trickle=None, trickle_headers: bool = False) -> None:
+        self.respond = respond
+        self.trickle = trickle
+        self.trickle_headers = trickle_headers
+        self.log: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict] = []  # each request's headers, as received
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MisbehavingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self, path_contains: str = "") -> int:
+        with self._lock:
+            return sum(1 for _, path, _ in self.log if path_contains in path)
+
+    def _handler_class(self):
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _slowly(self, data: bytes, pace: float) -> None:
+                for i in range(len(data)):
+                    if owner._closing.wait(pace):
+                        return
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with owner._lock:
+                    owner.log.append((self.command, self.path, body))
+                    owner.headers.append(dict(self.headers))
+                    n = len(owner.log)
+                status, headers, data = owner.respond(n, self.command, self.path, body)
+                if not isinstance(data, bytes):
+                    data = json.dumps(data).encode()
+                    headers = {"Content-Type": "application/json", **dict(headers)}
+                head = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}".encode()]
+                headers = dict(headers)
+                declared = int(headers.pop("Content-Length", len(data)))  # more than sent: a truncated answer
+                head += [f"{k}: {v}".encode() for k, v in headers.items()]
+                head += [f"Content-Length: {declared}".encode(), b"", b""]
+                head = b"\r\n".join(head)
+                pace = owner.trickle(self.path) if callable(owner.trickle) else owner.trickle
+                try:
+                    if pace is None:
+                        self.wfile.write(head + data)
+                    elif owner.trickle_headers:
+                        self._slowly(head + data, pace)
+                    else:
+                        self.wfile.write(head)
+                        self.wfile.flush()
+                        self._slowly(data, pace)
+                    if declared > len(data):
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:  # the client hung up
+                    self.close_connection = True
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+        return Handler

@@ -4,6 +4,7 @@
   (no HTTP library needed);
 - :mod:`.auth`: where credentials come from (MLflow's and Databricks' rules);
 - :mod:`.client`: HTTP calls with retries, backoff, throttling and clear errors (``requests``);
+- :mod:`.transport`: ``requests`` sessions whose attempts end at a deadline, body included;
 - :mod:`.convert`: MLflow's REST JSON as Arrow batches;
 - :mod:`.store`: the :class:`~.store.RestStore` backend.
 

@@ -95,18 +95,29 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
     """``(path, is_dir, size, content)`` of one run's artifacts through the artifacts API, sorted.
 
     As ``MlflowClient.list_artifacts`` walked recursively: folder by folder, ``artifactPath``
-    narrowing where listing starts and ``maxDepth`` counting levels below it.
+    narrowing where listing starts and ``maxDepth`` counting levels below it. Three nested
+    folders listed alike (a server that answers the same listing whatever ``path`` it is asked
+    for) are a malformed answer, not a tree without end.
     """
     root = artifacts_api_path(uri)
     where = f"run {run_id}: artifact root {redact(uri)!r}"
     start = selection.artifact_path.strip("/") if selection.artifact_path else ""
     found = []
     pending = [(start, 1)]
+    listings: dict[str, list] = {}  # folder -> its entries, relative to it
     while pending:
         folder, depth = pending.pop()
         listed = posixpath.join(root, folder) if folder else root
         try:
             entries = file_entries(client.call("GET", "artifacts", params={"path": listed}, api=API), folder)
+            listings[folder] = sorted((posixpath.basename(p), d, n) for p, d, n in entries)
+            parent = posixpath.dirname(folder) if folder != start else None
+            grandparent = posixpath.dirname(parent) if parent not in (None, start) else None
+            if grandparent is not None and listings[folder] == listings.get(parent) == listings.get(grandparent):
+                raise MalformedRecordError(
+                    f"GET {client.url('artifacts', API)}: the same listing for {folder!r}, {parent!r} and "
+                    f"{grandparent or '.'!r}: the server does not seem to honour 'path' (the listing would nest without end)"
+                )
         except (StoreNotFoundError, StoreConnectionError, MalformedRecordError) as error:
             # FAILFAST: the read fails naming the run and folder; PERMISSIVE: only this folder is skipped
             record_problem(problems, type(error)(f"{where}: folder {folder or '.'!r} cannot be listed: {error}"))

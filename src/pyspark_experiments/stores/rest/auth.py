@@ -31,18 +31,23 @@ Example::
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, MissingDependencyError
+from ...uri import redact
 from .settings import (
     CREDENTIAL_OPTIONS,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     Connection,
     Credential,
     RetryPolicy,
+    boolean_option,
     option,
 )
+
+log = logging.getLogger("pyspark_experiments.rest")
 
 DATABRICKS_EXTRA = "pip install 'pyspark-experiments[databricks]'"
 
@@ -76,20 +81,13 @@ def resolve_connection(uri, options: dict | None = None, environ: dict | None = 
     else:
         base_url, credential = _tracking_server(uri, options, environ)
         databricks = False
-    bulk = (option(options, "bulkMetricHistory") or "true").lower()
-    if bulk not in ("true", "false"):
-        raise ConfigurationError(f"option 'bulkMetricHistory': expected true or false, got {bulk!r}")
+    bulk = boolean_option(options, "bulkMetricHistory", True)
     return Connection(base_url, credential, databricks, verify, client_cert, retry, max_concurrent,
-                      bulk_history=bulk == "true" and not databricks)
-
-
-def _truthy(text: str | None) -> bool:
-    return str(text).strip().lower() in ("1", "true", "yes", "on")
+                      bulk_history=bulk and not databricks)
 
 
 def _tls(options: dict, environ) -> tuple[bool | str, str | None]:
-    insecure_text = option(options, "insecureTls", environ, "MLFLOW_TRACKING_INSECURE_TLS")
-    insecure = _truthy(insecure_text) if insecure_text is not None else False
+    insecure = boolean_option(options, "insecureTls", False, environ, "MLFLOW_TRACKING_INSECURE_TLS")
     server_cert = option(options, "serverCertPath", environ, "MLFLOW_TRACKING_SERVER_CERT_PATH")
     client_cert = option(options, "clientCertPath", environ, "MLFLOW_TRACKING_CLIENT_CERT_PATH")
     if insecure and server_cert:
@@ -165,16 +163,51 @@ def _mlflow_credentials_file(environ) -> tuple[str | None, str | None]:
     return section.get("mlflow_tracking_username"), section.get("mlflow_tracking_password")
 
 
-def _databricks_host(host: str, source: str) -> str:
-    host = host.strip().rstrip("/")
-    if "://" not in host:
-        host = f"https://{host}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{source}: expected a workspace URL such as https://adb-123.4.azuredatabricks.net, got {host!r}")
+#: Databricks' own domains: a workspace there serves its API at the root of its host.
+DATABRICKS_DOMAINS = (".azuredatabricks.net", ".databricks.com", ".databricks.azure.cn", ".databricks.azure.us",
+                      ".databricks.us", ".databricks.mil")
+
+
+def workspace_url(host: str, source: str) -> str:
+    """The API base of a Databricks workspace named by ``host`` (``source`` names where it came from).
+
+    A workspace URL copied from the browser works: it is reduced to scheme, host and port when
+    it carries a query or a fragment (``?o=123#job/1``: never part of an API base), or a path on
+    one of Databricks' own domains (whose workspaces serve the API at the root). A path on any
+    other host (a gateway in front of the workspace) is kept, as databricks-sdk keeps it. A
+    missing scheme means ``https://``; user info is refused.
+
+    Example::
+
+        >>> workspace_url("https://adb-123.4.azuredatabricks.net/?o=123#job/1", "DATABRICKS_HOST")
+        'https://adb-123.4.azuredatabricks.net'
+        >>> workspace_url("dbc-a1.cloud.databricks.com/ml/experiments/5", "DATABRICKS_HOST")
+        'https://dbc-a1.cloud.databricks.com'
+        >>> workspace_url("https://gateway.example.com/workspace/", "DATABRICKS_HOST")
+        'https://gateway.example.com/workspace'
+    """
+    text = host.strip()
+    if "://" not in text:
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+        parts.port  # raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{source}: expected a workspace URL such as https://adb-123.4.azuredatabricks.net, "
+                                 f"got {redact(host)!r}")
     if parts.username is not None:
-        raise ConfigurationError(f"{source}: the workspace URL must not hold credentials")
-    return host
+        raise ConfigurationError(f"{source}: the workspace URL must not hold credentials; expected the form "
+                                 f"https://adb-123.4.azuredatabricks.net")
+    origin = f"{parts.scheme.lower()}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    on_databricks = parts.hostname.lower().endswith(DATABRICKS_DOMAINS)
+    if parts.query or parts.fragment or (path and on_databricks):
+        log.info("%s: %r read as the workspace %s (a browser URL's path, query and fragment are not part of it)",
+                 source, redact(host), origin)
+        return origin
+    return origin + path
 
 
 def _databricks_credential(token, client_id, client_secret, source: str, names: tuple[str, str, str]) -> Credential | None:
@@ -215,16 +248,16 @@ def _databricks(uri, options: dict, environ) -> tuple[str, Credential]:
                 "Databricks options: give 'databricksHost' and 'token' (or 'clientId' + 'clientSecret'), or leave "
                 "out what the environment or ~/.databrickscfg provides"
             )
-        return _databricks_host(host, "option 'databricksHost'"), credential
+        return workspace_url(host, "option 'databricksHost'"), credential
     if profile_in_uri is None and environ.get("DATABRICKS_HOST"):
         credential = _databricks_credential(
             environ.get("DATABRICKS_TOKEN"), environ.get("DATABRICKS_CLIENT_ID"), environ.get("DATABRICKS_CLIENT_SECRET"),
             "environment", ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"),
         )
         if credential is not None:
-            return _databricks_host(environ["DATABRICKS_HOST"], "DATABRICKS_HOST"), credential
+            return workspace_url(environ["DATABRICKS_HOST"], "DATABRICKS_HOST"), credential
     host, credential, where = _databricks_profile(profile_in_uri, environ, required=True)
-    return _databricks_host(host, where), credential
+    return workspace_url(host, where), credential
 
 
 def _uri_profile(location: str) -> str | None:

@@ -9,6 +9,10 @@ the middle of a body, a truncated body) and so that every request has a bounded 
   bodies, and statuses 408, 429, 500, 502, 503, 504. ``Retry-After`` (seconds or an HTTP date)
   is honoured. A 429 also holds back every other request of the same client until its
   ``Retry-After`` has passed, and does not use up ``maxRetries``: throttling slows a read down.
+- Every attempt ends ``requestTimeout`` seconds after it starts (at most what is left of
+  ``maxRetryTime``), headers and body included, however slowly the server sends them: a server
+  trickling its answer byte by byte fails the attempt as a timeout (:mod:`.transport`).
+- Paging stops on a server that would page without end (:meth:`RestClient.pages`).
 - Not retried, with a clear error: 401/403 (naming where the credential came from, never its
   value), 404 (naming the URL: is this an MLflow tracking server?), other 4xx with the
   server's error code and message, TLS failures, and answers that are not a JSON object.
@@ -24,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import random
@@ -123,20 +128,11 @@ class RestClient:
     def _get_session(self):
         with self._lock:
             if self._session is None:
-                requests = _requests()
-                from requests.adapters import HTTPAdapter
+                _requests()
+                from .transport import new_session
 
-                session = requests.Session()
-                size = max(1, self.connection.max_concurrent_requests)
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=size, max_retries=0)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                session.verify = self.connection.verify
-                if self.connection.client_cert:
-                    session.cert = self.connection.client_cert
-                # never take credentials from ~/.netrc or proxies' settings behind our back
-                session.trust_env = False
-                self._session = session
+                self._session = new_session(self.connection.max_concurrent_requests, self.connection.verify,
+                                            self.connection.client_cert)
             return self._session
 
     def close(self) -> None:
@@ -183,11 +179,29 @@ class RestClient:
         from ...uri import redact
 
         text = redact(str(text))
+        for form in self._secret_forms():
+            text = text.replace(form, "***")
+        return text
+
+    def _secret_forms(self) -> list[str]:
+        """Every form in which the credential may come back in a server's words: plain,
+        URL-encoded, and the base64 of a Basic ``Authorization`` header; longest first."""
+        from urllib.parse import quote
+
         credential = self.connection.credential
+        forms = set()
+        encoded = []
         for secret in (credential.secret, credential.username if credential.kind == "oauth-m2m" else None):
             if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
+                forms.update((secret, quote(secret, safe=""), quote(secret)))
+                encoded.append(secret)
+        if credential.kind == "basic" and credential.secret:
+            encoded.append(f"{credential.username}:{credential.secret}")
+        for text in encoded:
+            raw = text.encode("utf-8", "surrogatepass")
+            for form in (base64.standard_b64encode(raw), base64.urlsafe_b64encode(raw)):
+                forms.update((form.decode("ascii"), form.decode("ascii").rstrip("=")))
+        return sorted(forms, key=len, reverse=True)
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -262,18 +276,33 @@ class RestClient:
         headers = {"Accept": "application/json", **self._auth_headers()}
         with self._lock:
             self.requests_sent += 1
-        try:
-            response = session.request(method, url, params=params, json=body, headers=headers,
-                                       timeout=(min(timeout, 30.0), timeout), allow_redirects=False)
-            content = response.content  # the whole body: a truncated one raises here
-        except requests.exceptions.SSLError as error:
-            raise StoreConnectionError(f"{shown}: TLS failed: {self.scrub(str(error))} (see MLFLOW_TRACKING_SERVER_CERT_PATH, "
-                                       f"MLFLOW_TRACKING_INSECURE_TLS)") from None
-        except requests.exceptions.Timeout:
-            raise _Retryable(f"no answer within {timeout:g} s (option 'requestTimeout')") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as error:
-            raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self.scrub(_first_line(error))})") from None
+        from .transport import AttemptDeadline
+
+        if timeout < self.connection.retry.timeout:
+            within = f"{timeout:.1f} s (what was left of option 'maxRetryTime')"
+        else:
+            within = f"{timeout:g} s (option 'requestTimeout')"
+        late = f"no complete answer within {within}: each attempt is bounded whole, body included"
+        with AttemptDeadline(timeout) as deadline:
+            try:
+                response = session.request(method, url, params=params, json=body, headers=headers, stream=True,
+                                           timeout=(min(timeout, 30.0), timeout), allow_redirects=False)
+                try:
+                    content = response.content  # the whole body: a truncated one raises here
+                finally:
+                    response.close()
+            except requests.exceptions.SSLError as error:
+                if deadline.expired:
+                    raise _Retryable(late) from None
+                raise StoreConnectionError(f"{shown}: TLS failed: {self.scrub(str(error))} (see MLFLOW_TRACKING_SERVER_CERT_PATH, "
+                                           f"MLFLOW_TRACKING_INSECURE_TLS)") from None
+            except requests.exceptions.Timeout:
+                raise _Retryable(late if deadline.expired else f"no answer within {within}") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as error:
+                if deadline.expired:
+                    raise _Retryable(late) from None
+                raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self.scrub(_first_line(error))})") from None
         status = response.status_code
         if status == 200:
             return content if raw else self._json(shown, response, content)
@@ -311,7 +340,7 @@ class RestClient:
     def _error_detail(self, content: bytes) -> str:
         try:
             error = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             return ""
         if not isinstance(error, dict) or not (error.get("error_code") or error.get("message")):
             return ""
@@ -320,7 +349,7 @@ class RestClient:
     def _json(self, shown: str, response, content: bytes) -> dict:
         try:
             answer = json.loads(content)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
             raise MalformedRecordError(
                 f"{shown}: the answer is not valid JSON ({len(content)} bytes, {error}); is "
                 f"{self.connection.base_url} an MLflow tracking server?"
@@ -333,14 +362,23 @@ class RestClient:
               page_size_field: str = "max_results") -> Iterator[list[dict]]:
         """Every page of a paged endpoint (``page_token`` / ``next_page_token``): ``answer[items]`` per page.
 
+        A server that would page without end is stopped with a :class:`MalformedRecordError`
+        naming the endpoint: a page token seen before, or :data:`IDLE_PAGES` pages in a row that
+        name a next page while bringing nothing new (no record, or every record already seen, by
+        its id where :data:`RECORD_IDS` names one, else the same page as an earlier one). Where an answer says how many records
+        there are (``total_count``), paging stops once that many have come.
+
         Example::
 
             >>> sum(len(page) for page in client.pages("POST", "experiments/search", "experiments",
             ...                                        body={"max_results": 1000}))
             3
         """
+        shown = f"{method} {self.url(endpoint)}"
         token = None
-        seen: set[str] = set()
+        tokens: set[str] = set()
+        progress = _Progress(RECORD_IDS.get(items))
+        requests_sent = idle = 0
         while True:
             if token is not None:
                 if params is not None:
@@ -348,16 +386,83 @@ class RestClient:
                 else:
                     body = {**(body or {}), "page_token": token}
             answer = self.call(method, endpoint, params=params, body=body)
+            requests_sent += 1
             page = answer.get(items, [])
             if not isinstance(page, list):
-                raise MalformedRecordError(f"{method} {self.url(endpoint)}: expected a list in {items!r}, got {type(page).__name__}")
+                raise MalformedRecordError(f"{shown}: expected a list in {items!r}, got {type(page).__name__}")
+            fresh = progress.add(page)
             yield page
             token = answer.get("next_page_token") or None
             if token is None:
                 return
-            if token in seen:
-                raise MalformedRecordError(f"{method} {self.url(endpoint)}: the server returned the same page token twice")
-            seen.add(token)
+            if not isinstance(token, str):
+                raise MalformedRecordError(f"{shown}: expected a string in 'next_page_token', got {type(token).__name__}")
+            total = answer.get("total_count")
+            if isinstance(total, int) and not isinstance(total, bool) and progress.count >= total:
+                log.info("%s: %d of the %d %s the server holds have come; not asking for more pages",
+                         shown, progress.count, total, items)
+                return
+            if token in tokens:
+                raise MalformedRecordError(f"{shown}: the server returned the same page token twice")
+            tokens.add(token)
+            idle = 0 if fresh else idle + 1
+            if idle >= IDLE_PAGES:
+                raise MalformedRecordError(
+                    f"{shown}: {idle} pages in a row brought no {items} not seen on earlier pages yet name a next "
+                    f"page: the server pages without end; stopped after {requests_sent} requests"
+                )
+
+
+#: Pages in a row that may bring nothing new before paging stops (one is let pass: a server may
+#: answer an empty page before its last).
+IDLE_PAGES = 2
+
+#: Where each paged list's records keep their id (paths into the record, one per part of the
+#: id); lists not named here (metric points) are compared page by page.
+RECORD_IDS = {
+    "runs": (("info", "run_id"),),
+    "experiments": (("experiment_id",),),
+    "models": (("info", "model_id"),),
+    "registered_models": (("name",),),
+    "model_versions": (("name",), ("version",)),
+}
+
+
+class _Progress:
+    """What the pages of one listing have brought: record ids (or page digests) seen, and how many."""
+
+    def __init__(self, id_paths: tuple[tuple[str, ...], ...] | None) -> None:
+        self.id_paths = id_paths
+        self.seen: set = set()
+        self.count = 0
+
+    def _id(self, record) -> tuple | bytes:
+        parts = []
+        for path in self.id_paths:
+            value = record
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
+            if value is None or isinstance(value, (dict, list)):
+                return _digest([record])  # no usable id: the record itself
+            parts.append(str(value))
+        return tuple(parts)
+
+    def add(self, page: list) -> bool:
+        """Take in one page; whether it brought anything not seen before."""
+        before = len(self.seen)
+        if self.id_paths is None:
+            self.count += len(page)
+            if page:
+                self.seen.add(_digest(page))
+        else:
+            self.seen.update(self._id(record) for record in page)
+            self.count = len(self.seen)
+        return len(self.seen) > before
+
+
+def _digest(records: list) -> bytes:
+    text = json.dumps(records, sort_keys=True, default=str, allow_nan=True)
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _first_line(error: BaseException) -> str:

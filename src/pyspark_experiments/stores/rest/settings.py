@@ -65,6 +65,36 @@ def option(options: dict, name: str, environ: dict | None = None, env: str | Non
     return None
 
 
+#: How a boolean REST option or variable may be written (any case), as MLflow reads its boolean variables.
+BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def boolean_option(options: dict, name: str, default: bool, environ: dict | None = None, env: str | None = None) -> bool:
+    """A boolean option (``true``/``false``/``1``/``0``, any case), else the variable ``env``,
+    else ``default``. Anything else is a :class:`ConfigurationError` naming the option or the
+    variable and the accepted values.
+
+    Example::
+
+        >>> boolean_option({"insecureTls": "TRUE"}, "insecureTls", False)
+        True
+        >>> boolean_option({}, "insecureTls", False, {"MLFLOW_TRACKING_INSECURE_TLS": "definitely"},
+        ...                "MLFLOW_TRACKING_INSECURE_TLS")
+        Traceback (most recent call last):
+        pyspark_experiments.errors.ConfigurationError: environment variable 'MLFLOW_TRACKING_INSECURE_TLS': expected \
+true or false (or 1 or 0), got 'definitely'
+    """
+    text, shown = option(options, name), f"option {name!r}"
+    if text is None and env is not None:
+        text, shown = option({}, name, environ, env), f"environment variable {env!r}"
+    if text is None:
+        return default
+    value = BOOLEAN_WORDS.get(text.lower())
+    if value is None:
+        raise ConfigurationError(f"{shown}: expected true or false (or 1 or 0), got {text!r}")
+    return value
+
+
 def _number(name: str, text: str, kind, minimum: float, source: str):
     try:
         value = kind(text)
@@ -80,6 +110,10 @@ def _number(name: str, text: str, kind, minimum: float, source: str):
 @dataclass(frozen=True)
 class RetryPolicy:
     """How one request is retried: attempts, backoff, per-attempt timeout, total time bound.
+
+    ``timeout`` (option ``requestTimeout``) bounds each attempt as a whole, from sending the
+    request to the last byte of the answer, not only each read of the socket as ``requests``'
+    timeout does; ``max_retry_time`` bounds the request with all its attempts and waits.
 
     Attempt ``n`` (from 1) that fails with a retryable error waits
     ``min(MAX_BACKOFF, backoff_factor * 2 ** (n - 1)) + uniform(0, backoff_jitter)`` seconds,
@@ -108,7 +142,7 @@ class RetryPolicy:
         Example::
 
             >>> RetryPolicy.from_options({"maxRetries": "2", "requestTimeout": "5"}, environ={}).max_retry_time
-            20.0
+            23.0
         """
         values: dict = {}
         for name, default in _MLFLOW_DEFAULTS.items():

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ... import tables
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, MalformedRecordError
 from ..base import ExperimentRef, Partition, Selection, Store, StoreCapabilities, lifecycle_stages
 from ..fingerprints import fingerprint
 from ..planning import chunk, pack_partitions
@@ -206,7 +206,10 @@ class RestStore(Store):
             for page in client.pages("POST", "experiments/search", "experiments",
                                      body={"max_results": self.connection.experiments_page_size, "view_type": "ALL"}):
                 for experiment in page:
-                    row = convert.experiment_row(experiment)  # checked: id and name present
+                    try:
+                        row = convert.experiment_row(experiment)  # checked: id and name present
+                    except convert.BadRecord as error:
+                        raise MalformedRecordError(f"POST {client.url('experiments/search')}: {error}") from None
                     found[row["experiment_id"]] = experiment
             self._experiments_json = list(found.values())
         return self._experiments_json

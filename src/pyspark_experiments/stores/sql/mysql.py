@@ -53,6 +53,9 @@ _QUERY_ARGUMENTS = {
     "user": str,
 }
 
+# TLS files PyMySQL loads, by query argument, and MLflow's variables that name them.
+_TLS_FILES = (("ssl_ca", "MLFLOW_MYSQL_SSL_CA"), ("ssl_cert", "MLFLOW_MYSQL_SSL_CERT"), ("ssl_key", "MLFLOW_MYSQL_SSL_KEY"))
+
 # MLflow's column names that are reserved words in MySQL, written bare in the store's shared SQL.
 _RESERVED = re.compile(r"(?<![\w.`'\"+])(key)(?![\w`'\"])", re.IGNORECASE)
 
@@ -114,8 +117,7 @@ def mysql_parameters(location: str, environ=None) -> dict:
             params[name] = convert(value)
         except ValueError:
             raise ConfigurationError(f"tracking URI {redact(location)!r}: {name}={redact(value)!r} is not a number") from None
-    for variable, name in (("MLFLOW_MYSQL_SSL_CA", "ssl_ca"), ("MLFLOW_MYSQL_SSL_CERT", "ssl_cert"),
-                           ("MLFLOW_MYSQL_SSL_KEY", "ssl_key")):
+    for name, variable in _TLS_FILES:
         if environ.get(variable) and name not in params:
             params[name] = environ[variable]
     if "unix_socket" in params and not host:
@@ -270,10 +272,15 @@ def connect_mysql(location: str, display: str) -> MySqlConnection:
             "reading a MySQL store needs PyMySQL: pip install 'pyspark-experiments[mysql]'"
         ) from error
     params = mysql_parameters(location)
+    check_tls_files(location, params)
     try:
         connection = pymysql.connect(**params, autocommit=False)
     except pymysql.err.MySQLError as error:
         raise connection_error(error, params, display) from None
+    except OSError as error:  # PyMySQL loads the TLS files before it connects: one that is not PEM
+        files = ", ".join(f"{name}={params[name]!r}" for name, _ in _TLS_FILES if params.get(name))
+        raise ConfigurationError(f"cannot connect to {display}: the TLS files ({files}) cannot be loaded: "
+                                 f"{redact(str(error))}") from None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -282,6 +289,25 @@ def connect_mysql(location: str, display: str) -> MySqlConnection:
         connection.close()
         raise StoreConnectionError(f"cannot start a read-only snapshot of {display}: {redact(str(error))}") from None
     return MySqlConnection(connection)
+
+
+def check_tls_files(location: str, params: dict) -> None:
+    """Refuse a TLS file (``ssl_ca``, ``ssl_cert``, ``ssl_key``) that is not there, naming the
+    URL's query argument or MLflow's ``MLFLOW_MYSQL_SSL_*`` variable that gave it, and its path.
+
+    Example::
+
+        >>> check_tls_files("mysql://u@db/m?ssl_ca=/no/ca.pem", {"ssl_ca": "/no/ca.pem"})
+        Traceback (most recent call last):
+        pyspark_experiments.errors.ConfigurationError: query argument 'ssl_ca' of the tracking URI: no file at '/no/ca.pem'
+    """
+    in_url = {name for name, _ in parse_qsl(location.partition("?")[2], keep_blank_values=True)}
+    for name, variable in _TLS_FILES:
+        path = params.get(name)
+        if path and not os.path.isfile(path):
+            source = f"query argument {name!r} of the tracking URI" if name in in_url else f"environment variable {variable}"
+            what = "a folder, not a file" if os.path.isdir(path) else "no file"
+            raise ConfigurationError(f"{source}: {what} at {path!r}")
 
 
 def connection_error(error, params: dict, display: str) -> Exception:
@@ -316,6 +342,6 @@ def connection_error(error, params: dict, display: str) -> Exception:
 
 
 __all__ = [
-    "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "connect_mysql", "connection_error", "inline_parameters",
+    "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "check_tls_files", "connect_mysql", "connection_error", "inline_parameters",
     "mysql_parameters", "quote_reserved", "sql_literal",
 ]

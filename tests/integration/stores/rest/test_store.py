@@ -312,6 +312,7 @@ THROTTLED = ("status", 429, [("Retry-After", "1")], b"")
     ("dropped connection on every 2nd", lambda: every(2, "drop"), {}),
     ("a stalled answer", lambda: every(2, ("stall", 4), limit=1), {"requestTimeout": "1.5"}),
     ("truncated body on every 2nd", lambda: every(2, "truncate"), {}),
+    ("a trickled answer", lambda: every(2, ("trickle", 1.0), limit=1), {"requestTimeout": "2"}),
 ])
 @pytest.mark.parametrize("table", ("runs", "metrics", "inputs"))
 def test_transient_faults_still_read_exactly(mlflow_server, caplog, table, name, plan, options):  # noqa: F811
@@ -343,6 +344,54 @@ def test_lasting_faults_fail_clearly_within_bound(mlflow_server, name, plan, opt
     assert words in str(failed.value), str(failed.value)
     assert proxy.url in str(failed.value)
     assert elapsed < bound, f"{name}: failed after {elapsed:.1f} s"
+
+
+def test_a_trickling_server_fails_the_read_naming_the_url(mlflow_server):  # noqa: F811
+    """The real server's answers to runs/search sent one byte every 2 s: requests' own timeout
+    bounds each socket read only, so the read hung; requestTimeout now bounds each attempt whole."""
+    import threading
+
+    url, _ = mlflow_server
+    outcome = {}
+    with Proxy(url, every(1, ("trickle", 2.0), "runs/search")) as proxy:
+        options = {"trackingUri": proxy.url, "table": "runs", "requestTimeout": "3", "maxRetryTime": "10", **FAST}
+
+        def read():
+            try:
+                outcome["table"] = read_table(options, "ref-alpha")
+            except Exception as error:
+                outcome["error"] = error
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(300)  # a guard against the hang, not a measure of speed
+        assert not reader.is_alive(), "the read of a trickling server did not end"
+        trickled = proxy.count("runs/search", "fault trickle")
+    error = outcome.get("error")
+    assert isinstance(error, StoreConnectionError), repr(outcome)
+    assert f"{proxy.url}/api/2.0/mlflow/runs/search" in str(error) and "no complete answer within" in str(error)
+    assert "'maxRetryTime'" in str(error)
+    assert trickled >= 2, "the read retried within maxRetryTime"
+
+
+@pytest.mark.parametrize("source", ["environment", "databrickscfg"])
+def test_a_databricks_host_copied_from_the_browser_reads(mlflow_server, monkeypatch, tmp_path, source):  # noqa: F811
+    """https://<workspace>/?o=<id>#job/1 as the host: read as the workspace's own URL."""
+    url, backend = mlflow_server
+    with DatabricksProxy(url, DATABRICKS_TOKEN, throttle_every=0) as proxy:
+        browser = f"{proxy.url}/?o=1234567890123456#job/1/run/2"
+        if source == "environment":
+            monkeypatch.setenv("DATABRICKS_HOST", browser)
+            monkeypatch.setenv("DATABRICKS_TOKEN", DATABRICKS_TOKEN)
+        else:
+            home = tmp_path / "home"
+            home.mkdir(exist_ok=True)
+            (home / ".databrickscfg").write_text(f"[DEFAULT]\nhost = {browser}\ntoken = {DATABRICKS_TOKEN}\n")
+        assert_same({"trackingUri": "databricks"}, backend, "experiments", "ALL")
+        assert_same({"trackingUri": "databricks"}, backend, "runs", "ALL", "ref-alpha")
+        refused = proxy.count(outcome="refused 404")
+        searched = [path for path, _ in proxy.requests_to("/api/2.0/mlflow/")]
+    assert refused == 0 and searched and all(p.startswith("/api/2.0/mlflow/") for p in searched)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -137,3 +137,49 @@ def test_databricks_uris_parse_as_rest():
     assert resolve_tracking_uri("databricks://prof", environ={}).scheme == "databricks"
     with pytest.raises(ConfigurationError, match="secret-scope"):
         connect("databricks://scope:prefix")
+
+
+@pytest.mark.parametrize("options, environ, named", [
+    ({"insecureTls": "definitely"}, {}, "option 'insecureTls'"),
+    ({"insecureTls": "yes"}, {}, "option 'insecureTls'"),
+    ({}, {"MLFLOW_TRACKING_INSECURE_TLS": "definitely"}, "environment variable 'MLFLOW_TRACKING_INSECURE_TLS'"),
+    ({"bulkMetricHistory": "sometimes"}, {}, "option 'bulkMetricHistory'"),
+])
+def test_a_boolean_option_or_variable_refuses_other_words(options, environ, named):
+    with pytest.raises(ConfigurationError) as error:
+        connect("https://h", options, **environ)
+    assert named in str(error.value) and "expected true or false (or 1 or 0)" in str(error.value)
+
+
+def test_boolean_options_take_mlflows_words_and_options_win_over_variables():
+    for text, insecure in (("TRUE", True), ("1", True), ("False", False), ("0", False)):
+        assert (connect("https://h", {"insecureTls": text}).verify is False) is insecure
+        assert (connect("https://h", MLFLOW_TRACKING_INSECURE_TLS=text).verify is False) is insecure
+    assert connect("https://h", {"insecureTls": "false"}, MLFLOW_TRACKING_INSECURE_TLS="true").verify is True
+    assert connect("https://h", {"insecureTls": "false"}, MLFLOW_TRACKING_INSECURE_TLS="definitely").verify is True
+    assert connect("https://h", {"bulkMetricHistory": "0"}).bulk_history is False
+    assert connect("https://h").bulk_history is True
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("https://adb-123.4.azuredatabricks.net/?o=123#job/1", "https://adb-123.4.azuredatabricks.net"),
+    ("adb-123.4.azuredatabricks.net/?o=123", "https://adb-123.4.azuredatabricks.net"),
+    ("https://dbc-a1b2.cloud.databricks.com/ml/experiments/5", "https://dbc-a1b2.cloud.databricks.com"),
+    ("https://1234.5.gcp.databricks.com/#workspace/Users", "https://1234.5.gcp.databricks.com"),
+    ("http://127.0.0.1:8080/?o=1#job/2", "http://127.0.0.1:8080"),
+    ("http://[::1]:8080/browse?o=7", "http://[::1]:8080"),
+    ("https://gateway.example.com/workspace/", "https://gateway.example.com/workspace"),  # a gateway's prefix
+    ("https://dbc-a1b2.cloud.databricks.com/", "https://dbc-a1b2.cloud.databricks.com"),
+])
+def test_a_workspace_url_from_the_browser_is_reduced_to_its_host(tmp_path, given, expected):
+    assert connect("databricks", DATABRICKS_HOST=given, DATABRICKS_TOKEN="dapi-x").base_url == expected
+    assert connect("databricks", {"databricksHost": given, "token": "dapi-x"}).base_url == expected
+    write(tmp_path / ".databrickscfg", f"[DEFAULT]\nhost = {given}\ntoken = dapi-x\n")
+    assert connect("databricks", HOME=str(tmp_path)).base_url == expected
+
+
+def test_a_workspace_url_that_is_no_url_is_refused_with_the_expected_form():
+    for given in ("ftp://adb-1.azuredatabricks.net", "https://", "https://h:port/", "https://u:p@h.example.com"):
+        with pytest.raises(ConfigurationError, match="DATABRICKS_HOST: .*https://adb-123.4.azuredatabricks.net") as error:
+            connect("databricks", DATABRICKS_HOST=given, DATABRICKS_TOKEN="dapi-x")
+        assert ":p@" not in str(error.value)
