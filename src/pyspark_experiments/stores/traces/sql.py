@@ -1,0 +1,270 @@
+"""MLflow's trace tables in a SQL store (SQLite, PostgreSQL, MySQL) read into Arrow batches.
+
+Given an open DB-API connection (``sqlite3``, ``psycopg``, ``PyMySQL``), :func:`plan_trace_ids`
+lists the selected traces (experiments, time range, states, ids) in a stable order, and
+:func:`read_traces`, :func:`read_spans`, :func:`read_assessments` read one chunk of them with
+one query per MLflow table per chunk of :data:`IDS_PER_QUERY` ids (never one per trace).
+
+A store written by an MLflow older than its trace tables (or older than a column, such as
+3.18's ``trace_name``) reads as having no traces (or no such column): empty batches, no error.
+
+Example::
+
+    >>> import sqlite3
+    >>> connection = sqlite3.connect(":memory:")
+    >>> plan_trace_ids(connection, TraceSelection(experiment_ids=("1",)))
+    []
+    >>> read_traces(connection, []).num_rows
+    0
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+
+from .convert import (
+    assessment_from_sql,
+    assessments_batch,
+    span_row,
+    spans_batch,
+    trace_from_sql,
+    traces_batch,
+)
+from .selection import TraceSelection
+
+#: Trace ids bound in one ``IN (...)`` list (far below SQLite's 32,766 parameters).
+IDS_PER_QUERY = 500
+
+_MISSING_TABLE = ("no such table", "does not exist", "doesn't exist", "undefinedtable")
+
+
+def placeholder_of(connection) -> str:
+    """The bind-parameter mark of ``connection``'s driver: ``?`` for sqlite3, else ``%s``.
+
+    Example::
+
+        >>> import sqlite3
+        >>> placeholder_of(sqlite3.connect(":memory:"))
+        '?'
+    """
+    return "?" if type(connection).__module__.startswith("sqlite3") else "%s"
+
+
+def table_columns(connection, table: str) -> tuple[str, ...] | None:
+    """The columns of MLflow table ``table``, or ``None`` when the store has no such table.
+
+    Example::
+
+        >>> import sqlite3
+        >>> table_columns(sqlite3.connect(":memory:"), "trace_info") is None
+        True
+    """
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        columns = tuple(description[0].lower() for description in cursor.description)
+        cursor.fetchall()
+        return columns
+    except Exception as error:
+        if not any(text in str(error).lower() or text in type(error).__name__.lower() for text in _MISSING_TABLE):
+            raise
+        _end_failed_transaction(connection)
+        return None
+    finally:
+        cursor.close()
+
+
+def plan_trace_ids(connection, selection: TraceSelection) -> list[tuple[str, str]]:
+    """``(trace_id, experiment_id)`` of every selected trace, by request time then id.
+
+    Example::
+
+        >>> import sqlite3
+        >>> plan_trace_ids(sqlite3.connect(":memory:"), TraceSelection(experiment_ids=()))
+        []
+    """
+    if not selection.experiment_ids or table_columns(connection, "trace_info") is None:
+        return []
+    mark = placeholder_of(connection)
+    experiment_ids = [int(value) for value in selection.experiment_ids]
+    where = [f"experiment_id IN ({', '.join([mark] * len(experiment_ids))})"]
+    params: list = list(experiment_ids)
+    if selection.start_ms is not None:
+        where.append(f"timestamp_ms >= {mark}")
+        params.append(int(selection.start_ms))
+    if selection.end_ms is not None:
+        where.append(f"timestamp_ms < {mark}")
+        params.append(int(selection.end_ms))
+    if selection.states:
+        where.append(f"status IN ({', '.join([mark] * len(selection.states))})")
+        params.extend(selection.states)
+    if selection.trace_ids is not None:
+        if not selection.trace_ids:
+            return []
+        where.append(f"request_id IN ({', '.join([mark] * len(selection.trace_ids))})")
+        params.extend(selection.trace_ids)
+    sql = (f"SELECT request_id, experiment_id FROM trace_info WHERE {' AND '.join(where)} "
+           "ORDER BY timestamp_ms, request_id")
+    return [(trace_id, str(experiment_id)) for trace_id, experiment_id in _rows(connection, sql, params)]
+
+
+def read_traces(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
+    """The ``traces`` rows of ``trace_ids``: ``trace_info`` and its tags, request metadata
+    and trace metrics, one query per table per :data:`IDS_PER_QUERY` ids.
+
+    Example::
+
+        >>> import sqlite3
+        >>> read_traces(sqlite3.connect(":memory:"), ["tr-1"]).num_rows
+        0
+    """
+    info_columns = table_columns(connection, "trace_info") if trace_ids else None
+    if info_columns is None:
+        return traces_batch([])
+    rows = []
+    for chunk in _chunks(trace_ids):
+        infos = _dict_rows(connection, "SELECT * FROM trace_info WHERE request_id IN ({ids})", chunk)
+        tags = _key_values(connection, "trace_tags", chunk)
+        metadata = _key_values(connection, "trace_request_metadata", chunk)
+        metrics = _key_values(connection, "trace_metrics", chunk)
+        rows.extend(
+            trace_from_sql(info, tags.get(info["request_id"], {}), metadata.get(info["request_id"], {}),
+                           metrics.get(info["request_id"], {}))
+            for info in infos
+        )
+    return traces_batch(_in_order(rows, trace_ids, "trace_id"))
+
+
+def read_spans(connection, trace_ids: Sequence[str], with_content: bool = False) -> pa.RecordBatch:
+    """The ``spans`` rows of ``trace_ids`` (``spans`` and ``span_metrics``), in each trace by
+    start time; ``with_content`` adds inputs, outputs and events.
+
+    Example::
+
+        >>> import sqlite3
+        >>> read_spans(sqlite3.connect(":memory:"), ["tr-1"], with_content=True).num_columns
+        23
+    """
+    return spans_batch(list(iter_span_rows(connection, trace_ids, with_content)), with_content)
+
+
+def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = False) -> Iterator[dict]:
+    """The rows of :func:`read_spans`, one chunk of traces at a time (for a reader that cuts
+    its batches by size: span content can be large).
+
+    Example::
+
+        >>> import sqlite3
+        >>> list(iter_span_rows(sqlite3.connect(":memory:"), ["tr-1"]))
+        []
+    """
+    if not trace_ids or table_columns(connection, "spans") is None:
+        return
+    has_metrics = table_columns(connection, "span_metrics") is not None
+    for chunk in _chunks(trace_ids):
+        spans = _dict_rows(connection, "SELECT * FROM spans WHERE trace_id IN ({ids}) "
+                                       "ORDER BY trace_id, start_time_unix_nano, span_id", chunk)
+        metrics: dict[tuple[str, str], dict] = defaultdict(dict)
+        if has_metrics:
+            for trace_id, span_id, key, value in _rows(
+                connection,
+                _with_ids("SELECT trace_id, span_id, key, value FROM span_metrics WHERE trace_id IN ({ids})",
+                          connection, len(chunk)),
+                chunk,
+            ):
+                metrics[(trace_id, span_id)][key] = value
+        by_trace = defaultdict(list)
+        for span in spans:
+            by_trace[span["trace_id"]].append(span)
+        for trace_id in chunk:
+            for span in by_trace.get(trace_id, ()):
+                yield span_row(json.loads(span["content"]), experiment_id=span["experiment_id"], trace_id=trace_id,
+                               columns=span, metrics=metrics.get((trace_id, span["span_id"])),
+                               with_content=with_content) | {"span_id": span["span_id"],
+                                                             "parent_span_id": span.get("parent_span_id")}
+
+
+def read_assessments(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
+    """The ``assessments`` rows of ``trace_ids``, by trace then creation time.
+
+    The experiment id is the trace's (``assessments.experiment_id`` exists only since 3.18).
+
+    Example::
+
+        >>> import sqlite3
+        >>> read_assessments(sqlite3.connect(":memory:"), ["tr-1"]).num_rows
+        0
+    """
+    if not trace_ids or table_columns(connection, "assessments") is None:
+        return assessments_batch([])
+    rows = []
+    for chunk in _chunks(trace_ids):
+        found = _dict_rows(
+            connection,
+            "SELECT a.*, t.experiment_id AS trace_experiment_id FROM assessments a "
+            "JOIN trace_info t ON t.request_id = a.trace_id WHERE a.trace_id IN ({ids}) "
+            "ORDER BY a.trace_id, a.created_timestamp, a.assessment_id",
+            chunk,
+        )
+        by_trace = defaultdict(list)
+        for row in found:
+            by_trace[row["trace_id"]].append(assessment_from_sql(row, row["trace_experiment_id"]))
+        for trace_id in chunk:
+            rows.extend(by_trace.get(trace_id, ()))
+    return assessments_batch(rows)
+
+
+def _key_values(connection, table: str, chunk: Sequence[str]) -> dict[str, dict]:
+    """``{trace_id: {key: value}}`` of a trace key-value table; empty when the store has none."""
+    found: dict[str, dict] = defaultdict(dict)
+    if table_columns(connection, table) is None:
+        return found
+    sql = _with_ids(f"SELECT request_id, key, value FROM {table} WHERE request_id IN ({{ids}})", connection, len(chunk))
+    for trace_id, key, value in _rows(connection, sql, chunk):
+        found[trace_id][key] = value
+    return found
+
+
+def _dict_rows(connection, sql: str, chunk: Sequence[str]) -> list[dict]:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(_with_ids(sql, connection, len(chunk)), tuple(chunk))
+        names = [description[0].lower() for description in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _rows(connection, sql: str, params: Sequence) -> list[tuple]:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _with_ids(sql: str, connection, count: int) -> str:
+    return sql.replace("{ids}", ", ".join([placeholder_of(connection)] * count))
+
+
+def _chunks(trace_ids: Sequence[str]) -> Iterator[list[str]]:
+    trace_ids = list(trace_ids)
+    for start in range(0, len(trace_ids), IDS_PER_QUERY):
+        yield trace_ids[start:start + IDS_PER_QUERY]
+
+
+def _in_order(rows: list[dict], trace_ids: Sequence[str], key: str) -> list[dict]:
+    position = {trace_id: index for index, trace_id in enumerate(trace_ids)}
+    return sorted(rows, key=lambda row: position.get(row[key], len(position)))
+
+
+def _end_failed_transaction(connection) -> None:
+    # PostgreSQL refuses every statement after an error until the transaction ends; a
+    # connection in autocommit mode has none to end.
+    if getattr(connection, "autocommit", True) is False:
+        connection.rollback()
