@@ -33,6 +33,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -224,7 +225,7 @@ def span_row(span: Mapping, *, experiment_id, trace_id: str | None = None, colum
     if "context" in span:
         parsed = _span_v2(span)
     elif isinstance(span.get("attributes"), list):
-        parsed = _span_otel_proto(span)
+        parsed = _span_otel_proto(_snake_keys(span))
     else:
         parsed = _span_v3(span)
     attributes = parsed["attributes"]
@@ -311,8 +312,13 @@ def _span_otel_proto(span: Mapping) -> dict:
         "events": [{"name": event.get("name"), "time_unix_nano": _int_or_none(event.get("time_unix_nano")),
                     "attributes": {item["key"]: otel_any_value(item.get("value"))
                                    for item in event.get("attributes") or []}}
-                   for event in span.get("events") or []],
+                   for event in map(_snake_keys, span.get("events") or [])],
     }
+
+
+def _snake_keys(record: Mapping) -> dict:
+    # Protobuf JSON names fields in lowerCamelCase unless the writer preserves proto names.
+    return {re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower(): value for key, value in record.items()}
 
 
 def otel_any_value(value: Mapping | None):
