@@ -44,6 +44,7 @@ os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
 __all__ = [
     "TRACE_EXPERIMENTS",
     "log_trace_data",
+    "trace_file_server",
     "trace_file_store",
     "trace_postgres_store",
     "trace_server",
@@ -192,4 +193,16 @@ def trace_server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("traces-server")
     with running_mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", str(folder)) as url:
+        yield url, log_trace_data(url)
+
+
+@pytest.fixture(scope="session")
+def trace_file_server(tmp_path_factory):
+    """``(url, {label: trace_id})``: a real ``mlflow server`` over a file store: its traces keep
+    their spans as ``traces.json`` artifacts (served under ``mlflow-artifacts:/``), not in the
+    tracking store."""
+    from support.mlflow_server import running_mlflow_server
+
+    folder = tmp_path_factory.mktemp("traces-file-server")
+    with running_mlflow_server(str(folder / "mlruns"), str(folder), env={"MLFLOW_ALLOW_FILE_STORE": "true"}) as url:
         yield url, log_trace_data(url)

@@ -1,8 +1,10 @@
 """A tracking server's traces (MLflow's v3 traces API) read into Arrow batches.
 
-Every function takes ``call(method, path, params=None, body=None) -> dict``: one HTTP call
-to ``<server>/<path>`` answering the parsed JSON object (GET sends ``params`` as the query,
-POST sends ``body`` as JSON). The store backend passes its retrying, deadline-bound client.
+Every function takes ``call(method, path, params=None, body=None, raw=False)``: one HTTP call
+to ``<server>/<path>`` answering the parsed JSON object, or with ``raw`` the body's bytes (GET
+sends ``params`` as the query, POST sends ``body`` as JSON). The store backend passes its
+retrying, deadline-bound client. Artifacts are asked for ``raw``: the server sends
+``traces.json`` without a charset, and JSON is UTF-8 whatever a text decoder would guess.
 
 - :func:`search_trace_infos`: ``POST api/3.0/mlflow/traces/search`` (``locations``, ``filter``,
   ``max_results`` up to :data:`SEARCH_PAGE_SIZE`, ``page_token``), every page. Its TraceInfo
@@ -25,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
@@ -192,7 +195,12 @@ def _artifact_spans(call: Call, info: dict) -> list[dict]:
             f"trace {info['trace_id']}: its spans are at {location!r}, which the tracking server does not "
             "serve (only mlflow-artifacts:/ locations are read through it)"
         )
-    answer = call("GET", f"{ARTIFACTS_PATH}/{parsed.path.strip('/')}/traces.json")
+    path = f"{ARTIFACTS_PATH}/{parsed.path.strip('/')}/traces.json"
+    content = call("GET", path, raw=True)
+    try:
+        answer = json.loads(content)
+    except ValueError as error:
+        raise MalformedRecordError(f"trace {info['trace_id']}: GET {path} is not JSON: {error}") from None
     return answer.get("spans") or []
 
 

@@ -2,7 +2,8 @@
 
 Stores written by real mlflow 3.18 (tests/support/traces_store.py): SQLite and PostgreSQL read
 through a DB-API connection (``stores/traces/sql.py``), a file store (``files.py``), and a real
-``mlflow server`` over SQLite through its REST API (``rest.py``, with a plain ``requests`` call).
+``mlflow server`` over SQLite (spans from ``traces/batchGet``) and one over a file store (spans
+from ``traces.json`` artifacts) through its REST API (``rest.py``, with a plain ``requests`` call).
 References: ``mlflow.search_traces(..., return_type="list")`` for which traces exist and
 ``MlflowClient.get_trace`` for each trace's info, spans and assessments, field by field.
 
@@ -33,7 +34,7 @@ from support.stores import postgres_server  # noqa: F401  (the session fixture)
 from support.traces_store import *  # noqa: F401,F403  (the session fixtures)
 from support.traces_store import TOKEN_USAGE, TRACE_EXPERIMENTS
 
-STORES = ("sqlite", "file", "postgres", "rest")
+STORES = ("sqlite", "file", "postgres", "rest", "rest-file")
 
 
 def _rows(batch: pa.RecordBatch) -> list[dict]:
@@ -52,14 +53,14 @@ def _rows(batch: pa.RecordBatch) -> list[dict]:
 def _requests_call(base_url: str):
     import requests
 
-    def call(method, path, params=None, body=None):
+    def call(method, path, params=None, body=None, raw=False):
         url = f"{base_url}/{path}"
         if method == "GET":
             answer = requests.get(url, params=params, timeout=60)
         else:
             answer = requests.post(url, json=body, timeout=60)
         answer.raise_for_status()
-        return answer.json()
+        return answer.content if raw else answer.json()
 
     return call
 
@@ -87,7 +88,7 @@ def _read(kind: str, location: str, experiment_ids: tuple[str, ...], **selection
         return {"traces": _rows(files.read_traces([folder for _, folder in folders])),
                 "spans": _rows(files.read_spans(folders, with_content=True)),
                 "assessments": _rows(files.read_assessments(folders))}
-    call = _requests_call(location)
+    call = _requests_call(location)  # "rest" and "rest-file"
     infos = rest.selected_trace_infos(call, chosen)
     return {"traces": _rows(rest.traces_from_infos(infos)),
             "spans": _rows(rest.read_spans(call, infos, with_content=True)),
@@ -102,15 +103,16 @@ def store(request):
 
     kind = request.param
     fixture = {"sqlite": "trace_sqlite_store", "file": "trace_file_store", "postgres": "trace_postgres_store",
-               "rest": "trace_server"}[kind]
+               "rest": "trace_server", "rest-file": "trace_file_server"}[kind]
     uri, ids = request.getfixturevalue(fixture)
     import mlflow
 
     client = MlflowClient(uri)
     experiment_ids = tuple(client.get_experiment_by_name(name).experiment_id for name in TRACE_EXPERIMENTS)
+    # Inside the scope: mlflow resolves mlflow-artifacts:/ locations through the tracking URI.
     with _tracking(uri):
         found = mlflow.search_traces(locations=list(experiment_ids), return_type="list")
-    traces = {trace.info.trace_id: client.get_trace(trace.info.trace_id) for trace in found}
+        traces = {trace.info.trace_id: client.get_trace(trace.info.trace_id) for trace in found}
     return {"kind": kind, "uri": uri, "ids": ids, "experiment_ids": experiment_ids,
             "ours": _read(kind, uri, experiment_ids), "traces": traces}
 
@@ -295,3 +297,30 @@ def test_a_selection_by_state_time_and_id(store):
     one = _read(store["kind"], store["uri"], store["experiment_ids"], trace_ids=(answer, "tr-missing"))
     assert [row["trace_id"] for row in one["traces"]] == [answer]
     assert len(one["spans"]) == 3 and len(one["assessments"]) == 5
+
+
+def test_spans_come_from_where_the_store_keeps_them(store):
+    """A SQL-backed store keeps spans in its ``spans`` table (tag ``mlflow.trace.spansLocation``
+    = ``TRACKING_STORE``); a file store, and a server over one, in ``traces.json`` artifacts."""
+    locations = {row["tags"].get("mlflow.trace.spansLocation") for row in store["ours"]["traces"]}
+    expected = {"sqlite": {"TRACKING_STORE"}, "postgres": {"TRACKING_STORE"}, "rest": {"TRACKING_STORE"},
+                "file": {None}, "rest-file": {None}}[store["kind"]]
+    assert locations == expected
+
+
+def test_a_deleted_experiments_traces_are_read_from_the_trash(trace_file_store, tmp_path):
+    import shutil
+
+    from mlflow import MlflowClient
+
+    root = str(tmp_path / "mlruns")
+    shutil.copytree(trace_file_store[0], root)
+    client = MlflowClient(root)
+    beta = client.get_experiment_by_name("traces-beta").experiment_id
+    client.delete_experiment(beta)
+    assert files.experiment_folder(root, beta).endswith(f".trash/{beta}")
+    ours = _read("file", root, (beta,))
+    solo = client.get_trace(trace_file_store[1]["solo"])
+    assert [row["trace_id"] for row in ours["traces"]] == [solo.info.trace_id]
+    assert [row["span_id"] for row in ours["spans"]] == [span.span_id for span in solo.data.spans]
+    assert [row["assessment_id"] for row in ours["assessments"]] == [a.assessment_id for a in solo.info.assessments]
