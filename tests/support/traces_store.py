@@ -46,6 +46,7 @@ __all__ = [
     "log_trace_data",
     "trace_file_server",
     "trace_file_store",
+    "trace_mysql_store",
     "trace_postgres_store",
     "trace_server",
     "trace_sqlite_store",
@@ -182,6 +183,17 @@ def trace_postgres_store(postgres_server, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("traces-postgres")
     uri = create_database(*postgres_server, "mlflow_traces")
+    return uri, log_trace_data(uri, str(folder / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def trace_mysql_store(mysql_server, tmp_path_factory):
+    """``(uri, {label: trace_id})``: a MariaDB store (``mysql_server`` of :mod:`support.stores`)
+    holding the reference traces."""
+    from support.mysql import create_database
+
+    folder = tmp_path_factory.mktemp("traces-mysql")
+    uri = create_database(*mysql_server, "mlflow_traces")
     return uri, log_trace_data(uri, str(folder / "artifacts"))
 
 

@@ -71,7 +71,7 @@ _SPAN_STATUS = {"STATUS_CODE_OK": "OK", "STATUS_CODE_ERROR": "ERROR", "STATUS_CO
 
 # ----------------------------------------------------------------------------- traces
 
-def trace_row(*, trace_id: str, experiment_id, request_time_ms, execution_duration_ms, state,
+def trace_row(*, trace_id: str, experiment_id, request_time_us, execution_duration_ms, state,
               client_request_id=None, request_preview=None, response_preview=None,
               tags: Mapping | None = None, metadata: Mapping | None = None,
               metrics: Mapping | None = None) -> dict:
@@ -82,7 +82,7 @@ def trace_row(*, trace_id: str, experiment_id, request_time_ms, execution_durati
 
     Example::
 
-        >>> trace_row(trace_id="tr-1", experiment_id=3, request_time_ms=1000,
+        >>> trace_row(trace_id="tr-1", experiment_id=3, request_time_us=1000,
         ...           execution_duration_ms=5, state="OK", tags={"mlflow.traceName": "qa"})["trace_name"]
         'qa'
     """
@@ -93,7 +93,7 @@ def trace_row(*, trace_id: str, experiment_id, request_time_ms, execution_durati
     return {
         "trace_id": trace_id,
         "experiment_id": str(experiment_id),
-        "request_time": _ms_to_us(request_time_ms),
+        "request_time": request_time_us,
         "execution_duration_ms": _int_or_none(execution_duration_ms),
         "state": state,
         "trace_name": tags.get(TRACE_NAME_TAG),
@@ -143,7 +143,7 @@ def trace_from_sql(info: Mapping, tags: Mapping, metadata: Mapping, metrics: Map
         metadata.update(_metadata_from_columns(info))
     return trace_row(
         trace_id=info["request_id"], experiment_id=info["experiment_id"],
-        request_time_ms=info["timestamp_ms"], execution_duration_ms=info.get("execution_time_ms"),
+        request_time_us=_ms_to_us(info["timestamp_ms"]), execution_duration_ms=info.get("execution_time_ms"),
         state=info["status"], client_request_id=info.get("client_request_id"),
         request_preview=info.get("request_preview"), response_preview=info.get("response_preview"),
         tags=tags, metadata=metadata, metrics=metrics,
@@ -177,7 +177,7 @@ def trace_from_json(info: Mapping, tags: Mapping | None = None, metadata: Mappin
     if "request_id" in info and "trace_id" not in info:
         return trace_row(
             trace_id=info["request_id"], experiment_id=info["experiment_id"],
-            request_time_ms=info.get("timestamp_ms"), execution_duration_ms=info.get("execution_time_ms"),
+            request_time_us=_ms_to_us(info.get("timestamp_ms")), execution_duration_ms=info.get("execution_time_ms"),
             state=_TRACE_STATES_V2.get(info.get("status"), info.get("status")),
             tags=tags if tags is not None else _key_values(info.get("tags")),
             metadata=metadata if metadata is not None else _key_values(info.get("request_metadata")),
@@ -189,12 +189,13 @@ def trace_from_json(info: Mapping, tags: Mapping | None = None, metadata: Mappin
         duration = _duration_ms(info["execution_duration"])
     return trace_row(
         trace_id=info["trace_id"], experiment_id=experiment_id,
-        request_time_ms=None, execution_duration_ms=duration, state=info.get("state"),
+        request_time_us=rfc3339_to_us(info.get("request_time")), execution_duration_ms=duration,
+        state=info.get("state"),
         client_request_id=info.get("client_request_id"),
         request_preview=info.get("request_preview"), response_preview=info.get("response_preview"),
         tags=tags if tags is not None else info.get("tags") or {},
         metadata=metadata if metadata is not None else info.get("trace_metadata") or {},
-    ) | {"request_time": rfc3339_to_us(info.get("request_time"))}
+    )
 
 
 # ----------------------------------------------------------------------------- spans

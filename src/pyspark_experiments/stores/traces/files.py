@@ -54,7 +54,7 @@ ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
 def plan_trace_folders(root: str, selection: TraceSelection) -> list[tuple[str, str, str]]:
     """``(trace_id, experiment_id, folder)`` of every selected trace, by request time then id.
 
-    Reads each candidate's ``trace_info.yaml`` only when the selection filters on time or state.
+    Reads each candidate's ``trace_info.yaml`` (its request time orders the traces).
 
     Example::
 

@@ -122,15 +122,15 @@ def read_traces(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
         >>> read_traces(sqlite3.connect(":memory:"), ["tr-1"]).num_rows
         0
     """
-    info_columns = table_columns(connection, "trace_info") if trace_ids else None
-    if info_columns is None:
+    if not trace_ids or table_columns(connection, "trace_info") is None:
         return traces_batch([])
+    side_tables = [table for table in ("trace_tags", "trace_request_metadata", "trace_metrics")
+                   if table_columns(connection, table) is not None]
     rows = []
     for chunk in _chunks(trace_ids):
         infos = _dict_rows(connection, "SELECT * FROM trace_info WHERE request_id IN ({ids})", chunk)
-        tags = _key_values(connection, "trace_tags", chunk)
-        metadata = _key_values(connection, "trace_request_metadata", chunk)
-        metrics = _key_values(connection, "trace_metrics", chunk)
+        tags, metadata, metrics = (_key_values(connection, table, chunk) if table in side_tables else {}
+                                   for table in ("trace_tags", "trace_request_metadata", "trace_metrics"))
         rows.extend(
             trace_from_sql(info, tags.get(info["request_id"], {}), metadata.get(info["request_id"], {}),
                            metrics.get(info["request_id"], {}))
@@ -172,8 +172,8 @@ def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = Fa
         if has_metrics:
             for trace_id, span_id, key, value in _rows(
                 connection,
-                _with_ids("SELECT trace_id, span_id, key, value FROM span_metrics WHERE trace_id IN ({ids})",
-                          connection, len(chunk)),
+                _with_ids("SELECT m.trace_id, m.span_id, m.key, m.value FROM span_metrics m "
+                          "WHERE m.trace_id IN ({ids})", connection, len(chunk)),
                 chunk,
             ):
                 metrics[(trace_id, span_id)][key] = value
@@ -219,11 +219,11 @@ def read_assessments(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
 
 
 def _key_values(connection, table: str, chunk: Sequence[str]) -> dict[str, dict]:
-    """``{trace_id: {key: value}}`` of a trace key-value table; empty when the store has none."""
+    """``{trace_id: {key: value}}`` of a trace key-value table (``key`` qualified: MySQL
+    reserves the word)."""
     found: dict[str, dict] = defaultdict(dict)
-    if table_columns(connection, table) is None:
-        return found
-    sql = _with_ids(f"SELECT request_id, key, value FROM {table} WHERE request_id IN ({{ids}})", connection, len(chunk))
+    sql = _with_ids(f"SELECT t.request_id, t.key, t.value FROM {table} t WHERE t.request_id IN ({{ids}})",
+                    connection, len(chunk))
     for trace_id, key, value in _rows(connection, sql, chunk):
         found[trace_id][key] = value
     return found

@@ -1,7 +1,7 @@
 """The ``traces``, ``spans`` and ``assessments`` rows of every store equal what mlflow answers.
 
-Stores written by real mlflow 3.18 (tests/support/traces_store.py): SQLite and PostgreSQL read
-through a DB-API connection (``stores/traces/sql.py``), a file store (``files.py``), and a real
+Stores written by real mlflow 3.18 (tests/support/traces_store.py): SQLite, PostgreSQL and (in
+the slow tier) MariaDB read through a DB-API connection (``stores/traces/sql.py``), a file store (``files.py``), and a real
 ``mlflow server`` over SQLite (spans from ``traces/batchGet``) and one over a file store (spans
 from ``traces.json`` artifacts) through its REST API (``rest.py``, with a plain ``requests`` call).
 References: ``mlflow.search_traces(..., return_type="list")`` for which traces exist and
@@ -30,11 +30,11 @@ import pytest
 
 from pyspark_experiments.stores.traces import files, rest, sql
 from pyspark_experiments.stores.traces.selection import TraceSelection
-from support.stores import postgres_server  # noqa: F401  (the session fixture)
+from support.stores import mysql_server, postgres_server  # noqa: F401  (the session fixtures)
 from support.traces_store import *  # noqa: F401,F403  (the session fixtures)
 from support.traces_store import TOKEN_USAGE, TRACE_EXPERIMENTS
 
-STORES = ("sqlite", "file", "postgres", "rest", "rest-file")
+STORES = ("sqlite", "file", "postgres", "rest", "rest-file", pytest.param("mysql", marks=pytest.mark.slow))
 
 
 def _rows(batch: pa.RecordBatch) -> list[dict]:
@@ -68,13 +68,8 @@ def _requests_call(base_url: str):
 def _read(kind: str, location: str, experiment_ids: tuple[str, ...], **selection) -> dict:
     """``{"traces": rows, "spans": rows, "assessments": rows}`` read by our functions."""
     chosen = TraceSelection(experiment_ids=experiment_ids, **selection)
-    if kind in ("sqlite", "postgres"):
-        if kind == "sqlite":
-            connection = sqlite3.connect(location.removeprefix("sqlite:///"))
-        else:
-            import psycopg
-
-            connection = psycopg.connect(location.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    if kind in ("sqlite", "postgres", "mysql"):
+        connection = _connect(kind, location)
         try:
             ids = [trace_id for trace_id, _ in sql.plan_trace_ids(connection, chosen)]
             return {"traces": _rows(sql.read_traces(connection, ids)),
@@ -95,6 +90,23 @@ def _read(kind: str, location: str, experiment_ids: tuple[str, ...], **selection
             "assessments": _rows(rest.assessments_from_infos(infos))}
 
 
+def _connect(kind: str, uri: str):
+    """A plain DB-API connection to an SQL store: sqlite3, psycopg or PyMySQL."""
+    if kind == "sqlite":
+        return sqlite3.connect(uri.removeprefix("sqlite:///"))
+    if kind == "postgres":
+        import psycopg
+
+        return psycopg.connect(uri.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    from urllib.parse import unquote, urlparse
+
+    import pymysql
+
+    parsed = urlparse(uri)
+    return pymysql.connect(host=parsed.hostname, port=parsed.port, user=unquote(parsed.username),
+                           password=unquote(parsed.password), database=parsed.path.lstrip("/"), charset="utf8mb4")
+
+
 @pytest.fixture(scope="module", params=STORES)
 def store(request):
     """``{"kind", "uri", "ids", "experiment_ids", "ours", "traces"}``: a store, our rows of it and
@@ -103,7 +115,7 @@ def store(request):
 
     kind = request.param
     fixture = {"sqlite": "trace_sqlite_store", "file": "trace_file_store", "postgres": "trace_postgres_store",
-               "rest": "trace_server", "rest-file": "trace_file_server"}[kind]
+               "rest": "trace_server", "rest-file": "trace_file_server", "mysql": "trace_mysql_store"}[kind]
     uri, ids = request.getfixturevalue(fixture)
     import mlflow
 
@@ -304,6 +316,7 @@ def test_spans_come_from_where_the_store_keeps_them(store):
     = ``TRACKING_STORE``); a file store, and a server over one, in ``traces.json`` artifacts."""
     locations = {row["tags"].get("mlflow.trace.spansLocation") for row in store["ours"]["traces"]}
     expected = {"sqlite": {"TRACKING_STORE"}, "postgres": {"TRACKING_STORE"}, "rest": {"TRACKING_STORE"},
+                "mysql": {"TRACKING_STORE"},
                 "file": {None}, "rest-file": {None}}[store["kind"]]
     assert locations == expected
 
