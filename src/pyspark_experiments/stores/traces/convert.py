@@ -1,8 +1,9 @@
 """Rows of the ``traces``, ``spans`` and ``assessments`` tables, from what MLflow stores.
 
 Pure functions, no I/O: each store backend fetches MLflow's own records (SQL rows, the file
-store's YAML and JSON, the tracking server's JSON) and turns them into rows here, then into
-Arrow record batches with :func:`traces_batch`, :func:`spans_batch`, :func:`assessments_batch`.
+store's YAML and JSON, the tracking server's JSON) and turns them into rows here (spans in
+:mod:`.spans`), then into Arrow record batches with :func:`traces_batch`, :func:`spans_batch`,
+:func:`assessments_batch`.
 
 MLflow keeps one trace in three shapes, and every shape gives the same row:
 
@@ -29,11 +30,8 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -48,14 +46,6 @@ USER_KEY = "mlflow.trace.user"
 SOURCE_RUN_KEY = "mlflow.sourceRun"
 TOKEN_USAGE_KEY = "mlflow.trace.tokenUsage"
 COST_KEY = "mlflow.trace.cost"
-SPAN_INPUTS = "mlflow.spanInputs"
-SPAN_OUTPUTS = "mlflow.spanOutputs"
-SPAN_TYPE = "mlflow.spanType"
-SPAN_TOKEN_USAGE = "mlflow.chat.tokenUsage"
-SPAN_COST = "mlflow.llm.cost"
-SPAN_MODEL = "mlflow.llm.model"
-SPAN_PROVIDER = "mlflow.llm.provider"
-REQUEST_ID_ATTRIBUTE = "mlflow.traceRequestId"
 
 #: trace_info's token columns (MLflow 3.18+) and the tokenUsage JSON key each stands for.
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cache_read_input_tokens",
@@ -66,7 +56,6 @@ PROMOTED_METADATA_KEYS = frozenset({SESSION_KEY, TOKEN_USAGE_KEY, COST_KEY})
 
 _TRACE_STATES_V2 = {"OK": "OK", "ERROR": "ERROR", "IN_PROGRESS": "IN_PROGRESS",
                     "TRACE_STATUS_UNSPECIFIED": "STATE_UNSPECIFIED"}
-_SPAN_STATUS = {"STATUS_CODE_OK": "OK", "STATUS_CODE_ERROR": "ERROR", "STATUS_CODE_UNSET": "UNSET"}
 
 
 # ----------------------------------------------------------------------------- traces
@@ -88,13 +77,13 @@ def trace_row(*, trace_id: str, experiment_id, request_time_us, execution_durati
     """
     tags = dict(tags or {})
     metadata = dict(metadata or {})
-    usage = _json_object(metadata.get(TOKEN_USAGE_KEY))
-    cost = _json_object(metadata.get(COST_KEY))
+    usage = json_object(metadata.get(TOKEN_USAGE_KEY))
+    cost = json_object(metadata.get(COST_KEY))
     return {
         "trace_id": trace_id,
         "experiment_id": str(experiment_id),
         "request_time": request_time_us,
-        "execution_duration_ms": _int_or_none(execution_duration_ms),
+        "execution_duration_ms": int_or_none(execution_duration_ms),
         "state": state,
         "trace_name": tags.get(TRACE_NAME_TAG),
         "client_request_id": client_request_id or None,
@@ -103,11 +92,11 @@ def trace_row(*, trace_id: str, experiment_id, request_time_us, execution_durati
         "source_run_id": metadata.get(SOURCE_RUN_KEY),
         "request_preview": request_preview,
         "response_preview": response_preview,
-        **{column: _int_or_none(usage.get(column)) for column in TOKEN_COLUMNS[:5]},
-        **{column: _float_or_none(cost.get(column)) for column in COST_COLUMNS},
+        **{column: int_or_none(usage.get(column)) for column in TOKEN_COLUMNS[:5]},
+        **{column: float_or_none(cost.get(column)) for column in COST_COLUMNS},
         "tags": tags,
         "request_metadata": metadata,
-        "trace_metrics": {key: _float_or_none(value) for key, value in (metrics or {}).items()},
+        "trace_metrics": {key: float_or_none(value) for key, value in (metrics or {}).items()},
     }
 
 
@@ -198,155 +187,6 @@ def trace_from_json(info: Mapping, tags: Mapping | None = None, metadata: Mappin
     )
 
 
-# ----------------------------------------------------------------------------- spans
-
-def span_row(span: Mapping, *, experiment_id, trace_id: str | None = None, columns: Mapping | None = None,
-             metrics: Mapping | None = None, with_content: bool = False) -> dict:
-    """One ``spans`` row from a span as MLflow serializes it.
-
-    ``span``: the JSON of ``Span.to_dict()`` (the SQL ``content`` column, the file store's
-    ``traces.json``; ids base64 or, as MLflow 3.5 wrote them, hex), its older v2 form
-    (``context``), or an OpenTelemetry protobuf span as JSON (the server's ``batchGet``).
-    ``columns``: the SQL ``spans`` row, whose denormalized model and cost columns win;
-    ``metrics``: its ``span_metrics``. Attribute values stay JSON text, as MLflow stores them;
-    ``mlflow.spanInputs``/``mlflow.spanOutputs`` are the ``inputs``/``outputs`` columns
-    instead, present only ``with_content``.
-
-    Example::
-
-        >>> span = {"trace_id": "AAAAAAAAAAAAAAAAAAAAAQ==", "span_id": "AAAAAAAAAAI=",
-        ...         "parent_span_id": None, "name": "chat", "start_time_unix_nano": 1500,
-        ...         "end_time_unix_nano": 2000001500, "status": {"code": "STATUS_CODE_OK"},
-        ...         "attributes": {"mlflow.traceRequestId": '"tr-1"', "mlflow.spanType": '"LLM"',
-        ...                        "mlflow.chat.tokenUsage": '{"input_tokens": 3}'}}
-        >>> row = span_row(span, experiment_id="3")
-        >>> row["trace_id"], row["span_id"], row["span_type"], row["duration_ms"], row["input_tokens"]
-        ('tr-1', '0000000000000002', 'LLM', 2000.0, 3)
-    """
-    if "context" in span:
-        parsed = _span_v2(span)
-    elif isinstance(span.get("attributes"), list):
-        parsed = _span_otel_proto(_snake_keys(span))
-    else:
-        parsed = _span_v3(span)
-    attributes = parsed["attributes"]
-    if trace_id is None:
-        trace_id = _json_value(attributes.get(REQUEST_ID_ATTRIBUTE))
-    columns = columns or {}
-    metrics = metrics or {}
-    usage = _json_object(_json_value(attributes.get(SPAN_TOKEN_USAGE)))
-    cost = _json_object(_json_value(attributes.get(SPAN_COST)))
-    start, end = parsed["start_ns"], parsed["end_ns"]
-    row = {
-        "trace_id": trace_id,
-        "experiment_id": str(experiment_id),
-        "span_id": parsed["span_id"],
-        "parent_span_id": parsed["parent_id"],
-        "name": parsed["name"],
-        "span_type": _string_or_none(_json_value(attributes.get(SPAN_TYPE))),
-        "status": parsed["status"],
-        "status_message": parsed["status_message"] or None,
-        "start_time": None if start is None else start // 1000,
-        "end_time": None if end is None else end // 1000,
-        "start_time_ns": start,
-        "end_time_ns": end,
-        "duration_ms": None if start is None or end is None else (end - start) / 1e6,
-        "model_name": _first(columns.get("model_name"), _string_or_none(_json_value(attributes.get(SPAN_MODEL)))),
-        "model_provider": _first(columns.get("model_provider"),
-                                 _string_or_none(_json_value(attributes.get(SPAN_PROVIDER)))),
-        **{column: _int_or_none(_first(usage.get(column), metrics.get(column)))
-           for column in ("input_tokens", "output_tokens", "total_tokens")},
-        "cost": _float_or_none(_first(columns.get("total_cost"), cost.get("total_cost"), metrics.get("total_cost"))),
-        "attributes": {key: value for key, value in attributes.items() if key not in (SPAN_INPUTS, SPAN_OUTPUTS)},
-    }
-    if with_content:
-        row["inputs"] = attributes.get(SPAN_INPUTS)
-        row["outputs"] = attributes.get(SPAN_OUTPUTS)
-        row["events"] = json.dumps(parsed["events"], ensure_ascii=False)
-    return row
-
-
-def _span_v3(span: Mapping) -> dict:
-    raw_trace_id = span.get("trace_id") or ""
-    if _is_base64(raw_trace_id):
-        span_id, parent_id = _b64_to_hex(span["span_id"]), _b64_to_hex(span.get("parent_span_id"))
-    else:
-        span_id, parent_id = span["span_id"], span.get("parent_span_id") or None
-    status = span.get("status") or {}
-    code = status.get("code") or "STATUS_CODE_UNSET"
-    return {
-        "span_id": span_id, "parent_id": parent_id, "name": span.get("name"),
-        "start_ns": _int_or_none(span.get("start_time_unix_nano")),
-        "end_ns": _int_or_none(span.get("end_time_unix_nano")) or None,
-        "status": _SPAN_STATUS.get(code, code), "status_message": status.get("message"),
-        "attributes": {key: _attribute_text(value) for key, value in (span.get("attributes") or {}).items()},
-        "events": [{"name": event.get("name"), "time_unix_nano": _int_or_none(event.get("time_unix_nano")),
-                    "attributes": event.get("attributes") or {}} for event in span.get("events") or []],
-    }
-
-
-def _span_v2(span: Mapping) -> dict:
-    context = span["context"]
-    return {
-        "span_id": _hex_id(context["span_id"]), "parent_id": _hex_id(span.get("parent_id")),
-        "name": span.get("name"), "start_ns": _int_or_none(span.get("start_time")),
-        "end_ns": _int_or_none(span.get("end_time")) or None,
-        "status": _SPAN_STATUS.get(span.get("status_code"), span.get("status_code") or "UNSET"),
-        "status_message": span.get("status_message"),
-        "attributes": {key: _attribute_text(value) for key, value in (span.get("attributes") or {}).items()},
-        "events": [{"name": event.get("name"), "time_unix_nano": _int_or_none(event.get("timestamp")),
-                    "attributes": event.get("attributes") or {}} for event in span.get("events") or []],
-    }
-
-
-def _span_otel_proto(span: Mapping) -> dict:
-    status = span.get("status") or {}
-    code = status.get("code") or "STATUS_CODE_UNSET"
-    return {
-        "span_id": _b64_to_hex(span["span_id"]), "parent_id": _b64_to_hex(span.get("parent_span_id")),
-        "name": span.get("name"), "start_ns": _int_or_none(span.get("start_time_unix_nano")),
-        "end_ns": _int_or_none(span.get("end_time_unix_nano")) or None,
-        "status": _SPAN_STATUS.get(code, code), "status_message": status.get("message"),
-        # Like Span.from_otel_proto: each attribute's decoded value, dumped as JSON.
-        "attributes": {item["key"]: json.dumps(otel_any_value(item.get("value")), ensure_ascii=False)
-                       for item in span["attributes"]},
-        "events": [{"name": event.get("name"), "time_unix_nano": _int_or_none(event.get("time_unix_nano")),
-                    "attributes": {item["key"]: otel_any_value(item.get("value"))
-                                   for item in event.get("attributes") or []}}
-                   for event in map(_snake_keys, span.get("events") or [])],
-    }
-
-
-def _snake_keys(record: Mapping) -> dict:
-    # Protobuf JSON names fields in lowerCamelCase unless the writer preserves proto names.
-    return {re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower(): value for key, value in record.items()}
-
-
-def otel_any_value(value: Mapping | None):
-    """The Python value of an OpenTelemetry ``AnyValue`` in protobuf JSON.
-
-    Example::
-
-        >>> otel_any_value({"arrayValue": {"values": [{"intValue": "3"}, {"stringValue": "a"}]}})
-        [3, 'a']
-    """
-    if not value:
-        return None
-    (kind, inner), = value.items()
-    kind = kind.replace("_", "").lower()
-    if kind == "arrayvalue":
-        return [otel_any_value(item) for item in (inner or {}).get("values", [])]
-    if kind == "kvlistvalue":
-        return {item["key"]: otel_any_value(item.get("value")) for item in (inner or {}).get("values", [])}
-    if kind == "intvalue":
-        return int(inner)
-    if kind == "doublevalue":
-        return float(inner)
-    if kind == "bytesvalue":
-        return base64.b64decode(inner)
-    return inner
-
-
 # ----------------------------------------------------------------------------- assessments
 
 def assessment_from_sql(row: Mapping, experiment_id) -> dict:
@@ -362,7 +202,7 @@ def assessment_from_sql(row: Mapping, experiment_id) -> dict:
         >>> got["value"], got["value_type"], got["numeric_value"], got["valid"], got["metadata"]
         ('true', 'boolean', 1.0, True, {'round': '1'})
     """
-    error = _json_object(row.get("error"))
+    error = json_object(row.get("error"))
     return assessment_row(
         assessment_id=row["assessment_id"], trace_id=row["trace_id"], experiment_id=experiment_id,
         run_id=row.get("run_id"), span_id=row.get("span_id"), name=row.get("name"),
@@ -370,7 +210,7 @@ def assessment_from_sql(row: Mapping, experiment_id) -> dict:
         error_code=error.get("error_code"), error_message=error.get("error_message"),
         source_type=row.get("source_type"), source_id=row.get("source_id"), rationale=row.get("rationale"),
         valid=None if row.get("valid") is None else bool(row["valid"]), overrides=row.get("overrides"),
-        metadata=_json_object(row.get("assessment_metadata")),
+        metadata=json_object(row.get("assessment_metadata")),
         create_time_us=_ms_to_us(row.get("created_timestamp")),
         last_update_time_us=_ms_to_us(row.get("last_updated_timestamp")),
     )
@@ -480,7 +320,7 @@ def traces_batch(rows: Iterable[dict]) -> pa.RecordBatch:
 
 
 def spans_batch(rows: Iterable[dict], with_content: bool = False) -> pa.RecordBatch:
-    """An Arrow batch of ``spans`` rows; ``with_content`` as in :func:`span_row`.
+    """An Arrow batch of ``spans`` rows; ``with_content`` as in :func:`.spans.span_row`.
 
     Example::
 
@@ -551,7 +391,14 @@ def _ms_to_us(value) -> int | None:
     return None if value is None else int(value) * 1000
 
 
-def _int_or_none(value) -> int | None:
+def int_or_none(value) -> int | None:
+    """``value`` as an int when it is a whole number (text or number), else ``None``.
+
+    Example::
+
+        >>> int_or_none("12"), int_or_none(3.0), int_or_none(True), int_or_none("x")
+        (12, 3, None, None)
+    """
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -564,7 +411,14 @@ def _int_or_none(value) -> int | None:
         return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
-def _float_or_none(value) -> float | None:
+def float_or_none(value) -> float | None:
+    """``value`` as a float, or ``None`` when it is not a number (booleans are not).
+
+    Example::
+
+        >>> float_or_none("0.5"), float_or_none(None)
+        (0.5, None)
+    """
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -573,11 +427,25 @@ def _float_or_none(value) -> float | None:
         return None
 
 
-def _string_or_none(value) -> str | None:
+def string_or_none(value) -> str | None:
+    """``value`` when it is a string, else ``None``.
+
+    Example::
+
+        >>> string_or_none("gpt"), string_or_none(3)
+        ('gpt', None)
+    """
     return value if isinstance(value, str) else None
 
 
-def _first(*values):
+def first_present(*values):
+    """The first of ``values`` that is not ``None``.
+
+    Example::
+
+        >>> first_present(None, 0, 5)
+        0
+    """
     return next((value for value in values if value is not None), None)
 
 
@@ -590,19 +458,28 @@ def _json_loads(text):
         return text
 
 
-def _json_value(text):
-    """An attribute's value: MLflow stores each as JSON text."""
+def json_value(text):
+    """The value of a span attribute: MLflow stores each as JSON text (non-JSON text stays as is).
+
+    Example::
+
+        >>> json_value('"gpt-x"'), json_value("plain")
+        ('gpt-x', 'plain')
+    """
     return _json_loads(text) if isinstance(text, str) else text
 
 
-def _json_object(value) -> dict:
+def json_object(value) -> dict:
+    """``value`` (a mapping or its JSON text) as a dict; anything else is an empty dict.
+
+    Example::
+
+        >>> json_object('{"a": 1}'), json_object("[1]")
+        ({'a': 1}, {})
+    """
     if isinstance(value, str):
         value = _json_loads(value)
     return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _attribute_text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _text(value) -> str | None:
@@ -615,23 +492,3 @@ def _key_values(items) -> dict:
     if isinstance(items, Mapping):
         return dict(items)
     return {item["key"]: item.get("value") for item in items or []}
-
-
-def _is_base64(text: str) -> bool:
-    try:
-        base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return True
-
-
-def _b64_to_hex(text) -> str | None:
-    if not text:
-        return None
-    return format(int.from_bytes(base64.b64decode(text), "big"), "016x")
-
-
-def _hex_id(text) -> str | None:
-    if not text:
-        return None
-    return format(int(text, 16), "016x") if text.startswith("0x") else text

@@ -30,17 +30,17 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import yaml
 
-from ...errors import MalformedRecordError
+from ...errors import MalformedRecordError, UnsupportedStoreError
 from .convert import (
     assessment_from_json,
     assessments_batch,
     rfc3339_to_us,
-    span_row,
     spans_batch,
     trace_from_json,
     traces_batch,
 )
 from .selection import TraceSelection
+from .spans import span_row
 
 TRACES_FOLDER = "traces"
 TRACE_INFO_FILE = "trace_info.yaml"
@@ -212,20 +212,28 @@ def read_key_files(folder: str) -> dict[str, str]:
 def spans_path(folder: str) -> str:
     """Where a trace's ``traces.json`` is: at its artifact location tag, else ``artifacts/``.
 
+    An artifact location that is not a local path (``s3://``, ``mlflow-artifacts:/``) is an
+    :class:`UnsupportedStoreError` naming the trace: its spans are not dropped silently.
+
     Example::
 
         >>> spans_path("/r/1/traces/tr-1")
         '/r/1/traces/tr-1/artifacts/traces.json'
     """
     location_file = os.path.join(folder, TAGS_FOLDER, ARTIFACT_LOCATION_TAG)
-    if os.path.isfile(location_file):
-        with open(location_file, encoding="utf-8") as handle:
-            location = handle.read().strip()
-        parsed = urlparse(location)
-        if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a path, file://, C:\
-            local = unquote(parsed.path) if parsed.scheme == "file" else location
-            return os.path.join(local, SPANS_FILE)
-    return os.path.join(folder, "artifacts", SPANS_FILE)
+    if not os.path.isfile(location_file):
+        return os.path.join(folder, "artifacts", SPANS_FILE)
+    with open(location_file, encoding="utf-8") as handle:
+        location = handle.read().strip()
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return os.path.join(unquote(parsed.path), SPANS_FILE)
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a path, or a Windows drive letter
+        return os.path.join(location, SPANS_FILE)
+    raise UnsupportedStoreError(
+        f"trace {os.path.basename(os.path.normpath(folder))}: its spans are at {location!r}; "
+        "this version reads a file store's spans from local artifact locations only"
+    )
 
 
 def _read_yaml(path: str, what: str | None = None) -> dict:

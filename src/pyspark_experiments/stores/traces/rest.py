@@ -38,12 +38,12 @@ from .convert import (
     assessment_from_json,
     assessments_batch,
     rfc3339_to_us,
-    span_row,
     spans_batch,
     trace_from_json,
     traces_batch,
 )
 from .selection import TraceSelection
+from .spans import span_row
 
 SEARCH_PATH = "api/3.0/mlflow/traces/search"
 BATCH_GET_PATH = "api/3.0/mlflow/traces/batchGet"

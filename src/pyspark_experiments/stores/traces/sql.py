@@ -29,12 +29,12 @@ import pyarrow as pa
 from .convert import (
     assessment_from_sql,
     assessments_batch,
-    span_row,
     spans_batch,
     trace_from_sql,
     traces_batch,
 )
 from .selection import TraceSelection
+from .spans import span_row
 
 #: Trace ids bound in one ``IN (...)`` list (far below SQLite's 32,766 parameters).
 IDS_PER_QUERY = 500

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pytest
 
 from pyspark_experiments import tables
-from pyspark_experiments.stores.traces import convert, sql
+from pyspark_experiments.stores.traces import convert, spans, sql
 
-MODULES = ["convert", "selection", "sql", "files", "rest"]
+MODULES = ["convert", "spans", "selection", "sql", "files", "rest"]
 
 SPAN = {
     "trace_id": "TEfdOnXMuAadtP5S7o6cnw==", "span_id": "vYPzfi0x00U=", "parent_span_id": "gAgM87bL5yQ=",
@@ -63,11 +63,11 @@ def test_a_span_reads_the_same_from_its_dict_and_its_otel_protobuf_json():
     from mlflow.entities import Span
 
     span = Span.from_dict(SPAN)
-    from_dict = convert.span_row(span.to_dict(), experiment_id="1", with_content=True)
+    from_dict = spans.span_row(span.to_dict(), experiment_id="1", with_content=True)
     camel = MessageToDict(span.to_otel_proto())
     snake = MessageToDict(span.to_otel_proto(), preserving_proto_field_name=True)
     for proto_json in (camel, snake):
-        from_proto = convert.span_row(proto_json, experiment_id="1", trace_id=span.trace_id, with_content=True)
+        from_proto = spans.span_row(proto_json, experiment_id="1", trace_id=span.trace_id, with_content=True)
         assert _comparable(from_proto) == _comparable(from_dict)
     assert from_dict["span_id"] == span.span_id and from_dict["parent_span_id"] == span.parent_id
     assert from_dict["trace_id"] == span.trace_id
@@ -86,7 +86,7 @@ def test_a_span_written_by_mlflow_3_5_with_hex_ids_reads_the_same():
     span = Span.from_dict(SPAN)
     hex_form = SPAN | {"trace_id": span.trace_id, "span_id": span.span_id, "parent_span_id": span.parent_id}
     assert Span.from_dict(hex_form).span_id == span.span_id
-    assert convert.span_row(hex_form, experiment_id="1") == convert.span_row(SPAN, experiment_id="1")
+    assert spans.span_row(hex_form, experiment_id="1") == spans.span_row(SPAN, experiment_id="1")
 
 
 def test_a_trace_info_reads_the_same_from_server_json_file_store_dict_and_v2_dict():
@@ -152,9 +152,9 @@ def test_assessments_read_the_same_from_their_dict_and_sql_row_forms():
 
 
 def test_batches_have_the_tables_exact_schemas():
-    row = convert.span_row(SPAN, experiment_id="1", with_content=True)
+    row = spans.span_row(SPAN, experiment_id="1", with_content=True)
     assert convert.spans_batch([row], with_content=True).schema == tables.spans_arrow_schema(True)
-    plain = convert.span_row(SPAN, experiment_id="1")
+    plain = spans.span_row(SPAN, experiment_id="1")
     assert "inputs" not in plain and convert.spans_batch([plain]).schema == tables.spans_arrow_schema(False)
     trace = convert.trace_from_json({"trace_id": "t", "trace_location": {"mlflow_experiment": {"experiment_id": "1"}},
                                      "request_time": "2024-01-01T00:00:00Z", "state": "OK"})
@@ -186,3 +186,16 @@ def test_a_sql_error_other_than_a_missing_table_is_raised(tmp_path):
     connection.close()
     with pytest.raises(sqlite3.ProgrammingError):
         sql.table_columns(connection, "trace_info")
+
+
+def test_a_file_store_trace_whose_spans_are_not_local_is_an_error_naming_it(tmp_path):
+    from pyspark_experiments.errors import UnsupportedStoreError
+    from pyspark_experiments.stores.traces import files
+
+    folder = tmp_path / "1" / "traces" / "tr-abc"
+    (folder / "tags").mkdir(parents=True)
+    (folder / "tags" / "mlflow.artifactLocation").write_text("s3://bucket/1/traces/tr-abc/artifacts")
+    with pytest.raises(UnsupportedStoreError, match="trace tr-abc: its spans are at 's3://bucket"):
+        list(files.iter_span_rows([("1", str(folder))]))
+    (folder / "tags" / "mlflow.artifactLocation").write_text(f"file://{tmp_path}/elsewhere")
+    assert files.spans_path(str(folder)) == f"{tmp_path}/elsewhere/traces.json"
