@@ -22,15 +22,14 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import yaml
 
-from ...errors import MalformedRecordError, UnsupportedStoreError
+from ...errors import MalformedRecordError
+from .artifact_spans import ARTIFACT_LOCATION_TAG, SPANS_FILE, local_spans_file, read_spans_file
 from .convert import (
     assessment_from_json,
     assessments_batch,
@@ -47,8 +46,6 @@ TRACE_INFO_FILE = "trace_info.yaml"
 TAGS_FOLDER = "tags"
 METADATA_FOLDER = "request_metadata"
 ASSESSMENTS_FOLDER = "assessments"
-SPANS_FILE = "traces.json"
-ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
 
 
 def plan_trace_folders(root: str, selection: TraceSelection) -> list[tuple[str, str, str]]:
@@ -138,16 +135,9 @@ def iter_span_rows(folders: Sequence[tuple[str, str]], with_content: bool = Fals
     """
     for experiment_id, folder in folders:
         trace_id = os.path.basename(os.path.normpath(folder))
-        path = spans_path(folder)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise MalformedRecordError(f"trace {trace_id}: cannot read its spans from {path}: {error}") from None
+        spans = read_spans_file(spans_path(folder), trace_id)
         rows = [span_row(span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content)
-                for span in data.get("spans") or []]
+                for span in spans or []]
         rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
         yield from rows
 
@@ -212,28 +202,19 @@ def read_key_files(folder: str) -> dict[str, str]:
 def spans_path(folder: str) -> str:
     """Where a trace's ``traces.json`` is: at its artifact location tag, else ``artifacts/``.
 
-    An artifact location that is not a local path (``s3://``, ``mlflow-artifacts:/``) is an
-    :class:`UnsupportedStoreError` naming the trace: its spans are not dropped silently.
+    A location that is not local is an error naming the trace (see :mod:`.artifact_spans`).
 
     Example::
 
         >>> spans_path("/r/1/traces/tr-1")
         '/r/1/traces/tr-1/artifacts/traces.json'
     """
+    trace_id = os.path.basename(os.path.normpath(folder))
     location_file = os.path.join(folder, TAGS_FOLDER, ARTIFACT_LOCATION_TAG)
     if not os.path.isfile(location_file):
         return os.path.join(folder, "artifacts", SPANS_FILE)
     with open(location_file, encoding="utf-8") as handle:
-        location = handle.read().strip()
-    parsed = urlparse(location)
-    if parsed.scheme == "file":
-        return os.path.join(unquote(parsed.path), SPANS_FILE)
-    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a path, or a Windows drive letter
-        return os.path.join(location, SPANS_FILE)
-    raise UnsupportedStoreError(
-        f"trace {os.path.basename(os.path.normpath(folder))}: its spans are at {location!r}; "
-        "this version reads a file store's spans from local artifact locations only"
-    )
+        return local_spans_file(handle.read().strip(), trace_id)
 
 
 def _read_yaml(path: str, what: str | None = None) -> dict:

@@ -26,6 +26,15 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
+from .artifact_spans import (
+    ARTIFACT_LOCATION_TAG,
+    IN_ARCHIVE,
+    IN_TRACKING_STORE,
+    SPANS_LOCATION_TAG,
+    archived_spans_error,
+    local_spans_file,
+    read_spans_file,
+)
 from .convert import (
     assessment_from_sql,
     assessments_batch,
@@ -156,36 +165,75 @@ def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = Fa
     """The rows of :func:`read_spans`, one chunk of traces at a time (for a reader that cuts
     its batches by size: span content can be large).
 
+    Spans are where MLflow's client looks for them: in the ``spans`` table for a trace tagged
+    ``mlflow.trace.spansLocation = TRACKING_STORE``; otherwise (a trace recorded by an MLflow
+    older than that table) in ``traces.json`` at its local artifact location
+    (:mod:`.artifact_spans`); archived spans are an error naming the trace.
+
     Example::
 
         >>> import sqlite3
         >>> list(iter_span_rows(sqlite3.connect(":memory:"), ["tr-1"]))
         []
     """
-    if not trace_ids or table_columns(connection, "spans") is None:
+    if not trace_ids or table_columns(connection, "trace_info") is None:
         return
-    has_metrics = table_columns(connection, "span_metrics") is not None
+    has_spans = table_columns(connection, "spans") is not None
+    has_metrics = has_spans and table_columns(connection, "span_metrics") is not None
     for chunk in _chunks(trace_ids):
-        spans = _dict_rows(connection, "SELECT * FROM spans WHERE trace_id IN ({ids}) "
-                                       "ORDER BY trace_id, start_time_unix_nano, span_id", chunk)
-        metrics: dict[tuple[str, str], dict] = defaultdict(dict)
-        if has_metrics:
-            for trace_id, span_id, key, value in _rows(
-                connection,
-                _with_ids("SELECT m.trace_id, m.span_id, m.key, m.value FROM span_metrics m "
-                          "WHERE m.trace_id IN ({ids})", connection, len(chunk)),
-                chunk,
-            ):
-                metrics[(trace_id, span_id)][key] = value
-        by_trace = defaultdict(list)
-        for span in spans:
-            by_trace[span["trace_id"]].append(span)
+        where = _span_locations(connection, chunk)
+        in_store = [trace_id for trace_id in chunk if where[trace_id][0] == IN_TRACKING_STORE]
+        by_trace = _stored_span_rows(connection, in_store, has_metrics, with_content) if has_spans else {}
         for trace_id in chunk:
-            for span in by_trace.get(trace_id, ()):
-                yield span_row(json.loads(span["content"]), experiment_id=span["experiment_id"], trace_id=trace_id,
-                               columns=span, metrics=metrics.get((trace_id, span["span_id"])),
-                               with_content=with_content) | {"span_id": span["span_id"],
-                                                             "parent_span_id": span.get("parent_span_id")}
+            if trace_id in by_trace or trace_id not in where:
+                yield from by_trace.get(trace_id, ())
+                continue
+            location, artifacts, experiment_id = where[trace_id]
+            if location == IN_ARCHIVE:
+                raise archived_spans_error(trace_id)
+            spans = read_spans_file(local_spans_file(artifacts, trace_id), trace_id) if artifacts else None
+            rows = [span_row(span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content)
+                    for span in spans or []]
+            rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
+            yield from rows
+
+
+def _span_locations(connection, chunk: Sequence[str]) -> dict[str, tuple]:
+    """``{trace_id: (spans location tag, artifact location tag, experiment id)}`` of the
+    chunk's traces."""
+    mark = placeholder_of(connection)
+    sql = _with_ids("SELECT request_id, experiment_id FROM trace_info WHERE request_id IN ({ids})",
+                    connection, len(chunk))
+    found = {trace_id: [None, None, str(experiment_id)] for trace_id, experiment_id in _rows(connection, sql, chunk)}
+    if table_columns(connection, "trace_tags") is not None:
+        sql = _with_ids(f"SELECT t.request_id, t.key, t.value FROM trace_tags t WHERE t.key IN ({mark}, {mark}) "
+                        "AND t.request_id IN ({ids})", connection, len(chunk))
+        for trace_id, key, value in _rows(connection, sql, [SPANS_LOCATION_TAG, ARTIFACT_LOCATION_TAG, *chunk]):
+            found[trace_id][0 if key == SPANS_LOCATION_TAG else 1] = value
+    return {trace_id: tuple(values) for trace_id, values in found.items()}
+
+
+def _stored_span_rows(connection, trace_ids: Sequence[str], has_metrics: bool,
+                      with_content: bool) -> dict[str, list[dict]]:
+    if not trace_ids:
+        return {}
+    spans = _dict_rows(connection, "SELECT * FROM spans WHERE trace_id IN ({ids}) "
+                                   "ORDER BY trace_id, start_time_unix_nano, span_id", trace_ids)
+    metrics: dict[tuple[str, str], dict] = defaultdict(dict)
+    if has_metrics:
+        sql = _with_ids("SELECT m.trace_id, m.span_id, m.key, m.value FROM span_metrics m WHERE m.trace_id IN ({ids})",
+                        connection, len(trace_ids))
+        for trace_id, span_id, key, value in _rows(connection, sql, trace_ids):
+            metrics[(trace_id, span_id)][key] = value
+    by_trace: dict[str, list[dict]] = defaultdict(list)
+    for span in spans:
+        trace_id = span["trace_id"]
+        by_trace[trace_id].append(
+            span_row(json.loads(span["content"]), experiment_id=span["experiment_id"], trace_id=trace_id,
+                     columns=span, metrics=metrics.get((trace_id, span["span_id"])), with_content=with_content)
+            | {"span_id": span["span_id"], "parent_span_id": span.get("parent_span_id")}
+        )
+    return by_trace
 
 
 def read_assessments(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:

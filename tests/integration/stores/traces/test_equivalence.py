@@ -337,3 +337,55 @@ def test_a_deleted_experiments_traces_are_read_from_the_trash(trace_file_store, 
     assert [row["trace_id"] for row in ours["traces"]] == [solo.info.trace_id]
     assert [row["span_id"] for row in ours["spans"]] == [span.span_id for span in solo.data.spans]
     assert [row["assessment_id"] for row in ours["assessments"]] == [a.assessment_id for a in solo.info.assessments]
+
+
+def test_a_sql_trace_whose_spans_are_an_artifact_reads_as_mlflow_finds_it(trace_sqlite_store, tmp_path):
+    """As an MLflow older than the ``spans`` table left a trace in a SQL store: no span rows, no
+    ``mlflow.trace.spansLocation`` tag, the spans in ``traces.json`` at the artifact location
+    (written here by mlflow's own ``TracingClient._upload_trace_data``). ``get_trace`` then
+    reads the artifact, and so do we. Archived spans are an error naming the trace."""
+    import shutil
+
+    from mlflow import MlflowClient
+    from mlflow.tracing.client import TracingClient
+
+    from pyspark_experiments.errors import UnsupportedStoreError
+
+    uri, ids = trace_sqlite_store
+    path = str(tmp_path / "mlflow.db")
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    copy = f"sqlite:///{path}"
+    trace_id, archived = ids["answer-2"], ids["solo"]
+    reference = MlflowClient(uri).get_trace(trace_id)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("DELETE FROM span_metrics WHERE trace_id = ?", (trace_id,))
+        connection.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
+        connection.execute("DELETE FROM trace_tags WHERE request_id = ? AND key = 'mlflow.trace.spansLocation'",
+                           (trace_id,))
+        connection.execute("UPDATE trace_tags SET value = ? WHERE request_id = ? AND key = 'mlflow.artifactLocation'",
+                           (str(tmp_path / "artifacts" / trace_id), trace_id))
+    tracing = TracingClient(copy)
+    tracing._upload_trace_data(tracing.get_trace_info(trace_id), reference.data)
+    expected = MlflowClient(copy).get_trace(trace_id)
+    try:
+        rows = _rows(sql.read_spans(connection, [trace_id], with_content=True))
+        assert [row["span_id"] for row in rows] == sorted(
+            (span.span_id for span in expected.data.spans),
+            key=lambda span_id: next(s.start_time_ns for s in expected.data.spans if s.span_id == span_id))
+        by_id = {span.span_id: span for span in expected.data.spans}
+        for row in rows:
+            span = by_id[row["span_id"]]
+            assert (row["trace_id"], row["experiment_id"]) == (trace_id, expected.info.experiment_id)
+            assert (row["parent_span_id"], row["name"], row["start_time_ns"]) == (
+                span.parent_id, span.name, span.start_time_ns)
+            assert json.loads(row["inputs"]) == span.inputs
+        chat = next(row for row in rows if row["name"] == "chat")
+        assert (chat["model_name"], chat["input_tokens"]) == ("gpt-x", TOKEN_USAGE[1]["input_tokens"])
+        with connection:
+            connection.execute("UPDATE trace_tags SET value = 'ARCHIVE_REPO' WHERE request_id = ? "
+                               "AND key = 'mlflow.trace.spansLocation'", (archived,))
+        with pytest.raises(UnsupportedStoreError, match=f"trace {archived}: its spans were archived"):
+            sql.read_spans(connection, [trace_id, archived])
+    finally:
+        connection.close()

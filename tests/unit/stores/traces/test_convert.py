@@ -22,7 +22,7 @@ import pytest
 from pyspark_experiments import tables
 from pyspark_experiments.stores.traces import convert, spans, sql
 
-MODULES = ["convert", "spans", "selection", "sql", "files", "rest"]
+MODULES = ["convert", "spans", "artifact_spans", "selection", "sql", "files", "rest"]
 
 SPAN = {
     "trace_id": "TEfdOnXMuAadtP5S7o6cnw==", "span_id": "vYPzfi0x00U=", "parent_span_id": "gAgM87bL5yQ=",
@@ -195,7 +195,7 @@ def test_a_file_store_trace_whose_spans_are_not_local_is_an_error_naming_it(tmp_
     folder = tmp_path / "1" / "traces" / "tr-abc"
     (folder / "tags").mkdir(parents=True)
     (folder / "tags" / "mlflow.artifactLocation").write_text("s3://bucket/1/traces/tr-abc/artifacts")
-    with pytest.raises(UnsupportedStoreError, match="trace tr-abc: its spans are at 's3://bucket"):
+    with pytest.raises(UnsupportedStoreError, match="trace tr-abc: its spans are at .s3://bucket"):
         list(files.iter_span_rows([("1", str(folder))]))
     (folder / "tags" / "mlflow.artifactLocation").write_text(f"file://{tmp_path}/elsewhere")
     assert files.spans_path(str(folder)) == f"{tmp_path}/elsewhere/traces.json"
