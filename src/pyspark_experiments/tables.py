@@ -54,7 +54,15 @@ REGISTRY_TABLES = (REGISTERED_MODELS, MODEL_VERSIONS)
 #: Every value of the ``table`` option.
 ALL_TABLE_NAMES = TABLE_NAMES + MODEL_TABLE_NAMES
 
+# MLflow 3 GenAI traces. Their schemas are defined here, but they join ALL_TABLE_NAMES only once
+# every store backend reads them: until then the ``table`` option refuses them.
+TRACES = "traces"
+SPANS = "spans"
+ASSESSMENTS = "assessments"
+TRACE_TABLE_NAMES = (TRACES, SPANS, ASSESSMENTS)
+
 _STRING_MAP = MapType(StringType(), StringType(), valueContainsNull=True)
+_DOUBLE_MAP = MapType(StringType(), DoubleType(), valueContainsNull=True)
 
 _SCHEMAS = {
     # The first nine columns are those of Databricks' `mlflow-experiment` source.
@@ -195,10 +203,94 @@ _SCHEMAS = {
             StructField("aliases", ArrayType(StringType(), containsNull=False), False),
         ]
     ),
+    TRACES: StructType(
+        [
+            StructField("trace_id", StringType(), False),
+            StructField("experiment_id", StringType(), False),
+            StructField("request_time", TimestampType(), True),
+            StructField("execution_duration_ms", LongType(), True),
+            StructField("state", StringType(), True),
+            StructField("trace_name", StringType(), True),
+            StructField("client_request_id", StringType(), True),
+            StructField("session_id", StringType(), True),
+            StructField("user_id", StringType(), True),
+            StructField("source_run_id", StringType(), True),
+            StructField("request_preview", StringType(), True),
+            StructField("response_preview", StringType(), True),
+            StructField("input_tokens", LongType(), True),
+            StructField("output_tokens", LongType(), True),
+            StructField("total_tokens", LongType(), True),
+            StructField("cache_read_input_tokens", LongType(), True),
+            StructField("cache_creation_input_tokens", LongType(), True),
+            StructField("input_cost", DoubleType(), True),
+            StructField("output_cost", DoubleType(), True),
+            StructField("total_cost", DoubleType(), True),
+            StructField("tags", _STRING_MAP, False),
+            StructField("request_metadata", _STRING_MAP, False),
+            StructField("trace_metrics", _DOUBLE_MAP, False),
+        ]
+    ),
+    # With the option withSpanContent the source adds SPAN_CONTENT_FIELDS (see spans_schema).
+    SPANS: StructType(
+        [
+            StructField("trace_id", StringType(), False),
+            StructField("experiment_id", StringType(), False),
+            StructField("span_id", StringType(), False),
+            StructField("parent_span_id", StringType(), True),
+            StructField("name", StringType(), True),
+            StructField("span_type", StringType(), True),
+            StructField("status", StringType(), True),
+            StructField("status_message", StringType(), True),
+            StructField("start_time", TimestampType(), True),
+            StructField("end_time", TimestampType(), True),
+            StructField("start_time_ns", LongType(), True),
+            StructField("end_time_ns", LongType(), True),
+            StructField("duration_ms", DoubleType(), True),
+            StructField("model_name", StringType(), True),
+            StructField("model_provider", StringType(), True),
+            StructField("input_tokens", LongType(), True),
+            StructField("output_tokens", LongType(), True),
+            StructField("total_tokens", LongType(), True),
+            StructField("cost", DoubleType(), True),
+            StructField("attributes", _STRING_MAP, False),
+        ]
+    ),
+    ASSESSMENTS: StructType(
+        [
+            StructField("assessment_id", StringType(), False),
+            StructField("trace_id", StringType(), False),
+            StructField("experiment_id", StringType(), False),
+            StructField("run_id", StringType(), True),
+            StructField("span_id", StringType(), True),
+            StructField("name", StringType(), True),
+            StructField("assessment_type", StringType(), True),
+            StructField("value", StringType(), True),
+            StructField("value_type", StringType(), True),
+            StructField("numeric_value", DoubleType(), True),
+            StructField("error_code", StringType(), True),
+            StructField("error_message", StringType(), True),
+            StructField("source_type", StringType(), True),
+            StructField("source_id", StringType(), True),
+            StructField("rationale", StringType(), True),
+            StructField("valid", BooleanType(), True),
+            StructField("overrides", StringType(), True),
+            StructField("metadata", _STRING_MAP, False),
+            StructField("create_time", TimestampType(), True),
+            StructField("last_update_time", TimestampType(), True),
+        ]
+    ),
 }
 
 #: The ``content`` column that the option ``withContent`` adds to ``artifacts``.
 ARTIFACT_CONTENT_FIELD = StructField("content", BinaryType(), True)
+
+#: The columns that the option ``withSpanContent`` adds to ``spans``: the span's inputs and
+#: outputs and its events (exceptions among them), each JSON text as MLflow stores it.
+SPAN_CONTENT_FIELDS = (
+    StructField("inputs", StringType(), True),
+    StructField("outputs", StringType(), True),
+    StructField("events", StringType(), True),
+)
 
 # Natural keys: the columns that identify a row (used by the Delta sync's MERGE).
 NATURAL_KEYS = {
@@ -212,6 +304,9 @@ NATURAL_KEYS = {
     MODELS: ("model_id",),
     REGISTERED_MODELS: ("name",),
     MODEL_VERSIONS: ("name", "version"),
+    TRACES: ("trace_id",),
+    SPANS: ("trace_id", "span_id"),
+    ASSESSMENTS: ("assessment_id",),
 }
 
 
@@ -224,7 +319,7 @@ def check_table(name: str) -> str:
         'metrics'
     """
     canonical = str(name).strip().lower()
-    if canonical not in _SCHEMAS:
+    if canonical not in ALL_TABLE_NAMES:
         raise ConfigurationError(
             f"option 'table': unknown table {name!r}; expected one of {', '.join(ALL_TABLE_NAMES)}"
         )
@@ -232,13 +327,18 @@ def check_table(name: str) -> str:
 
 
 def spark_schema(table: str) -> StructType:
-    """The Spark schema of ``table``.
+    """The Spark schema of ``table`` (any table of :data:`ALL_TABLE_NAMES` or :data:`TRACE_TABLE_NAMES`).
 
     Example::
 
         >>> spark_schema("runs").fieldNames()[:3]
         ['run_id', 'experiment_id', 'metrics']
+        >>> spark_schema("assessments").fieldNames()[:2]
+        ['assessment_id', 'trace_id']
     """
+    canonical = str(table).strip().lower()
+    if canonical in TRACE_TABLE_NAMES:
+        return _SCHEMAS[canonical]
     return _SCHEMAS[check_table(table)]
 
 
@@ -279,6 +379,30 @@ def artifacts_arrow_schema(with_content: bool = False) -> pa.Schema:
         DataType(binary)
     """
     return pa.schema([_arrow_field(field) for field in artifacts_schema(with_content).fields])
+
+
+def spans_schema(with_content: bool = False) -> StructType:
+    """The Spark schema of ``spans``; ``with_content`` adds ``inputs``, ``outputs`` and ``events``.
+
+    Example::
+
+        >>> spans_schema(True).fieldNames()[-3:]
+        ['inputs', 'outputs', 'events']
+    """
+    base = spark_schema(SPANS)
+    return StructType([*base.fields, *SPAN_CONTENT_FIELDS]) if with_content else base
+
+
+@cache
+def spans_arrow_schema(with_content: bool = False) -> pa.Schema:
+    """The Arrow schema of :func:`spans_schema`.
+
+    Example::
+
+        >>> spans_arrow_schema().field("start_time_ns").type
+        DataType(int64)
+    """
+    return pa.schema([_arrow_field(field) for field in spans_schema(with_content).fields])
 
 
 def _arrow_field(field: StructField) -> pa.Field:
