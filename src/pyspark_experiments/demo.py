@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     os.environ[key] = value
 
-    from . import session
+    from .session import session
     from .uri import resolve_tracking_uri
 
     print(f"Reading {resolve_tracking_uri(tracking_uri).display} with spark.read.format('experiments')...", flush=True)

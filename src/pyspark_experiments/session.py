@@ -102,7 +102,7 @@ def session(
     from pyspark.errors import PySparkRuntimeError
     from pyspark.sql import SparkSession
 
-    from . import register
+    from .datasource import register
 
     remote = remote or os.environ.get("SPARK_REMOTE") or None
     builder = SparkSession.builder.appName(app_name)
