@@ -76,7 +76,7 @@ def test_uri_imports_no_store_and_datasource_imports_at_module_level():
     from pyspark_experiments.datasource import options
 
     assert not any("stores" in name for name in _imports(uri))
-    assert {"..stores.base", ".options", ".stream"} <= _top_level_imports(datasource)
+    assert {"..stores.problems", ".options", ".stream"} <= _top_level_imports(datasource)
     assert {"..stores", "..stores.resolve", "..uri"} <= _top_level_imports(options)
 
 
