@@ -28,6 +28,8 @@ MODULES = [
     "pyspark_experiments.analytics.config",
     "pyspark_experiments.analytics.cli",
     "pyspark_experiments.analytics.inputs",
+    "pyspark_experiments.analytics.job",
+    "pyspark_experiments.report.cli",
     "pyspark_experiments.report.config",
     "pyspark_experiments.cleanup.config",
     "pyspark_experiments.cleanup.cli",
