@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ConfigurationError, MissingDependencyError
-from ..target import is_table_path, latest_table_version, table_path
+from ..jobs.target import is_table_path, latest_table_version, table_path
 from .columns import check_int, resolve_keys
 from .fingerprints import content_digest
 
@@ -33,7 +33,7 @@ class PinnedTable(NamedTuple):
 
 
 def _delta_target(table: str) -> tuple[str, str]:
-    """('path', path) or ('name', table name), by :func:`pyspark_experiments.target.is_table_path`."""
+    """('path', path) or ('name', table name), by :func:`pyspark_experiments.jobs.target.is_table_path`."""
     if not isinstance(table, str) or not table.strip():
         raise TypeError(f"table must be a Delta table path or name, got {table!r}")
     if is_table_path(table):

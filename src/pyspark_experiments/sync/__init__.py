@@ -19,8 +19,8 @@ Example::
 from __future__ import annotations
 
 from ..errors import ConfigurationError, TargetLockedError
-from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
-from ..target import LOCK_PREFIX, LOCK_TABLE
+from ..jobs.lock import LOCK_PREFIX, LOCK_TABLE
+from ..jobs.run import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
 from .cli import config_from_args, main
 from .config import READ_MODES, SyncConfig
 from .plan import Flags, Plan, Scan, make_plan

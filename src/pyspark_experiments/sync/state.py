@@ -36,7 +36,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..target import sql_string
+from ..jobs.target import sql_string
 
 #: The sync's state table in the target.
 STATE_TABLE = "_sync_state"
@@ -269,7 +269,7 @@ def should_compact(state: SyncState, full: bool) -> tuple[bool, int]:
 
 
 def read_state(target, version: int | None = None, series: bool = True) -> tuple[SyncState, int]:
-    """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) at
+    """The state in ``target`` (a :class:`~pyspark_experiments.jobs.target.DeltaTarget`) at
     ``version`` (default: the latest), and that version.
 
     ``series=False``: without the series entries (a :attr:`SyncState.partial` state; add the

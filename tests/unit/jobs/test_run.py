@@ -178,8 +178,10 @@ def test_command_registry():
 
 
 @pytest.mark.parametrize("module", [
-    "pyspark_experiments.jobs", "pyspark_experiments.cli", "pyspark_experiments.target.delta",
-    "pyspark_experiments.target.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
+    "pyspark_experiments.jobs", "pyspark_experiments.jobs.run", "pyspark_experiments.jobs.config",
+    "pyspark_experiments.jobs.flags", "pyspark_experiments.jobs.output", "pyspark_experiments.jobs.hiding",
+    "pyspark_experiments.cli", "pyspark_experiments.jobs.target",
+    "pyspark_experiments.jobs.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
     "pyspark_experiments.sync.plan",
 ])
 def test_doctest_examples(module, monkeypatch):

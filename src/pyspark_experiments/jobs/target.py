@@ -1,6 +1,6 @@
 """A Delta target: a folder of Delta tables or a catalog schema, through SQL only.
 
-Every writer of synced tables (the sync, later the analytics job and the cleanup command) goes
+Every writer of synced tables (the sync, the analytics job and the cleanup command) goes
 through :class:`DeltaTarget`. It uses only SparkSession SQL and DataFrame APIs, so it works the
 same from a classic session and from a Spark Connect session (Delta's Python ``DeltaTable`` API
 does not work over Connect).
@@ -346,17 +346,23 @@ class DeltaTarget:
             return self.spark.read.format("delta").load(self.name(table))
         return self.spark.read.table(self.name(table))
 
-    def write(self, df, table: str, mode: str, user_metadata: str | None = None) -> None:
+    def write(self, df, table: str, mode: str, user_metadata: str | None = None, *,
+              overwrite_schema: bool = False) -> None:
         """Write ``df`` to ``table`` in one commit: ``append`` or ``overwrite``;
-        ``user_metadata`` is kept with the commit (``userMetadata`` in :meth:`history`).
+        ``user_metadata`` is kept with the commit (``userMetadata`` in :meth:`history`);
+        ``overwrite_schema`` lets an overwrite replace the table's columns too (a table that is
+        recomputed whole, such as an analytics table).
 
         Example::
 
             >>> target.write(df, "runs", "append")                             # doctest: +SKIP
+            >>> target.write(df, "analytics_total_runs", "overwrite", overwrite_schema=True)   # doctest: +SKIP
         """
         if mode not in ("append", "overwrite"):
             raise TargetError(f"write mode {mode!r}: expected append or overwrite")
         writer = df.write.format("delta").mode(mode)
+        if overwrite_schema:
+            writer = writer.option("overwriteSchema", "true")
         if user_metadata is not None:
             writer = writer.option("userMetadata", user_metadata)
         if self.path:
