@@ -52,12 +52,18 @@ _AUTHORIZATION = re.compile(
 
 def _forms(secret: str) -> set[str]:
     decoded = unquote(secret)
-    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe="")}
+    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe=""), *_base64_forms(secret)}
+
+
+def _base64_forms(text: str) -> set[str]:
+    raw = text.encode("utf-8", "surrogatepass")
+    forms = {base64.standard_b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")}
+    return forms | {form.rstrip("=") for form in forms}
 
 
 def remember(*secrets: str | None) -> None:
     """Hide each of ``secrets`` (a password, a token) in every later :func:`hide`, in every
-    form: as given, percent-encoded and percent-decoded.
+    form: as given, percent-encoded and percent-decoded, base64 (standard and URL-safe).
 
     Example::
 
@@ -85,8 +91,7 @@ def remember_login(user: str | None, password: str | None) -> None:
     if not password:
         return
     remember(password)
-    encoded = base64.b64encode(f"{user or ''}:{password}".encode()).decode()
-    _add({encoded, encoded.rstrip("=")})
+    _add(_base64_forms(f"{user or ''}:{password}"))
 
 
 def remember_uri(location: str | None) -> None:

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from ..jobs.flags import add_job_flags, hide_tracking_uri_flag, job_flag_values
-from ..jobs.hiding import add_secret, password_in
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
+from ..redact import remember_uri
 from .config import AnalyticsConfig, MetricsConfig
 
 #: The flags of the settings the analytics job and the report share (:class:`MetricsConfig`).
@@ -54,7 +54,7 @@ def metrics_config(config_class: type[MetricsConfig], args: argparse.Namespace, 
     flags = job_flag_values(args, cfg.spark_conf)
     flags.update({name: getattr(args, name) for name in METRIC_FLAGS})
     cfg = cfg.override(**flags, **extra)
-    add_secret(password_in(cfg.tracking_uri or ""))
+    remember_uri(cfg.tracking_uri)
     return cfg
 
 

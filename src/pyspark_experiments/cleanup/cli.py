@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from ..errors import ConfigurationError
 from ..jobs.flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
-from ..jobs.hiding import add_secret, password_in
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
+from ..redact import remember_uri
 from .config import CleanupConfig
 from .records import DEFAULT_RECORD_FILE
 
@@ -60,7 +60,7 @@ def config_from_args(args: argparse.Namespace) -> CleanupConfig:
         users=args.users, tags=key_values(args.tag, "--tag", strip_values=False) or None, where=args.where,
         keep_newest=args.keep_newest, record_file=args.record_file, lock_timeout_minutes=args.lock_timeout_minutes,
     )
-    add_secret(password_in(cfg.tracking_uri or ""))
+    remember_uri(cfg.tracking_uri)
     return cfg.validate()
 
 

@@ -4,7 +4,8 @@ on, so that they all behave the same.
 - :mod:`.run`: exit codes, the outcome line, :func:`run_job`, the command's Spark session;
 - :mod:`.config`: the key table, TOML loading, :class:`CommandConfig` (the shared settings);
 - :mod:`.flags`: the shared flags and the one ``KEY=VALUE`` parser;
-- :mod:`.output`: logging and progress; :mod:`.hiding`: credentials hidden from all of it;
+- :mod:`.output`: logging and progress; :mod:`.hiding`: errors as a job prints them (every
+  credential hidden by :mod:`pyspark_experiments.redact`);
 - :mod:`.target` and :mod:`.lock`: the Delta target and the lock every writer of it takes.
 
 Example::
@@ -17,7 +18,7 @@ Example::
 
 from .config import SHARED_LAYOUT, CommandConfig, Key, Layout, job_layout, load_config, parse_config, read_toml
 from .flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
-from .hiding import add_secret, hide, password_in, short_error
+from .hiding import short_error
 from .output import LOG_LEVELS, Progress, setup_logging
 from .run import (
     EXIT_CODES,
@@ -51,10 +52,8 @@ __all__ = [
     "Layout",
     "Progress",
     "add_job_flags",
-    "add_secret",
     "command_session",
     "exit_code_for",
-    "hide",
     "hide_tracking_uri_flag",
     "job_flag_values",
     "job_layout",
@@ -63,7 +62,6 @@ __all__ = [
     "load_config",
     "outcome_line",
     "parse_config",
-    "password_in",
     "read_toml",
     "run_job",
     "setup_logging",

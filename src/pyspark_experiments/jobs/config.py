@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ConfigurationError
-from .hiding import hide
+from ..redact import hide
 from .output import LOG_LEVELS
 from .target import DeltaTarget
 

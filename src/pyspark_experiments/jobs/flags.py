@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
-from .hiding import add_secret, hide, password_in
+from ..redact import hide, remember_uri
 from .output import LOG_LEVELS
 
 
@@ -63,7 +63,7 @@ def flag_values(argv: Sequence[str], flag: str) -> list[str]:
 
 
 def hide_tracking_uri_flag(argv: Sequence[str]) -> None:
-    """Register the password of a ``--tracking-uri`` flag in ``argv`` (:func:`add_secret`)
+    """Register the password of a ``--tracking-uri`` flag in ``argv`` with the credential registry
     before anything, even a usage error, can print it.
 
     Example::
@@ -73,7 +73,7 @@ def hide_tracking_uri_flag(argv: Sequence[str]) -> None:
         'login failed for ***'
     """
     for value in flag_values(argv, "--tracking-uri"):
-        add_secret(password_in(value))
+        remember_uri(value)
 
 
 def add_job_flags(parser: argparse.ArgumentParser, config_example: str, target_help: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from ..errors import TargetLockedError
-from ..uri import redact
+from ..redact import hide
 from .target import DeltaTarget, is_conflict
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ class TargetLock:
             if self.key in self.target.properties(LOCK_TABLE):
                 self.target.set_property(LOCK_TABLE, self.key, json.dumps(failed, sort_keys=True))
         except Exception as error:  # a dead holder's claim is taken over anyway
-            log.warning("could not mark the lock as given up: %s", redact(str(error))[:300])
+            log.warning("could not mark the lock as given up: %s", hide(str(error))[:300])
 
 
 @contextlib.contextmanager

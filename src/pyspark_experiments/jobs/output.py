@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..errors import ConfigurationError
-from .hiding import hide
+from ..redact import hide
 
 log = logging.getLogger("pyspark_experiments.jobs")
 

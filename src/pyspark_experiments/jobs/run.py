@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, TargetLockedError
+from ..redact import hide
 from ..session import session, worker_python_error
-from .hiding import hide, short_error
+from .hiding import short_error
 from .output import setup_logging
 
 EXIT_OK = 0

@@ -25,7 +25,7 @@ import time
 import uuid
 
 from ..errors import ConfigurationError, TargetError, TargetLockedError
-from ..uri import redact
+from ..redact import hide
 
 # Error markers of a Delta commit that lost a race against another writer.
 _CONFLICT_MARKERS = (
@@ -220,7 +220,7 @@ class DeltaTarget:
             's3a://key:***@bucket/m (folder of Delta tables)'
         """
         if self.path:
-            return f"{redact(self.path)} (folder of Delta tables)"
+            return f"{hide(self.path)} (folder of Delta tables)"
         return f"{self.schema} (catalog schema)"
 
     # -- names -------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class DeltaTarget:
                 time.sleep(0.25 * (attempt + 1))
         if self._exists_now(table):
             return False
-        first_line = redact(str(last).strip().splitlines()[0]) if last else ""
+        first_line = hide(str(last).strip().splitlines()[0]) if last else ""
         if last is not None and is_conflict(last):
             raise TargetLockedError(
                 f"another job is creating the table {table} of {self.display} at the same moment; "
@@ -469,7 +469,7 @@ class DeltaTarget:
             rows = (self.spark.read.text([pattern, pattern], wholetext=True)
                     .select("value", "_metadata.file_name").collect())
         except Exception as error:  # none of them (PATH_NOT_FOUND), no access: the caller falls back
-            log.debug("commits %s of %s not read from the log: %s", list(versions), table, redact(str(error)))
+            log.debug("commits %s of %s not read from the log: %s", list(versions), table, hide(str(error)))
             return None
         found: dict[int, dict] = {}
         for text, file_name in rows:
@@ -549,7 +549,7 @@ class DeltaTarget:
                 return None
             files = self.spark.read.format("binaryFile").load("{}/{}.json".format(folder, "[0-9]" * 20)).inputFiles()
         except Exception as error:  # no commit file (PATH_NOT_FOUND), no access
-            log.debug("the log of %s not listed: %s", table, redact(str(error)))
+            log.debug("the log of %s not listed: %s", table, hide(str(error)))
             return None
         if not files:
             return None

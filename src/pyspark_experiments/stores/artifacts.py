@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from .. import tables
 from ..errors import StoreConnectionError, StoreNotFoundError, UnsupportedStoreError
-from ..uri import redact
+from ..redact import hide
 from .base import Partition, Selection
 from .planning import BATCH_ROWS, pack_partitions
 from .problems import Problems
@@ -103,17 +103,17 @@ def resolve_artifact_uri(uri: str):
             return pafs.FileSystem.from_uri(uri)
         except (pa.ArrowException, OSError, ValueError) as error:
             raise UnsupportedStoreError(
-                f"artifact URI {redact(uri)!r}: scheme {scheme!r} cannot be opened by the installed "
-                f"pyarrow {pa.__version__} ({redact(str(error))})"
+                f"artifact URI {hide(uri)!r}: scheme {scheme!r} cannot be opened by the installed "
+                f"pyarrow {pa.__version__} ({hide(str(error))})"
             ) from None
     if scheme == "mlflow-artifacts":
         raise UnsupportedStoreError(
-            f"artifact URI {redact(uri)!r}: 'mlflow-artifacts' artifacts are served by a tracking "
+            f"artifact URI {hide(uri)!r}: 'mlflow-artifacts' artifacts are served by a tracking "
             f"server's artifacts API: read this table through the server (trackingUri "
             f"'http(s)://<server>'), not its backend store directly"
         )
     raise UnsupportedStoreError(
-        f"artifact URI {redact(uri)!r}: scheme {scheme!r} is not supported; supported: a path or "
+        f"artifact URI {hide(uri)!r}: scheme {scheme!r} is not supported; supported: a path or "
         f"file://, s3://, gs://, abfs(s)://, hdfs:// (through pyarrow.fs)"
     )
 
@@ -231,14 +231,14 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
         record_problem(problems, UnsupportedStoreError(f"run {run_id}: {error}"))
         return []
     base = posixpath.join(root, selection.artifact_path.strip("/")) if selection.artifact_path else root
-    where = f"run {run_id}: artifact root {redact(uri)!r}"
+    where = f"run {run_id}: artifact root {hide(uri)!r}"
     try:
         info = filesystem.get_file_info(root)
         if info.type == pafs.FileType.NotFound:
             if not _exists(filesystem, _store_level(root)):
                 raise StoreNotFoundError(
                     f"{where} does not exist, nor does the folder that holds the experiment's "
-                    f"artifact locations ({redact(_store_level(root))!r}): is the artifact store "
+                    f"artifact locations ({hide(_store_level(root))!r}): is the artifact store "
                     f"mounted or reachable from this machine?"
                 )
             return []  # the run has logged no artifacts (MLflow creates the folder on first use)
@@ -253,7 +253,7 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
         record_problem(problems, error)
         return []
     except OSError as error:
-        record_problem(problems, StoreConnectionError(f"{where}: cannot be listed ({redact(str(error))})"))
+        record_problem(problems, StoreConnectionError(f"{where}: cannot be listed ({hide(str(error))})"))
         return []
     found = []
     prefix = root.rstrip("/") + "/"
@@ -269,7 +269,7 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
                 with filesystem.open_input_stream(entry.path) as stream:
                     content = stream.read()
             except OSError as error:
-                record_problem(problems, StoreConnectionError(f"run {run_id}: artifact {relative!r} cannot be read ({redact(str(error))})"))
+                record_problem(problems, StoreConnectionError(f"run {run_id}: artifact {relative!r} cannot be read ({hide(str(error))})"))
                 continue
         found.append((relative, is_dir, size, content))
     found.sort(key=lambda item: item[0])
@@ -342,7 +342,7 @@ def _walk(filesystem, base: str, max_depth: int | None, where: str, problems: Pr
             entries = filesystem.get_file_info(pafs.FileSelector(folder, recursive=False))
         except OSError as error:
             relative = folder[len(base):].lstrip("/") or "."
-            record_problem(problems, StoreConnectionError(f"{where}: folder {relative!r} cannot be listed ({redact(str(error))})"))
+            record_problem(problems, StoreConnectionError(f"{where}: folder {relative!r} cannot be listed ({hide(str(error))})"))
             continue
         for entry in entries:
             found.append(entry)

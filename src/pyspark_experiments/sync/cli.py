@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from ..jobs.flags import add_job_flags, flag_values, hide_tracking_uri_flag, job_flag_values, key_values
-from ..jobs.hiding import add_secret, hide
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
+from ..redact import hide, remember
 from ..stores.rest.settings import SECRET_OPTIONS
 from .config import DEFAULT_TABLES, READ_MODES, SyncConfig
 from .plan import OPTIONAL_TABLES
@@ -59,7 +59,7 @@ def _hide_rest_secrets(argv: Sequence[str]) -> None:
     for flag in flag_values(argv, "--rest-option"):
         name, _, value = flag.partition("=")
         if name.strip().lower() in secret_names:
-            add_secret(value.strip())
+            remember(value.strip())
 
 
 def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespace]:

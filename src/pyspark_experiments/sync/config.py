@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from .. import tables as _tables
 from ..errors import ConfigurationError
 from ..jobs.config import CommandConfig, Key, Layout, job_layout
-from ..jobs.hiding import add_secret
+from ..redact import remember
 from ..stores.rest.settings import REST_OPTIONS, SECRET_OPTIONS
 from .plan import OPTIONAL_TABLES
 
@@ -55,7 +55,7 @@ def rest_options(value: Any) -> dict:
             raise ConfigurationError(f"REST option {name!r}: expected a string, number or boolean")
         text = str(item).lower() if isinstance(item, bool) else str(item)
         if name in SECRET_OPTIONS:
-            add_secret(text)
+            remember(text)
         found[name] = text
     return found
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from pyspark_experiments import jobs
+from pyspark_experiments import jobs, redact
 from pyspark_experiments.errors import (
     ConfigurationError,
     MalformedRecordError,
@@ -110,7 +110,7 @@ SECRETS = ["Hunter/Two22", "p@ss:w%rd", "s p a c e", "pässwört"]
 def test_printed_errors_are_redacted(secret, capsys):
     from urllib.parse import quote
 
-    jobs.add_secret(secret)
+    redact.remember(secret)
     uri = f"postgresql://bob:{quote(secret, safe='')}@db/mlflow"
     raw = f"postgresql://bob:{secret}@db/mlflow"
 

@@ -21,8 +21,9 @@ from pyspark_experiments.errors import (
     StoreConnectionError,
     StoreNotFoundError,
 )
+from pyspark_experiments.redact import hide as redact
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.uri import redact, resolve_tracking_uri
+from pyspark_experiments.uri import resolve_tracking_uri
 
 
 def rows(options: dict) -> list[dict]:

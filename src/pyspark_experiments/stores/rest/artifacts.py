@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 
 from ...errors import MalformedRecordError, StoreConnectionError, StoreNotFoundError
-from ...uri import redact
+from ...redact import hide
 from ..artifacts import read_artifacts, record_problem
 from ..base import Partition
 from ..problems import Problems
@@ -100,7 +100,7 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
     for) are a malformed answer, not a tree without end.
     """
     root = artifacts_api_path(uri)
-    where = f"run {run_id}: artifact root {redact(uri)!r}"
+    where = f"run {run_id}: artifact root {hide(uri)!r}"
     start = selection.artifact_path.strip("/") if selection.artifact_path else ""
     found = []
     pending = [(start, 1)]
