@@ -19,7 +19,7 @@ from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from ..stores.rest.settings import SECRET_OPTIONS
 from .config import DEFAULT_TABLES, READ_MODES, SyncConfig
 from .plan import OPTIONAL_TABLES
-from .runner import sync
+from .runner import run_sync
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +112,7 @@ def _run(settings: jobs.JobSettings, show: bool):
     cfg = settings.cfg
     spark = jobs.job_session("sync", master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
     try:
-        result = sync(spark=spark, config=cfg, progress=show)
+        result = run_sync(spark, cfg, show)
     finally:
         try:
             spark.stop()

@@ -180,7 +180,8 @@ def test_command_registry():
 @pytest.mark.parametrize("module", [
     "pyspark_experiments.jobs", "pyspark_experiments.cli", "pyspark_experiments.target.delta",
     "pyspark_experiments.target.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
-    "pyspark_experiments.sync.plan",
+    "pyspark_experiments.sync.plan", "pyspark_experiments.sync.result", "pyspark_experiments.sync.faults",
+    "pyspark_experiments.sync.reads", "pyspark_experiments.sync.writes",
 ])
 def test_doctest_examples(module, monkeypatch):
     import doctest
