@@ -37,13 +37,10 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .. import tables
-from ..errors import ConfigurationError
 from ..stores.base import FINGERPRINT_PARTS, fingerprint_parts
 from .state import SyncState, should_compact
 
@@ -79,8 +76,6 @@ MAX_LISTED_RUNS = 5_000
 #: read itself. Larger reads go through the data source, spread over the executors.
 DRIVER_READ_RUNS = 500
 DRIVER_READ_POINTS = 250_000
-#: What a state commit's header holds besides the store's token and the sync's scope.
-HEADER_KEYS = frozenset({"sync_id", "experiment_count", "run_count", "appends", "rows"})
 
 
 @dataclass(frozen=True)
@@ -395,61 +390,8 @@ def next_checks(state: SyncState, plan: Plan, series: Mapping[tuple[str, str], i
 
 
 # ------------------------------------------------------------------------------------------------
-# What the sync covers, and when it may skip its scan
+# How the state is read
 # ------------------------------------------------------------------------------------------------
-
-
-def kept_tables(optional: Iterable[str]) -> tuple[str, ...]:
-    """Every table a sync keeps: the six run tables and the ``optional`` ones, in
-    :data:`COMMIT_ORDER`.
-
-    Example::
-
-        >>> kept_tables(["models"])
-        ('experiments', 'params', 'tags', 'inputs', 'metrics', 'runs', 'models')
-    """
-    optional = set(optional)
-    return tuple(t for t in COMMIT_ORDER if t in tables.TABLE_NAMES or t in optional)
-
-
-def chosen_optional_tables(served: Iterable[str], asked: Iterable[str] | None, default: Iterable[str],
-                           store: str) -> tuple[str, ...]:
-    """The optional tables a sync keeps: those ``asked`` for (all must be ``served`` by the
-    store, else a :class:`~pyspark_experiments.errors.ConfigurationError` naming ``store``),
-    or, when none were asked for, the ``default`` ones the store serves.
-
-    Example::
-
-        >>> chosen_optional_tables(["runs", "models"], None, ["models", "model_versions"], "/m")
-        ('models',)
-        >>> chosen_optional_tables(["runs"], ["artifacts"], [], "/m")
-        Traceback (most recent call last):
-        ...
-        pyspark_experiments.errors.ConfigurationError: setting 'tables': /m does not serve artifacts (it serves no optional table)
-    """
-    served = tuple(served)
-    if asked is None:
-        return tuple(t for t in default if t in served)
-    missing = [t for t in asked if t not in served]
-    if missing:
-        raise ConfigurationError(
-            f"setting 'tables': {store} does not serve {', '.join(missing)} "
-            f"(it serves {', '.join(t for t in served if t not in tables.TABLE_NAMES) or 'no optional table'})"
-        )
-    return tuple(asked)
-
-
-def takes_store_token(change_token: bool, full: bool, reconcile_purged: bool, relist_artifacts: bool) -> bool:
-    """Whether a sync takes the store's change token and may skip its scan: the store takes
-    tokens (``change_token``) and the sync neither re-reads everything, nor reconciles purged
-    runs, nor re-lists artifacts (those look beyond the store's tables).
-
-    Example::
-
-        >>> takes_store_token(True, False, False, False), takes_store_token(True, True, False, False)
-        (True, False)
-    """
-    return change_token and not full and not reconcile_purged and not relist_artifacts
 
 
 def series_read_by_run(metric_marks: bool, full: bool, reconcile_purged: bool) -> bool:
@@ -463,57 +405,6 @@ def series_read_by_run(metric_marks: bool, full: bool, reconcile_purged: bool) -
         (True, False)
     """
     return metric_marks and not full and not reconcile_purged
-
-
-def scope_digest(store: str, experiments: Iterable[str] | None, optional: Iterable[str], read_mode: str,
-                 state_key: str, positions_key: str) -> str:
-    """A digest of what, besides the store's content, decides what a sync reads: the store,
-    the experiments and optional tables asked for, the read mode and the kind of state.
-
-    Example::
-
-        >>> len(scope_digest("/m", None, ["models"], "FAILFAST", "file", "file:bytes:exact"))
-        40
-    """
-    scope = [store, list(experiments or []), list(optional), read_mode, state_key, positions_key]
-    return hashlib.sha1(json.dumps(scope).encode()).hexdigest()
-
-
-def unchanged_since(head: Mapping, store_token: str | None, scope: str) -> bool:
-    """Whether the state commit's header (``head``, :func:`state_header`) was kept by a sync
-    of the same ``scope`` (:func:`scope_digest`) that took the token the store gives now.
-
-    Example::
-
-        >>> head = {"store_token": "t1", "scope": "s", "sync_id": 1, "experiment_count": 1, "run_count": 2,
-        ...         "appends": 0, "rows": {"runs": 2}}
-        >>> unchanged_since(head, "t1", "s"), unchanged_since(head, "t2", "s"), unchanged_since(head, "t1", "other")
-        (True, False, False)
-    """
-    return (head.get("store_token") == store_token and head.get("scope") == scope
-            and HEADER_KEYS <= head.keys() and isinstance(head["rows"], dict))
-
-
-def state_header(store_token: str | None, scope: str, *, sync_id: int, experiment_count: int, run_count: int,
-                 appends: int, rows: Mapping[str, int], skipped: bool) -> str | None:
-    """What the state commit keeps (as Delta's user metadata) for the next sync to skip its
-    scan when the store has not changed: the store's token taken before this sync's scan,
-    with what this sync records. None where the store takes no tokens or a record was
-    ``skipped`` (the next sync re-reads it).
-
-    Example::
-
-        >>> state_header("t1", "s", sync_id=2, experiment_count=1, run_count=3, appends=1, rows={"runs": 3},
-        ...              skipped=False)
-        '{"store_token": "t1", "scope": "s", "sync_id": 2, "experiment_count": 1, "run_count": 3, "appends": 1, "rows": {"runs": 3}}'
-        >>> state_header(None, "s", sync_id=2, experiment_count=1, run_count=3, appends=1, rows={}, skipped=False)
-    """
-    if store_token is None or skipped:
-        return None
-    return json.dumps({
-        "store_token": store_token, "scope": scope, "sync_id": sync_id,
-        "experiment_count": experiment_count, "run_count": run_count, "appends": appends, "rows": rows,
-    })
 
 
 # ------------------------------------------------------------------------------------------------

@@ -45,8 +45,6 @@ from .plan import (
     next_state,
     series_read_by_run,
     skipped_runs,
-    state_header,
-    unchanged_since,
 )
 from .reads import Reads, Skips
 from .result import SyncResult, TableResult, book_plan, book_skips, sync_entry
@@ -59,8 +57,10 @@ from .state import (
     head_metadata,
     read_state,
     should_compact,
+    state_header,
     state_schema,
     state_update,
+    unchanged_since,
     write_state,
 )
 from .writes import (
@@ -338,7 +338,7 @@ class _Runner:
         return self.result
 
     def _header(self, store_token: str | None, appends: int, rows: dict[str, int]) -> str | None:
-        """The state commit's header (:func:`~.plan.state_header`) for what this sync records."""
+        """The state commit's header (:func:`~.state.state_header`) for what this sync records."""
         result = self.result
         return state_header(store_token, self.scope.digest, sync_id=result.sync_id,
                             experiment_count=result.experiments, run_count=result.runs, appends=appends,
@@ -349,7 +349,7 @@ class _Runner:
 
     def _record_unchanged_store(self, version: int, head_version: int, head: dict, store_token: str) -> bool:
         """With the lock held and the state at ``version``, where the store's token equals the
-        one the state commit at ``head_version`` kept (``head``, :func:`~.plan.state_header`):
+        one the state commit at ``head_version`` kept (``head``, :func:`~.state.state_header`):
         record this sync without reading the store (one commit of the state's ``sync`` entry).
         False, having written nothing, when a scan is due after all: another sync committed
         since ``head_version``, a failed one left its claim (this one then merges everything),

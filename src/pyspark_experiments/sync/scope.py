@@ -12,17 +12,88 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import jobs, tables
+from ..errors import ConfigurationError
 from ..stores.base import Selection
 from ..uri import TrackingUri, resolve_tracking_uri
 from .config import DEFAULT_TABLES, SyncConfig
-from .plan import chosen_optional_tables, kept_tables, scope_digest, takes_store_token
+from .plan import COMMIT_ORDER
 
 log = logging.getLogger("pyspark_experiments.sync")
+
+
+def kept_tables(optional: Iterable[str]) -> tuple[str, ...]:
+    """Every table a sync keeps: the six run tables and the ``optional`` ones, in
+    :data:`COMMIT_ORDER`.
+
+    Example::
+
+        >>> kept_tables(["models"])
+        ('experiments', 'params', 'tags', 'inputs', 'metrics', 'runs', 'models')
+    """
+    optional = set(optional)
+    return tuple(t for t in COMMIT_ORDER if t in tables.TABLE_NAMES or t in optional)
+
+
+def chosen_optional_tables(served: Iterable[str], asked: Iterable[str] | None, default: Iterable[str],
+                           store: str) -> tuple[str, ...]:
+    """The optional tables a sync keeps: those ``asked`` for (all must be ``served`` by the
+    store, else a :class:`~pyspark_experiments.errors.ConfigurationError` naming ``store``),
+    or, when none were asked for, the ``default`` ones the store serves.
+
+    Example::
+
+        >>> chosen_optional_tables(["runs", "models"], None, ["models", "model_versions"], "/m")
+        ('models',)
+        >>> chosen_optional_tables(["runs"], ["artifacts"], [], "/m")
+        Traceback (most recent call last):
+        ...
+        pyspark_experiments.errors.ConfigurationError: setting 'tables': /m does not serve artifacts (it serves no optional table)
+    """
+    served = tuple(served)
+    if asked is None:
+        return tuple(t for t in default if t in served)
+    missing = [t for t in asked if t not in served]
+    if missing:
+        raise ConfigurationError(
+            f"setting 'tables': {store} does not serve {', '.join(missing)} "
+            f"(it serves {', '.join(t for t in served if t not in tables.TABLE_NAMES) or 'no optional table'})"
+        )
+    return tuple(asked)
+
+
+def takes_store_token(change_token: bool, full: bool, reconcile_purged: bool, relist_artifacts: bool) -> bool:
+    """Whether a sync takes the store's change token and may skip its scan: the store takes
+    tokens (``change_token``) and the sync neither re-reads everything, nor reconciles purged
+    runs, nor re-lists artifacts (those look beyond the store's tables).
+
+    Example::
+
+        >>> takes_store_token(True, False, False, False), takes_store_token(True, True, False, False)
+        (True, False)
+    """
+    return change_token and not full and not reconcile_purged and not relist_artifacts
+
+
+def scope_digest(store: str, experiments: Iterable[str] | None, optional: Iterable[str], read_mode: str,
+                 state_key: str, positions_key: str) -> str:
+    """A digest of what, besides the store's content, decides what a sync reads: the store,
+    the experiments and optional tables asked for, the read mode and the kind of state.
+
+    Example::
+
+        >>> len(scope_digest("/m", None, ["models"], "FAILFAST", "file", "file:bytes:exact"))
+        40
+    """
+    scope = [store, list(experiments or []), list(optional), read_mode, state_key, positions_key]
+    return hashlib.sha1(json.dumps(scope).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -30,7 +101,7 @@ class SyncScope:
     """The store a sync reads and how: ``cfg`` (validated), the resolved ``uri``, the opened
     ``store`` and the ``store_options`` its executor reads take (a tracking server's REST
     options), the ``optional`` tables kept, and the ``digest`` of all that
-    (:func:`~.plan.scope_digest`).
+    (:func:`scope_digest`).
 
     Example::
 
@@ -52,7 +123,7 @@ class SyncScope:
 
     @property
     def kept(self) -> tuple[str, ...]:
-        """Every table this sync keeps, in :data:`~.plan.COMMIT_ORDER`."""
+        """Every table this sync keeps, in :data:`~.plan.COMMIT_ORDER` (:func:`kept_tables`)."""
         return kept_tables(self.optional)
 
     @property
@@ -83,7 +154,7 @@ class SyncScope:
 
     def store_token(self) -> str | None:
         """The store's change token, where it takes them and this sync may skip its scan
-        (:func:`~.plan.takes_store_token`); None otherwise.
+        (:func:`takes_store_token`); None otherwise.
 
         Example::
 
@@ -100,7 +171,7 @@ def open_scope(cfg: SyncConfig) -> SyncScope:
     """Resolve and open the store of a validated ``cfg``, hiding its password (and, for a
     tracking server, its credential, resolved now: a missing one fails before the lock) from
     every job output from here on; choose the optional tables
-    (:func:`~.plan.chosen_optional_tables`).
+    (:func:`chosen_optional_tables`).
 
     Example::
 

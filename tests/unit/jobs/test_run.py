@@ -181,7 +181,7 @@ def test_command_registry():
     "pyspark_experiments.jobs", "pyspark_experiments.cli", "pyspark_experiments.target.delta",
     "pyspark_experiments.target.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
     "pyspark_experiments.sync.plan", "pyspark_experiments.sync.result", "pyspark_experiments.sync.faults",
-    "pyspark_experiments.sync.reads", "pyspark_experiments.sync.writes",
+    "pyspark_experiments.sync.reads", "pyspark_experiments.sync.writes", "pyspark_experiments.sync.scope",
 ])
 def test_doctest_examples(module, monkeypatch):
     import doctest
