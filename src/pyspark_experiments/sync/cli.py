@@ -19,7 +19,7 @@ from ..redact import hide, remember
 from ..stores.rest.settings import SECRET_OPTIONS
 from .config import DEFAULT_TABLES, READ_MODES, SyncConfig
 from .plan import OPTIONAL_TABLES
-from .runner import sync
+from .runner import run_sync
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,7 +95,7 @@ def _parse(argv: list[str]) -> JobSettings:
 
 def _run(settings: JobSettings, show: bool):
     with command_session("sync", settings.cfg) as spark:
-        result = sync(spark=spark, config=settings.cfg, progress=show)
+        result = run_sync(spark, settings.cfg, show)
     if settings.args.json_path:
         with open(settings.args.json_path, "w", encoding="utf-8") as handle:
             handle.write(hide(json.dumps(result.to_dict(), indent=2, default=str)))

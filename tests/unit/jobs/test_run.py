@@ -182,7 +182,8 @@ def test_command_registry():
     "pyspark_experiments.jobs.flags", "pyspark_experiments.jobs.output", "pyspark_experiments.jobs.hiding",
     "pyspark_experiments.cli", "pyspark_experiments.jobs.target",
     "pyspark_experiments.jobs.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
-    "pyspark_experiments.sync.plan",
+    "pyspark_experiments.sync.plan", "pyspark_experiments.sync.result", "pyspark_experiments.sync.faults",
+    "pyspark_experiments.sync.reads", "pyspark_experiments.sync.writes", "pyspark_experiments.sync.scope",
 ])
 def test_doctest_examples(module, monkeypatch):
     import doctest
