@@ -25,8 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 
 from ...errors import MalformedRecordError, StoreConnectionError, StoreNotFoundError
-from ...uri import redact
-from ..artifacts import _problem, read_artifacts
+from ..artifacts import _problem, display_uri, read_artifacts
 from ..base import Partition, Problems
 
 SCHEME = "mlflow-artifacts"
@@ -97,7 +96,7 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
     narrowing where listing starts and ``maxDepth`` counting levels below it.
     """
     root = artifacts_api_path(uri)
-    where = f"run {run_id}: artifact root {redact(uri)!r}"
+    where = f"run {run_id}: artifact root {display_uri(uri)!r}"
     start = selection.artifact_path.strip("/") if selection.artifact_path else ""
     found = []
     pending = [(start, 1)]
@@ -130,9 +129,10 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
 
 def read_artifacts_rest(client, partition: Partition) -> Iterator[pa.RecordBatch]:
     """List the artifacts of one partition's runs (executor side): ``mlflow-artifacts:/`` roots
-    through the server, any other root where it points (:mod:`..artifacts`)."""
+    through the server, any other root where it points (:mod:`..artifacts`), each remote call
+    there within the store's ``requestTimeout``."""
 
     def through_the_server(selection, run_id, uri, problems):
         return list_proxied_run(client, selection, run_id, uri, problems) if is_proxied(uri) else None
 
-    return read_artifacts(partition, partition.work.items, through_the_server)
+    return read_artifacts(partition, partition.work.items, through_the_server, timeout=client.connection.retry.timeout)
