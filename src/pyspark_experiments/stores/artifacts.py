@@ -68,6 +68,8 @@ TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 
 LOCAL_SCHEMES = ("", "file")
 PYARROW_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+# Buckets are named without "@": any userinfo in these URIs is a credential.
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")
 
 
 def plan_artifacts(selection: Selection, runs: Sequence[tuple[str, str, str | None]], cwd: str | None = None) -> list[Partition]:
@@ -115,7 +117,7 @@ def resolve_artifact_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S):
             path = uri
         return pafs.LocalFileSystem(), path.rstrip("/") or "/"
     _, user, password, _ = split_userinfo(uri)
-    if scheme in PYARROW_SCHEMES and (password is not None or (user is not None and scheme in ("s3", "s3a", "gs", "gcs"))):
+    if scheme in PYARROW_SCHEMES and (password is not None or (user is not None and scheme in OBJECT_STORE_SCHEMES)):
         raise UnsupportedStoreError(
             f"artifact URI {display_uri(uri)!r} carries credentials: not opened (MLflow does not read "
             f"them from an artifact URI either); give them as the store's client expects (for S3: "
@@ -251,18 +253,21 @@ def _problem(problems: Problems, error: Exception) -> None:
 
 
 def display_uri(uri: str) -> str:
-    """``uri`` as errors and logs may show it: no userinfo at all (an access key id is a
-    credential too), nor any password or token elsewhere in it.
+    """``uri`` as errors and logs may show it: no userinfo holding a password, nor any on object
+    stores, whose bucket names never hold one (an access key id is a credential too); no
+    password or token elsewhere in it. An ``abfs://container@account`` stays as it is.
 
     Example::
 
         >>> display_uri("s3://AKIAXXXX:SECRET@bucket/mlruns/1")
         's3://***@bucket/mlruns/1'
-        >>> display_uri("/tmp/mlruns/1/abc/artifacts")
-        '/tmp/mlruns/1/abc/artifacts'
+        >>> display_uri("abfss://container@account.dfs.core.windows.net/mlruns")
+        'abfss://container@account.dfs.core.windows.net/mlruns'
     """
-    prefix, user, _, rest = split_userinfo(str(uri))
-    return redact(f"{prefix}***@{rest}" if user is not None else str(uri))
+    prefix, user, password, rest = split_userinfo(str(uri))
+    if user is not None and (password is not None or prefix.split(":", 1)[0].lower() in OBJECT_STORE_SCHEMES):
+        return redact(f"{prefix}***@{rest}")
+    return redact(str(uri))
 
 
 def listing_timeout(environ=None) -> float:
@@ -390,8 +395,8 @@ def _list_run(selection: Selection, run_id: str, uri: str | None, problems: Prob
 
 
 def _no_answer(what: str, timeout: float) -> str:
-    return (f"{what}: no answer within {timeout:g} s (set {TIMEOUT_VARIABLE} on the executors to wait "
-            f"longer; are the artifact store's endpoint and credentials right?)")
+    return (f"{what}: no answer within {timeout:g} s (the request timeout: option 'requestTimeout' of a "
+            f"tracking server, else {TIMEOUT_VARIABLE}; are the artifact store's endpoint and credentials right?)")
 
 
 class _Remote:
