@@ -15,7 +15,7 @@ import pytest
 from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.errors import StoreConnectionError, UnsupportedStoreError
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.base import collect_skipped
+from pyspark_experiments.stores.problems import collect_skipped
 from pyspark_experiments.uri import resolve_tracking_uri
 from support.small import write_small_stores
 

@@ -12,7 +12,7 @@ import pytest
 from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.errors import StoreNotFoundError
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.base import collect_skipped
+from pyspark_experiments.stores.problems import collect_skipped
 from pyspark_experiments.uri import resolve_tracking_uri
 
 OUTSIDE_TEXT = b"OUTSIDE-THE-ROOT"
