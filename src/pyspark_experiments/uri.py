@@ -29,8 +29,6 @@ from urllib.parse import unquote, urlsplit
 from .errors import ConfigurationError, UnsupportedStoreError
 from .redact import hide, hide_uri, remember_uri
 
-redact = hide  # the old name, until every caller imports from .redact
-
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 #: URL forms MLflow (through SQLAlchemy) accepts for MySQL; all are read with PyMySQL.
 MYSQL_DRIVERS = ("mysql", "mysql+pymysql", "mysql+mysqldb", "mysql+mysqlconnector")

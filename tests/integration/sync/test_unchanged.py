@@ -1,4 +1,4 @@
-"""A sync of a store that has not changed since the last sync (issue 13, the sync's fixed cost).
+"""A sync of a store that has not changed since the last sync (the sync's fixed cost).
 
 Where the store takes change tokens (SQLite, PostgreSQL), the state commit keeps the token taken
 before the sync's scan; a sync that finds the same token, for the same scope, records itself in

@@ -1,4 +1,4 @@
-"""Change tokens (issue 13, the sync's fixed cost): a SQLite store's token stays the same while
+"""Change tokens (the sync's fixed cost): a SQLite store's token stays the same while
 nothing is written and changes with every write mlflow makes; where the database cannot vouch
 for its counter (WAL mode, not SQLite) there is no token. Real stores written by mlflow.
 """
