@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from ..errors import ConfigurationError
 from ..jobs.config import CommandConfig, Key, Layout, job_layout
-from ._common import PERIODS
+from .common import PERIODS
 from .leaderboard import default_mode
 from .quota import QuotaLimits
 

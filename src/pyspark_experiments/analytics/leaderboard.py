@@ -7,7 +7,7 @@ import re
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ._common import MODES, check_choice, check_positive_int, require_columns, usable
+from .common import MODES, check_choice, check_positive_int, require_columns, usable
 
 #: Metric names that usually mean "lower is better" (the default direction otherwise is higher).
 LOWER_IS_BETTER = re.compile(r"loss|error|err\b|rmse|mse|mae|mape|perplexity|latency|duration|time|cost|regret|wer|cer", re.IGNORECASE)

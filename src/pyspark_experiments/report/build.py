@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import analytics
-from ..analytics._common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
+from ..analytics.common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
 from ..analytics.leaderboard import default_mode
 from . import html, plots
 
