@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError, TargetLockedError
+from .session import worker_python_error
 from .uri import redact
 
 log = logging.getLogger("pyspark_experiments.jobs")
@@ -507,7 +508,8 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
     terminal). ``run(settings, show_progress)`` does the work and returns a result with
     ``summary()``, printed on stdout. Errors are logged and summed up on stdout as a FAILED /
     NOT RUN line, mapped to an exit code by :func:`exit_code_for`; everything printed is hidden
-    through :func:`hide`.
+    through :func:`hide`. Spark's Python workers failing to import this package is told as
+    such (:func:`~pyspark_experiments.session.worker_python_error`).
 
     Example::
 
@@ -531,6 +533,7 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
     except BaseException as error:  # noqa: BLE001 - every outcome becomes an exit code
         if isinstance(error, SystemExit):
             raise
+        error = worker_python_error(error) or error  # a worker without this package: say which
         code = exit_code_for(error)
         if code == EXIT_FAILED:
             job_log.error("%s failed: %s", command, short_error(error))

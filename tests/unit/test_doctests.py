@@ -8,7 +8,10 @@ import importlib
 import pytest
 
 PURE_MODULES = [
+    "pyspark_experiments.datasource.options",
     "pyspark_experiments.errors",
+    "pyspark_experiments.reproducible.columns",
+    "pyspark_experiments.session",
     "pyspark_experiments.uri",
     "pyspark_experiments.stores.base",
     "pyspark_experiments.stores.problems",

@@ -296,7 +296,7 @@ def test_stream_of_a_batch_only_table_refuses_from_its_first_call(small_stores):
 
 def test_a_stream_from_a_tracking_server_follows_digests():
     from pyspark_experiments.datasource import ReadRequest
-    from pyspark_experiments.streaming import ExperimentsStreamReader
+    from pyspark_experiments.datasource.stream import ExperimentsStreamReader
 
     request = ReadRequest.from_options({"trackingUri": "http://127.0.0.1:5000", "table": "metrics"}, environ={})
     assert ExperimentsStreamReader(request)._digests
