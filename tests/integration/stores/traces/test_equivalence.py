@@ -349,3 +349,34 @@ def test_a_sql_trace_whose_spans_are_an_artifact_reads_as_mlflow_finds_it(trace_
             sql.read_spans(connection, [trace_id, archived])
     finally:
         connection.close()
+
+
+def test_a_sql_span_that_does_not_parse_fails_or_is_skipped_and_reported(trace_sqlite_store, tmp_path):
+    import shutil
+
+    from pyspark_experiments.errors import MalformedRecordError
+    from pyspark_experiments.stores.problems import collect_skipped
+
+    uri, ids = trace_sqlite_store
+    path = str(tmp_path / "mlflow.db")
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    trace_id = ids["answer"]
+    connection = sqlite3.connect(path)
+    with connection:
+        span_id = connection.execute("SELECT span_id FROM spans WHERE trace_id = ? AND name = 'chat'",
+                                     (trace_id,)).fetchone()[0]
+        connection.execute("UPDATE spans SET content = '{\"name\": ' WHERE span_id = ?", (span_id,))
+    connection.close()
+    store = open_store(resolve_tracking_uri(f"sqlite:///{path}"))
+    experiment_ids = tuple(e.experiment_id for e in store.list_experiments() if e.name in TRACE_EXPERIMENTS)
+
+    def spans(mode: str) -> list[dict]:
+        selection = Selection("spans", experiment_ids, mode=mode, trace_ids=(trace_id,))
+        return [row for partition in store.plan(selection) for batch in store.read(partition) for row in _rows(batch)]
+
+    with pytest.raises(MalformedRecordError, match=f"malformed record at trace {trace_id}, span {span_id}: "):
+        spans("FAILFAST")
+    with collect_skipped() as skipped:
+        rows = spans("PERMISSIVE")
+    assert sorted(row["name"] for row in rows) == ["answer", "retrieve"]
+    assert [record.where.split(":")[0] for record in skipped] == [f"trace {trace_id}, span {span_id}"]
