@@ -327,7 +327,7 @@ class ReadRequest:
             >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
             ('0', '1')
         """
-        if self.table not in store.capabilities.tables:
+        if self.table in tables.TRACE_TABLE_NAMES and self.table not in store.capabilities.tables:
             raise ConfigurationError(
                 f"option 'table': {self.uri.display} does not serve table {self.table!r}; it serves "
                 f"{', '.join(store.capabilities.tables)}"
