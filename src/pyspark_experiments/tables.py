@@ -51,15 +51,15 @@ MODEL_VERSIONS = "model_versions"
 MODEL_TABLE_NAMES = (ARTIFACTS, MODELS, REGISTERED_MODELS, MODEL_VERSIONS)
 #: Tables of the model registry: the whole registry of the store, not per experiment.
 REGISTRY_TABLES = (REGISTERED_MODELS, MODEL_VERSIONS)
-#: Every value of the ``table`` option.
-ALL_TABLE_NAMES = TABLE_NAMES + MODEL_TABLE_NAMES
 
-# MLflow 3 GenAI traces. Their schemas are defined here, but they join ALL_TABLE_NAMES only once
-# every store backend reads them: until then the ``table`` option refuses them.
+# MLflow 3 GenAI traces. Not in TABLE_NAMES either: the Delta sync does not keep them (yet).
 TRACES = "traces"
 SPANS = "spans"
 ASSESSMENTS = "assessments"
 TRACE_TABLE_NAMES = (TRACES, SPANS, ASSESSMENTS)
+
+#: Every value of the ``table`` option.
+ALL_TABLE_NAMES = TABLE_NAMES + MODEL_TABLE_NAMES + TRACE_TABLE_NAMES
 
 _STRING_MAP = MapType(StringType(), StringType(), valueContainsNull=True)
 _DOUBLE_MAP = MapType(StringType(), DoubleType(), valueContainsNull=True)
@@ -327,7 +327,7 @@ def check_table(name: str) -> str:
 
 
 def spark_schema(table: str) -> StructType:
-    """The Spark schema of ``table`` (any table of :data:`ALL_TABLE_NAMES` or :data:`TRACE_TABLE_NAMES`).
+    """The Spark schema of ``table`` (any table of :data:`ALL_TABLE_NAMES`).
 
     Example::
 
@@ -336,9 +336,6 @@ def spark_schema(table: str) -> StructType:
         >>> spark_schema("assessments").fieldNames()[:2]
         ['assessment_id', 'trace_id']
     """
-    canonical = str(table).strip().lower()
-    if canonical in TRACE_TABLE_NAMES:
-        return _SCHEMAS[canonical]
     return _SCHEMAS[check_table(table)]
 
 

@@ -16,6 +16,10 @@ registry take them:
 - ``model_versions``: the whole registry; ``viewType`` ``DELETED_ONLY`` / ``ALL`` add the versions
   MLflow keeps as deleted (``current_stage`` ``Deleted_Internal``); ``runIds`` keeps the
   versions whose ``run_id`` is listed.
+- ``traces``, ``spans``, ``assessments``: the load path (and ``viewType``) select experiments;
+  ``startTimeAfter`` (inclusive) and ``startTimeBefore`` (exclusive) bound the request time,
+  ``traceStates`` and ``traceIds`` pick traces; ``withSpanContent`` adds the spans' inputs,
+  outputs and events (``spans`` only); ``partitionSize`` / ``numPartitions`` count traces.
 
 Example::
 
@@ -63,6 +67,11 @@ OPTIONS = (
     "maxDepth",
     "withContent",
     "maxContentBytes",
+    # the trace tables (TRACE_OPTIONS)
+    "startTimeBefore",
+    "traceStates",
+    "traceIds",
+    "withSpanContent",
     # tracking servers only: credentials, TLS, retries, concurrency (stores/rest/settings.py)
     *REST_OPTIONS,
 )
@@ -76,6 +85,16 @@ ARTIFACT_OPTIONS = {
     "maxcontentbytes": "maxContentBytes",
 }
 
+#: Options of the trace tables only (lower-cased -> as users write them).
+TRACE_OPTIONS = {
+    "starttimebefore": "startTimeBefore",
+    "tracestates": "traceStates",
+    "traceids": "traceIds",
+    "withspancontent": "withSpanContent",
+}
+#: The values of option ``traceStates``: MLflow's ``TraceState`` names.
+TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
+
 # Connection options of tracking servers (credentials, TLS, retries) apply to every table.
 _CONNECTION = {o.lower() for o in REST_OPTIONS}
 _COMMON = {"trackinguri", "table", "mode", "partitionsize", "numpartitions", "columnnameofcorruptrecord", *_CONNECTION}
@@ -85,6 +104,9 @@ _APPLIES = {
     tables.MODELS: _COMMON | _EXPERIMENTS | {"viewtype", "runids"},
     tables.REGISTERED_MODELS: _COMMON | {"viewtype"},
     tables.MODEL_VERSIONS: _COMMON | {"viewtype", "runids"},
+    tables.TRACES: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS} - {"withspancontent"},
+    tables.SPANS: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS},
+    tables.ASSESSMENTS: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS} - {"withspancontent"},
 }
 
 
@@ -102,9 +124,13 @@ def check_table_options(table: str, given: dict, path: str | None) -> None:
         pyspark_experiments.errors.ConfigurationError: option 'maxDepth' only applies to table 'artifacts'
     """
     if table not in _APPLIES:
-        for option in given:
+        for option in sorted(given):
             if option in ARTIFACT_OPTIONS:
                 raise ConfigurationError(f"option {ARTIFACT_OPTIONS[option]!r} only applies to table 'artifacts'")
+            if option in TRACE_OPTIONS:
+                raise ConfigurationError(
+                    f"option {TRACE_OPTIONS[option]!r} only applies to tables {', '.join(tables.TRACE_TABLE_NAMES)}"
+                )
         return
     allowed = _APPLIES[table]
     for option in sorted(given):
@@ -123,6 +149,12 @@ def check_table_options(table: str, given: dict, path: str | None) -> None:
         raise ConfigurationError(
             "option 'viewType': 'DELETED_ONLY' does not apply to table 'registered_models' (MLflow removes a "
             "deleted registered model from the store); use ACTIVE_ONLY or ALL"
+        )
+    if table in tables.TRACE_TABLE_NAMES and given.get("columnnameofcorruptrecord") and bool_option(
+            "withSpanContent", given.get("withspancontent")):
+        raise ConfigurationError(
+            "options 'withSpanContent' and 'columnNameOfCorruptRecord' cannot be combined; read the spans "
+            "with columnNameOfCorruptRecord first, then the content of the good ones"
         )
     if "maxcontentbytes" in given and str(given.get("withcontent", "false")).strip().lower() != "true":
         raise ConfigurationError("option 'maxContentBytes' needs option('withContent', 'true')")
@@ -196,6 +228,11 @@ class ReadRequest:
     artifact_path: str | None = None
     max_depth: int | None = None
     content_max_bytes: int | None = None
+    # the trace tables: startTimeBefore (exclusive), traceStates, traceIds, withSpanContent
+    max_start_time_ms: int | None = None
+    trace_states: tuple[str, ...] | None = None
+    trace_ids: tuple[str, ...] | None = None
+    with_span_content: bool = False
     # REST connection options (may hold credentials: never shown)
     store_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -253,6 +290,10 @@ class ReadRequest:
                 (_positive_int("maxContentBytes", given.get("maxcontentbytes")) or DEFAULT_CONTENT_MAX_BYTES)
                 if with_content else None
             ),
+            max_start_time_ms=_time_option("startTimeBefore", given.get("starttimebefore")),
+            trace_states=_states_option(given.get("tracestates")),
+            trace_ids=_list_option(given.get("traceids"), "traceIds", "trace ids"),
+            with_span_content=bool_option("withSpanContent", given.get("withspancontent")),
             store_options=tuple(sorted((_CANONICAL[k], str(v)) for k, v in given.items() if _CANONICAL[k] in REST_OPTIONS)),
         )
 
@@ -263,6 +304,8 @@ class ReadRequest:
             return tables.with_corrupt_record(self.table, self.corrupt_record_column)
         if self.table == tables.ARTIFACTS:
             return tables.artifacts_schema(self.content_max_bytes is not None)
+        if self.table == tables.SPANS:
+            return tables.spans_schema(self.with_span_content)
         return tables.spark_schema(self.table)
 
     def open_store(self):
@@ -284,6 +327,11 @@ class ReadRequest:
             >>> request.selection(open_store(request.uri)).experiment_ids  # doctest: +SKIP
             ('0', '1')
         """
+        if self.table in tables.TRACE_TABLE_NAMES and self.table not in store.capabilities.tables:
+            raise ConfigurationError(
+                f"option 'table': {self.uri.display} does not serve table {self.table!r}; it serves "
+                f"{', '.join(store.capabilities.tables)}"
+            )
         if self.table in tables.REGISTRY_TABLES:
             experiment_ids = ()  # the registry is store-wide
         else:
@@ -305,6 +353,10 @@ class ReadRequest:
             artifact_path=self.artifact_path,
             max_depth=self.max_depth,
             content_max_bytes=self.content_max_bytes,
+            max_start_time_ms=self.max_start_time_ms,
+            trace_states=self.trace_states,
+            trace_ids=self.trace_ids,
+            with_span_content=self.with_span_content,
         )
 
 
@@ -360,6 +412,20 @@ def _corrupt_record_option(given: dict) -> str | None:
         raise ConfigurationError("option 'columnNameOfCorruptRecord': expected a column name, e.g. '_corrupt_record'")
     tables.with_corrupt_record(tables.check_table(given.get("table", tables.RUNS)), column)  # not a table column
     return column
+
+
+def _states_option(value: str | None) -> tuple[str, ...] | None:
+    """``traceStates``: trace states, comma separated, any case.
+
+    Example::
+
+        >>> _states_option("error, ok")
+        ('ERROR', 'OK')
+    """
+    states = _list_option(value, "traceStates", "trace states")
+    if states is None:
+        return None
+    return tuple(_choice("traceStates", state, TRACE_STATES) for state in states)
 
 
 def _positive_int(option: str, value: str | None) -> int | None:
@@ -420,5 +486,6 @@ def _time_option(option: str, value: str | None) -> int | None:
 
 
 __all__ = [
-    "ARTIFACT_OPTIONS", "OPTIONS", "ReadRequest", "artifact_path_option", "bool_option", "check_table_options",
+    "ARTIFACT_OPTIONS", "OPTIONS", "TRACE_OPTIONS", "TRACE_STATES", "ReadRequest", "artifact_path_option",
+    "bool_option", "check_table_options",
 ]

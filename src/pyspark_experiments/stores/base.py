@@ -91,6 +91,13 @@ class Selection:
     artifact_path: str | None = None
     max_depth: int | None = None
     content_max_bytes: int | None = None
+    # For the trace tables only: request times before ``max_start_time_ms`` (exclusive; the
+    # lower bound is ``min_start_time_ms``), these trace states and trace ids, and for
+    # ``spans`` the ``inputs`` / ``outputs`` / ``events`` columns.
+    max_start_time_ms: int | None = None
+    trace_states: tuple[str, ...] | None = None
+    trace_ids: tuple[str, ...] | None = None
+    with_span_content: bool = False
 
     def admits_run(self, run_id: str, lifecycle_stage: str, start_time_ms: int | None) -> bool:
         """Whether a run passes the view type, run-id and start-time narrowing."""
@@ -174,6 +181,8 @@ class StoreCapabilities:
     - ``tables``: the values of the ``table`` option the store serves; ``active_only_tables``:
       those it serves for ``viewType`` ``ACTIVE_ONLY`` only (a tracking server's searches hide
       deleted logged models and model versions).
+      The trace tables (:data:`~pyspark_experiments.tables.TRACE_TABLE_NAMES`) are served only
+      where a backend declares them (a store written by an MLflow older than them reads empty).
 
     Example::
 
@@ -190,7 +199,7 @@ class StoreCapabilities:
     run_fingerprints: bool = False
     metric_marks: bool = False
     change_token: bool = False
-    tables: tuple[str, ...] = tables.ALL_TABLE_NAMES
+    tables: tuple[str, ...] = tables.TABLE_NAMES + tables.MODEL_TABLE_NAMES
     active_only_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

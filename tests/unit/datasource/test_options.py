@@ -88,3 +88,36 @@ def test_start_time_forms():
     assert request(startTimeAfter="1704067200000").min_start_time_ms == 1_704_067_200_000
     assert request(startTimeAfter="2024-01-01T01:00:00+01:00").min_start_time_ms == 1_704_067_200_000
     assert request(startTimeAfter="2024-01-01").min_start_time_ms == 1_704_067_200_000  # UTC when no zone
+
+
+def test_trace_options_are_parsed():
+    r = request(table="Spans", traceStates="error, ok", traceIds="tr-1,tr-2", withSpanContent="TRUE",
+                startTimeAfter="2024-01-01T00:00:00Z", startTimeBefore="1704153600000", partitionSize="50")
+    assert (r.table, r.trace_states, r.trace_ids, r.with_span_content) == ("spans", ("ERROR", "OK"), ("tr-1", "tr-2"), True)
+    assert (r.min_start_time_ms, r.max_start_time_ms, r.partition_size) == (1_704_067_200_000, 1_704_153_600_000, 50)
+    assert r.schema.fieldNames()[-3:] == ["inputs", "outputs", "events"]
+    assert "inputs" not in request(table="spans").schema.fieldNames()
+    assert request(table="traces").schema.fieldNames()[:3] == ["trace_id", "experiment_id", "request_time"]
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({"traceIds": "tr-1"}, "option 'traceIds' only applies to tables traces, spans, assessments"),
+        ({"table": "runs", "startTimeBefore": "0"}, "option 'startTimeBefore' only applies to tables traces"),
+        ({"table": "models", "traceStates": "OK"}, "option 'traceStates' does not apply to table 'models'"),
+        ({"table": "traces", "runIds": "r"}, "option 'runIds' does not apply to table 'traces'; options that do: "),
+        ({"table": "assessments", "withSpanContent": "true"}, "option 'withSpanContent' does not apply to table"),
+        ({"table": "traces", "traceStates": "DONE"},
+         "option 'traceStates': unknown value 'DONE'; expected one of OK, ERROR, IN_PROGRESS"),
+        ({"table": "traces", "traceIds": " , "}, "option 'traceIds': expected trace ids separated by commas"),
+        ({"table": "spans", "startTimeBefore": "tomorrow"}, "option 'startTimeBefore': expected an ISO-8601 time"),
+        ({"table": "spans", "withSpanContent": "yes"}, "option 'withSpanContent': expected true or false"),
+        ({"table": "spans", "withSpanContent": "true", "columnNameOfCorruptRecord": "_bad"},
+         "options 'withSpanContent' and 'columnNameOfCorruptRecord' cannot be combined"),
+    ],
+)
+def test_bad_trace_options_name_the_option(options, expected):
+    with pytest.raises(ConfigurationError) as error:
+        request(**options)
+    assert expected in str(error.value)

@@ -50,6 +50,7 @@ from ..problems import Problems
 from .meta import META, file_stats, key_files, read_values, read_yaml, valid_meta
 from .metrics import latest_values_of_runs, line_check, metric_file_sizes, read_metric_files
 from .models import logged_models, model_versions, registry
+from .traces import FileTraceTables
 
 TRASH = ".trash"
 # Experiment sub-folders that are not runs (MLflow's RESERVED_EXPERIMENT_FOLDERS).
@@ -78,8 +79,8 @@ def default_partition_runs(total: int) -> int:
     return partition_size(total, _RUNS_PER_PARTITION, _MIN_RUNS_PER_PARTITION)
 
 
-class FileStore(Store):
-    """Reads an MLflow file store."""
+class FileStore(FileTraceTables, Store):
+    """Reads an MLflow file store (its trace tables: :class:`~.traces.FileTraceTables`)."""
 
     @property
     def root(self) -> str:
@@ -177,6 +178,8 @@ class FileStore(Store):
         self._check_root()
         if selection.table in tables.MODEL_TABLE_NAMES:
             return self._plan_model_tables(selection)
+        if selection.table in tables.TRACE_TABLE_NAMES:
+            return self._plan_trace_tables(selection)
         if selection.table == tables.EXPERIMENTS:
             dirs = tuple(self.experiment_dir(e) for e in selection.experiment_ids)
             return [Partition(0, selection, tuple(d for d in dirs if d))]
@@ -223,6 +226,7 @@ class FileStore(Store):
         exact_metric_ranges=True,
         position_units_per_point=_BYTES_PER_POINT,
         run_fingerprints=True,
+        tables=tables.ALL_TABLE_NAMES,
     )
 
     def metric_positions(self, selection: Selection) -> dict[tuple[str, str], int]:
@@ -303,6 +307,8 @@ class FileStore(Store):
         table = selection.table
         if table in tables.MODEL_TABLE_NAMES:
             yield from self._read_model_tables(partition, problems)
+        elif table in tables.TRACE_TABLE_NAMES:
+            yield from self._read_trace_tables(partition, problems)
         elif table == tables.EXPERIMENTS:
             yield from self._read_experiments(partition.work, problems)
         elif table == tables.METRICS:

@@ -190,11 +190,12 @@ class RestClient:
 
     def url(self, endpoint: str, api: str = "mlflow") -> str:
         """The URL of ``endpoint`` of ``api``: ``mlflow`` (``<base>/api/2.0/mlflow/``),
-        ``mlflow-artifacts`` (``<base>/api/2.0/mlflow-artifacts/``) or ``mlflow-ajax``
-        (``<base>/ajax-api/2.0/mlflow/``, the endpoints MLflow's UI uses)."""
+        ``mlflow-v3`` (``<base>/api/3.0/mlflow/``, MLflow 3's traces), ``mlflow-artifacts``
+        (``<base>/api/2.0/mlflow-artifacts/``) or ``mlflow-ajax`` (``<base>/ajax-api/2.0/mlflow/``,
+        the endpoints MLflow's UI uses)."""
         if api == "mlflow":
             return f"{self.connection.api_root}/{endpoint.lstrip('/')}"
-        prefix = "ajax-api/2.0/mlflow" if api == "mlflow-ajax" else f"api/2.0/{api}"
+        prefix = {"mlflow-ajax": "ajax-api/2.0/mlflow", "mlflow-v3": "api/3.0/mlflow"}.get(api, f"api/2.0/{api}")
         return f"{self.connection.base_url.rstrip('/')}/{prefix}/{endpoint.lstrip('/')}"
 
     def call(self, method: str, endpoint: str, params: dict | None = None, body: dict | None = None,

@@ -52,6 +52,7 @@ from ..problems import Problems
 from . import convert, history
 from .models import plan_model_tables, read_model_tables
 from .settings import HISTORY_PAGE_SIZE, REST_OPTIONS, RUNS_PAGE_SIZE, Connection
+from .traces import plan_trace_tables, read_trace_tables
 from .work import RestWork
 
 # Experiments per runs/search request, run ids per `attributes.run_id IN (...)` filter.
@@ -259,6 +260,8 @@ class RestStore(Store):
         connection = self.connection
         if selection.table in tables.MODEL_TABLE_NAMES:
             return plan_model_tables(self, selection)
+        if selection.table in tables.TRACE_TABLE_NAMES:
+            return plan_trace_tables(self, selection)
         if selection.table == tables.EXPERIMENTS:
             wanted = set(selection.experiment_ids)
             chosen = tuple(e for e in self._all_experiments() if str(e["experiment_id"]) in wanted)
@@ -342,7 +345,9 @@ class RestStore(Store):
             if selection.table in tables.MODEL_TABLE_NAMES:
                 yield from read_model_tables(client, partition)
                 return
-            if selection.table == tables.METRICS:
+            if selection.table in tables.TRACE_TABLE_NAMES:
+                yield from read_trace_tables(client, partition, problems)
+            elif selection.table == tables.METRICS:
                 yield from self._read_metrics(client, work, problems)
             else:
                 yield from self._read_runs(client, selection, work, problems)

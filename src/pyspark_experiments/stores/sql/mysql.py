@@ -248,6 +248,11 @@ class MySqlConnection:
         cursor.execute(quote_reserved(sql), tuple(params) if params else None)
         return cursor
 
+    def cursor(self):
+        """A buffered DB-API cursor with ``%s`` marks, for code written against DB-API
+        connections (the trace tables, :mod:`.traces`, which quote no reserved word)."""
+        return self._connection.cursor()
+
     def close(self) -> None:
         try:
             self._connection.close()

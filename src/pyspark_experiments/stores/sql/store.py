@@ -44,15 +44,17 @@ from .dialects import IN_LIST
 from .encodings import STR
 from .models import SqlModelTables
 from .reads import RowidSpan, SqlTableReads
+from .traces import SqlTraceTables
 
 # Runs per partition for the per-run tables (metric points: planning.default_partition_points).
 # Measured at L (20,000 runs, 2 cores): below this, each task's fixed cost dominates.
 DEFAULT_RUNS_PER_PARTITION = 10_000
 
 
-class SqlStore(SqlTableReads, SqlModelTables, SqlConnections, Store):
+class SqlStore(SqlTableReads, SqlModelTables, SqlTraceTables, SqlConnections, Store):
     """Reads an MLflow SQL store: planning and change detection here; connections and queries
-    in :mod:`.connections`, table reads in :mod:`.reads`, the model tables in :mod:`.models`."""
+    in :mod:`.connections`, table reads in :mod:`.reads`, the model tables in :mod:`.models`,
+    the trace tables in :mod:`.traces`."""
 
     # -- planning (driver) -------------------------------------------------------------------
 
@@ -70,6 +72,8 @@ class SqlStore(SqlTableReads, SqlModelTables, SqlConnections, Store):
     def plan(self, selection: Selection) -> list[Partition]:
         if selection.table in tables.MODEL_TABLE_NAMES:
             return self._plan_model_tables(selection)
+        if selection.table in tables.TRACE_TABLE_NAMES:
+            return self._plan_trace_tables(selection)
         if selection.table == tables.EXPERIMENTS:
             return [Partition(0, selection, selection.experiment_ids)]
         with self._connect() as connection:
@@ -143,6 +147,7 @@ class SqlStore(SqlTableReads, SqlModelTables, SqlConnections, Store):
             run_fingerprints=True,
             metric_marks=exact,
             change_token=self.uri.scheme in ("sqlite", "postgresql"),
+            tables=tables.ALL_TABLE_NAMES,
         )
 
     def change_token(self) -> str | None:
@@ -307,6 +312,9 @@ class SqlStore(SqlTableReads, SqlModelTables, SqlConnections, Store):
         table = partition.selection.table
         if table in tables.MODEL_TABLE_NAMES:
             yield from self._read_model_tables(partition)
+            return
+        if table in tables.TRACE_TABLE_NAMES:
+            yield from self._read_trace_tables(partition)
             return
         with self._connect(reading=True) as connection:
             if table == tables.EXPERIMENTS:

@@ -1,5 +1,8 @@
-"""MLflow 3 GenAI traces: the ``traces``, ``spans`` and ``assessments`` tables of each store.
+"""MLflow 3 GenAI traces: what every store shares to read the ``traces``, ``spans`` and
+``assessments`` tables.
 
-``convert`` turns MLflow's records into rows and Arrow batches; ``sql``, ``files`` and ``rest``
-read them from a SQL store, a file store and a tracking server; ``selection`` says which traces.
+``convert`` and ``spans`` turn MLflow's records into rows and Arrow batches, ``artifact_spans``
+reads spans kept as a ``traces.json`` artifact, ``selection`` says which traces, and
+``reading`` plans them into partitions and reports malformed records. Each backend reads its
+own form: :mod:`..sql.traces`, :mod:`..file.traces`, :mod:`..rest.traces`.
 """

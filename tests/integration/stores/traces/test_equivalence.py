@@ -1,9 +1,11 @@
 """The ``traces``, ``spans`` and ``assessments`` rows of every store equal what mlflow answers.
 
-Stores written by real mlflow 3.18 (tests/support/traces_store.py): SQLite, PostgreSQL and (in
-the slow tier) MariaDB read through a DB-API connection (``stores/traces/sql.py``), a file store (``files.py``), and a real
-``mlflow server`` over SQLite (spans from ``traces/batchGet``) and one over a file store (spans
-from ``traces.json`` artifacts) through its REST API (``rest.py``, with a plain ``requests`` call).
+Stores written by real mlflow 3.18 (tests/support/traces_store.py), each read by its store
+backend's plan and read (``Store.plan`` / ``Store.read``, as the Spark source calls them):
+SQLite, PostgreSQL and (in the slow tier) MariaDB (``stores/sql/traces.py``), a file store
+(``stores/file/traces.py``), and a real ``mlflow server`` over SQLite (spans from
+``traces/batchGet``) and one over a file store (spans from ``traces.json`` artifacts) through
+its REST API (``stores/rest/traces.py``, through the store's ``RestClient``).
 References: ``mlflow.search_traces(..., return_type="list")`` for which traces exist and
 ``MlflowClient.get_trace`` for each trace's info, spans and assessments, field by field.
 
@@ -28,8 +30,11 @@ import sqlite3
 import pyarrow as pa
 import pytest
 
-from pyspark_experiments.stores.traces import files, rest, sql
-from pyspark_experiments.stores.traces.selection import TraceSelection
+from pyspark_experiments.stores import open_store
+from pyspark_experiments.stores.base import Selection
+from pyspark_experiments.stores.file import traces as files
+from pyspark_experiments.stores.sql import traces as sql
+from pyspark_experiments.uri import resolve_tracking_uri
 from support.stores import mysql_server, postgres_server  # noqa: F401  (the session fixtures)
 from support.traces_store import *  # noqa: F401,F403  (the session fixtures)
 from support.traces_store import TOKEN_USAGE, TRACE_EXPERIMENTS
@@ -50,61 +55,16 @@ def _rows(batch: pa.RecordBatch) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())] if columns else []
 
 
-def _requests_call(base_url: str):
-    import requests
-
-    def call(method, path, params=None, body=None, raw=False):
-        url = f"{base_url}/{path}"
-        if method == "GET":
-            answer = requests.get(url, params=params, timeout=60)
-        else:
-            answer = requests.post(url, json=body, timeout=60)
-        answer.raise_for_status()
-        return answer.content if raw else answer.json()
-
-    return call
-
-
 def _read(kind: str, location: str, experiment_ids: tuple[str, ...], **selection) -> dict:
-    """``{"traces": rows, "spans": rows, "assessments": rows}`` read by our functions."""
-    chosen = TraceSelection(experiment_ids=experiment_ids, **selection)
-    if kind in ("sqlite", "postgres", "mysql"):
-        connection = _connect(kind, location)
-        try:
-            ids = [trace_id for trace_id, _ in sql.plan_trace_ids(connection, chosen)]
-            return {"traces": _rows(sql.read_traces(connection, ids)),
-                    "spans": _rows(sql.read_spans(connection, ids, with_content=True)),
-                    "assessments": _rows(sql.read_assessments(connection, ids))}
-        finally:
-            connection.close()
-    if kind == "file":
-        planned = files.plan_trace_folders(location, chosen)
-        folders = [(experiment_id, folder) for _, experiment_id, folder in planned]
-        return {"traces": _rows(files.read_traces([folder for _, folder in folders])),
-                "spans": _rows(files.read_spans(folders, with_content=True)),
-                "assessments": _rows(files.read_assessments(folders))}
-    call = _requests_call(location)  # "rest" and "rest-file"
-    infos = rest.selected_trace_infos(call, chosen)
-    return {"traces": _rows(rest.traces_from_infos(infos)),
-            "spans": _rows(rest.read_spans(call, infos, with_content=True)),
-            "assessments": _rows(rest.assessments_from_infos(infos))}
-
-
-def _connect(kind: str, uri: str):
-    """A plain DB-API connection to an SQL store: sqlite3, psycopg or PyMySQL."""
-    if kind == "sqlite":
-        return sqlite3.connect(uri.removeprefix("sqlite:///"))
-    if kind == "postgres":
-        import psycopg
-
-        return psycopg.connect(uri.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-    from urllib.parse import unquote, urlparse
-
-    import pymysql
-
-    parsed = urlparse(uri)
-    return pymysql.connect(host=parsed.hostname, port=parsed.port, user=unquote(parsed.username),
-                           password=unquote(parsed.password), database=parsed.path.lstrip("/"), charset="utf8mb4")
+    """``{"traces": rows, "spans": rows, "assessments": rows}`` read by the store backend, one
+    partition per trace (so that every read crosses partition boundaries)."""
+    store = open_store(resolve_tracking_uri(location))
+    found = {}
+    for table in ("traces", "spans", "assessments"):
+        chosen = Selection(table, experiment_ids, rows_per_partition=1, with_span_content=True, **selection)
+        batches = [batch for partition in store.plan(chosen) for batch in store.read(partition)]
+        found[table] = [row for batch in batches for row in _rows(batch)]
+    return found
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -298,12 +258,12 @@ def test_assessment_rows_hold_what_was_logged(store):
 def test_a_selection_by_state_time_and_id(store):
     traces = store["ours"]["traces"]
     failing = store["ids"]["failing"]
-    errors = _read(store["kind"], store["uri"], store["experiment_ids"], states=("ERROR",))
+    errors = _read(store["kind"], store["uri"], store["experiment_ids"], trace_states=("ERROR",))
     assert [row["trace_id"] for row in errors["traces"]] == [failing]
     assert {row["trace_id"] for row in errors["spans"]} == {failing}
     assert errors["assessments"] == []
     times = sorted(row["request_time"] // 1000 for row in traces)
-    later = _read(store["kind"], store["uri"], store["experiment_ids"], start_ms=times[1], end_ms=times[-1])
+    later = _read(store["kind"], store["uri"], store["experiment_ids"], min_start_time_ms=times[1], max_start_time_ms=times[-1])
     assert sorted(row["request_time"] // 1000 for row in later["traces"]) == times[1:-1]
     answer = store["ids"]["answer"]
     one = _read(store["kind"], store["uri"], store["experiment_ids"], trace_ids=(answer, "tr-missing"))
@@ -389,3 +349,34 @@ def test_a_sql_trace_whose_spans_are_an_artifact_reads_as_mlflow_finds_it(trace_
             sql.read_spans(connection, [trace_id, archived])
     finally:
         connection.close()
+
+
+def test_a_sql_span_that_does_not_parse_fails_or_is_skipped_and_reported(trace_sqlite_store, tmp_path):
+    import shutil
+
+    from pyspark_experiments.errors import MalformedRecordError
+    from pyspark_experiments.stores.problems import collect_skipped
+
+    uri, ids = trace_sqlite_store
+    path = str(tmp_path / "mlflow.db")
+    shutil.copy(uri.removeprefix("sqlite:///"), path)
+    trace_id = ids["answer"]
+    connection = sqlite3.connect(path)
+    with connection:
+        span_id = connection.execute("SELECT span_id FROM spans WHERE trace_id = ? AND name = 'chat'",
+                                     (trace_id,)).fetchone()[0]
+        connection.execute("UPDATE spans SET content = '{\"name\": ' WHERE span_id = ?", (span_id,))
+    connection.close()
+    store = open_store(resolve_tracking_uri(f"sqlite:///{path}"))
+    experiment_ids = tuple(e.experiment_id for e in store.list_experiments() if e.name in TRACE_EXPERIMENTS)
+
+    def spans(mode: str) -> list[dict]:
+        selection = Selection("spans", experiment_ids, mode=mode, trace_ids=(trace_id,))
+        return [row for partition in store.plan(selection) for batch in store.read(partition) for row in _rows(batch)]
+
+    with pytest.raises(MalformedRecordError, match=f"malformed record at trace {trace_id}, span {span_id}: "):
+        spans("FAILFAST")
+    with collect_skipped() as skipped:
+        rows = spans("PERMISSIVE")
+    assert sorted(row["name"] for row in rows) == ["answer", "retrieve"]
+    assert [record.where.split(":")[0] for record in skipped] == [f"trace {trace_id}, span {span_id}"]

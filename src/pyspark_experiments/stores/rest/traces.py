@@ -1,10 +1,11 @@
 """A tracking server's traces (MLflow's v3 traces API) read into Arrow batches.
 
-Every function takes ``call(method, path, params=None, body=None, raw=False)``: one HTTP call
-to ``<server>/<path>`` answering the parsed JSON object, or with ``raw`` the body's bytes (GET
-sends ``params`` as the query, POST sends ``body`` as JSON). The store backend passes its
-retrying, deadline-bound client. Artifacts are asked for ``raw``: the server sends
-``traces.json`` without a charset, and JSON is UTF-8 whatever a text decoder would guess.
+Every function takes ``call(method, endpoint, params=None, body=None, api="mlflow", raw=False)``,
+the shape of :meth:`~.client.RestClient.call` (its auth, retries, deadlines and fault handling):
+one HTTP call answering the parsed JSON object, or with ``raw`` the body's bytes (GET sends
+``params`` as the query, POST sends ``body`` as JSON). Artifacts are asked for ``raw``: the
+server sends ``traces.json`` without a charset, and JSON is UTF-8 whatever a text decoder
+would guess. A malformed record goes to ``problems`` (:func:`~..traces.reading.record_or_skip`).
 
 - :func:`search_trace_infos`: ``POST api/3.0/mlflow/traces/search`` (``locations``, ``filter``,
   ``max_results`` up to :data:`SEARCH_PAGE_SIZE`, ``page_token``), every page. Its TraceInfo
@@ -15,12 +16,16 @@ retrying, deadline-bound client. Artifacts are asked for ``raw``: the server sen
   call, spans as OpenTelemetry protobuf JSON); any other trace's ``traces.json`` from its
   artifact location (``mlflow-artifacts:/...`` through ``api/2.0/mlflow-artifacts/artifacts``).
 
+:func:`plan_trace_tables` and :func:`read_trace_tables` are the REST store's: a partition is a
+:class:`~..traces.reading.TraceChunk` of one experiment's traces, which its read finds again
+with one search bounded by the chunk's first and last request time.
+
 Example::
 
     >>> pages = [{"traces": [{"trace_id": "tr-1", "state": "OK",
     ...     "trace_location": {"mlflow_experiment": {"experiment_id": "1"}},
     ...     "request_time": "2024-01-01T00:00:00Z"}]}]
-    >>> infos = search_trace_infos(lambda method, path, params=None, body=None: pages.pop(), ["1"])
+    >>> infos = search_trace_infos(lambda method, endpoint, params=None, body=None, api=None: pages.pop(), ["1"])
     >>> traces_from_infos(infos).column("trace_id").to_pylist()
     ['tr-1']
 """
@@ -33,8 +38,11 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from ...errors import MalformedRecordError
-from .convert import (
+from ... import tables
+from ...errors import MalformedRecordError, StoreNotFoundError, UnsupportedStoreError
+from ..base import Partition, Selection
+from ..problems import Problems
+from ..traces.convert import (
     assessment_from_json,
     assessments_batch,
     rfc3339_to_us,
@@ -42,12 +50,15 @@ from .convert import (
     trace_from_json,
     traces_batch,
 )
-from .selection import TraceSelection
-from .spans import span_row
+from ..traces.reading import TraceChunk, plan_trace_partitions, record_or_skip, trace_selection
+from ..traces.selection import TraceSelection
+from ..traces.spans import span_row
+from .work import RestWork
 
-SEARCH_PATH = "api/3.0/mlflow/traces/search"
-BATCH_GET_PATH = "api/3.0/mlflow/traces/batchGet"
-ARTIFACTS_PATH = "api/2.0/mlflow-artifacts/artifacts"
+#: The API of MLflow 3's traces (``<server>/api/3.0/mlflow/``, see ``RestClient.url``).
+TRACES_API = "mlflow-v3"
+SEARCH_PATH = "traces/search"
+BATCH_GET_PATH = "traces/batchGet"
 #: The server's limit on ``max_results`` of ``traces/search`` (MLflow 3.18).
 SEARCH_PAGE_SIZE = 500
 #: Traces per ``traces/batchGet`` call, as MLflow's client sends them.
@@ -77,10 +88,12 @@ def search_trace_infos(call: Call, experiment_ids: Sequence[str], filter_string:
     found: list[dict] = []
     seen_tokens: set[str] = set()
     while True:
-        answer = call("POST", SEARCH_PATH, body=body)
+        answer = call("POST", SEARCH_PATH, body=body, api=TRACES_API)
         page = answer.get("traces", [])
         if not isinstance(page, list):
             raise MalformedRecordError(f"POST {SEARCH_PATH}: expected a list in 'traces', got {type(page).__name__}")
+        if not all(isinstance(info, dict) and isinstance(info.get("trace_id"), str) for info in page):
+            raise MalformedRecordError(f"POST {SEARCH_PATH}: a trace without a 'trace_id' in 'traces'")
         found.extend(page)
         token = answer.get("next_page_token") or None
         if token is None:
@@ -119,7 +132,7 @@ def selected_trace_infos(call: Call, selection: TraceSelection) -> list[dict]:
     return infos
 
 
-def traces_from_infos(infos: Sequence[dict]) -> pa.RecordBatch:
+def traces_from_infos(infos: Sequence[dict], problems: Problems | None = None) -> pa.RecordBatch:
     """The ``traces`` rows of TraceInfo JSON objects.
 
     Example::
@@ -127,10 +140,11 @@ def traces_from_infos(infos: Sequence[dict]) -> pa.RecordBatch:
         >>> traces_from_infos([]).num_rows
         0
     """
-    return traces_batch(trace_from_json(info) for info in infos)
+    rows = (record_or_skip(problems, f"trace {info['trace_id']}", lambda: trace_from_json(info)) for info in infos)
+    return traces_batch(row for row in rows if row is not None)
 
 
-def assessments_from_infos(infos: Sequence[dict]) -> pa.RecordBatch:
+def assessments_from_infos(infos: Sequence[dict], problems: Problems | None = None) -> pa.RecordBatch:
     """The ``assessments`` rows held in TraceInfo JSON objects, by trace then creation time.
 
     Example::
@@ -141,14 +155,17 @@ def assessments_from_infos(infos: Sequence[dict]) -> pa.RecordBatch:
     rows = []
     for info in infos:
         experiment_id = _experiment_id(info)
-        found = [assessment_from_json(assessment, experiment_id, trace_id=info["trace_id"])
-                 for assessment in info.get("assessments") or []]
+        found = [row for row in (
+            record_or_skip(problems, f"trace {info['trace_id']}, assessment {index}",
+                           lambda: assessment_from_json(assessment, experiment_id, trace_id=info["trace_id"]))
+            for index, assessment in enumerate(info.get("assessments") or [])) if row is not None]
         found.sort(key=lambda row: (row["create_time"] or 0, row["assessment_id"]))
         rows.extend(found)
     return assessments_batch(rows)
 
 
-def read_spans(call: Call, infos: Sequence[dict], with_content: bool = False) -> pa.RecordBatch:
+def read_spans(call: Call, infos: Sequence[dict], with_content: bool = False,
+               problems: Problems | None = None) -> pa.RecordBatch:
     """The ``spans`` rows of the traces of ``infos``, each trace's spans by start time.
 
     Example::
@@ -156,10 +173,11 @@ def read_spans(call: Call, infos: Sequence[dict], with_content: bool = False) ->
         >>> read_spans(lambda *a, **k: {}, []).num_rows
         0
     """
-    return spans_batch(list(read_span_rows(call, infos, with_content)), with_content)
+    return spans_batch(list(read_span_rows(call, infos, with_content, problems)), with_content)
 
 
-def read_span_rows(call: Call, infos: Sequence[dict], with_content: bool = False) -> Iterator[dict]:
+def read_span_rows(call: Call, infos: Sequence[dict], with_content: bool = False,
+                   problems: Problems | None = None) -> Iterator[dict]:
     """The rows of :func:`read_spans`, a batch of traces at a time.
 
     Example::
@@ -172,15 +190,18 @@ def read_span_rows(call: Call, infos: Sequence[dict], with_content: bool = False
     spans_by_trace: dict[str, list[dict]] = {}
     for start in range(0, len(in_store), BATCH_GET_SIZE):
         batch = [info["trace_id"] for info in in_store[start:start + BATCH_GET_SIZE]]
-        answer = call("GET", BATCH_GET_PATH, params={"trace_ids": batch})
+        answer = call("GET", BATCH_GET_PATH, params={"trace_ids": batch}, api=TRACES_API)
         for trace in answer.get("traces") or []:
             trace_id = (trace.get("trace_info") or {}).get("trace_id")
             spans_by_trace[trace_id] = trace.get("spans") or []
     for info in infos:
         trace_id = info["trace_id"]
-        spans = spans_by_trace.get(trace_id, []) if trace_id in in_store_ids else _artifact_spans(call, info)
-        rows = [span_row(span, experiment_id=_experiment_id(info), trace_id=trace_id, with_content=with_content)
-                for span in spans]
+        spans = spans_by_trace.get(trace_id, []) if trace_id in in_store_ids else record_or_skip(
+            problems, f"trace {trace_id}", lambda: _artifact_spans(call, info))
+        rows = [row for row in (
+            record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
+                span, experiment_id=_experiment_id(info), trace_id=trace_id, with_content=with_content))
+            for index, span in enumerate(spans or [])) if row is not None]
         rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
         yield from rows
 
@@ -191,12 +212,12 @@ def _artifact_spans(call: Call, info: dict) -> list[dict]:
         return []
     parsed = urlparse(location)
     if parsed.scheme != "mlflow-artifacts":
-        raise MalformedRecordError(
+        raise UnsupportedStoreError(
             f"trace {info['trace_id']}: its spans are at {location!r}, which the tracking server does not "
             "serve (only mlflow-artifacts:/ locations are read through it)"
         )
-    path = f"{ARTIFACTS_PATH}/{parsed.path.strip('/')}/traces.json"
-    content = call("GET", path, raw=True)
+    path = f"artifacts/{parsed.path.strip('/')}/traces.json"
+    content = call("GET", path, api="mlflow-artifacts", raw=True)
     try:
         answer = json.loads(content)
     except ValueError as error:
@@ -208,3 +229,66 @@ def _experiment_id(info: dict) -> str | None:
     if "experiment_id" in info:
         return info["experiment_id"]
     return ((info.get("trace_location") or {}).get("mlflow_experiment") or {}).get("experiment_id")
+
+
+def plan_trace_tables(store, selection: Selection) -> list[Partition]:
+    """The REST store's partitions of a trace table: the selected traces (one search, every
+    page) cut into :class:`~..traces.reading.TraceChunk`\\ s. A server older than MLflow 3's
+    traces API (HTTP 404 there) holds no traces: no partitions.
+
+    Example::
+
+        >>> plan_trace_tables(store, Selection("traces", ("1",)))  # doctest: +SKIP
+        [Partition(index=0, selection=..., work=...)]
+    """
+    try:
+        infos = selected_trace_infos(store.client().call, trace_selection(selection))
+    except StoreNotFoundError:
+        return []
+    units = [(_experiment_id(info), _request_ms(info), info["trace_id"]) for info in infos]
+    return [Partition(p.index, selection, RestWork(store.connection, (p.work,)))
+            for p in plan_trace_partitions(selection, units)]
+
+
+def read_trace_tables(client, partition: Partition, problems: Problems) -> Iterator[pa.RecordBatch]:
+    """Read one partition that :func:`plan_trace_tables` planned, with ``client``'s calls.
+
+    Example::
+
+        >>> next(read_trace_tables(client, partition, Problems("FAILFAST"))).num_rows  # doctest: +SKIP
+        12
+    """
+    selection = partition.selection
+    infos = chunk_trace_infos(client.call, partition.work.items[0])
+    if selection.table == tables.TRACES:
+        batch = traces_from_infos(infos, problems)
+    elif selection.table == tables.SPANS:
+        batch = read_spans(client.call, infos, selection.with_span_content, problems)
+    else:
+        batch = assessments_from_infos(infos, problems)
+    if batch.num_rows:
+        yield batch
+
+
+def chunk_trace_infos(call: Call, chunk: TraceChunk) -> list[dict]:
+    """The TraceInfo JSON of a chunk's traces, in the chunk's order: one search of its
+    experiment between its first and last request time (a trace deleted since is absent).
+
+    Example::
+
+        >>> answer = {"traces": [{"trace_id": "b"}, {"trace_id": "x"}, {"trace_id": "a"}]}
+        >>> [info["trace_id"] for info in chunk_trace_infos(lambda *a, **k: answer, TraceChunk("1", 5, 9, ("a", "b")))]
+        ['a', 'b']
+    """
+    clauses = []
+    if chunk.first_ms is not None:
+        clauses.append(f"trace.timestamp_ms >= {int(chunk.first_ms)}")
+    if chunk.last_ms is not None:
+        clauses.append(f"trace.timestamp_ms <= {int(chunk.last_ms)}")
+    found = {info["trace_id"]: info for info in search_trace_infos(call, [chunk.experiment_id], " AND ".join(clauses) or None)}
+    return [found[trace_id] for trace_id in chunk.items if trace_id in found]
+
+
+def _request_ms(info: dict) -> int | None:
+    request_us = rfc3339_to_us(info.get("request_time"))
+    return None if request_us is None else request_us // 1000

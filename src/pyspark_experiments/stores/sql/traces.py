@@ -1,9 +1,15 @@
 """MLflow's trace tables in a SQL store (SQLite, PostgreSQL, MySQL) read into Arrow batches.
 
+:class:`SqlTraceTables` is the part of :class:`~.store.SqlStore` that plans and reads the trace
+tables through the store's own DB-API connections (:meth:`~.connections.SqlConnections._connect`).
 Given an open DB-API connection (``sqlite3``, ``psycopg``, ``PyMySQL``), :func:`plan_trace_ids`
 lists the selected traces (experiments, time range, states, ids) in a stable order, and
 :func:`read_traces`, :func:`read_spans`, :func:`read_assessments` read one chunk of them with
 one query per MLflow table per chunk of :data:`IDS_PER_QUERY` ids (never one per trace).
+
+A record that does not convert (a span whose JSON content does not parse, an unreadable
+``traces.json``) goes to ``problems`` (:func:`~..traces.reading.record_or_skip`): an error
+under FAILFAST, skipped and reported under PERMISSIVE.
 
 A store written by an MLflow older than its trace tables (or older than a column, such as
 3.18's ``trace_name``) reads as having no traces (or no such column): empty batches, no error.
@@ -26,7 +32,10 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
-from .artifact_spans import (
+from ... import tables
+from ..base import Partition, Selection
+from ..problems import Problems
+from ..traces.artifact_spans import (
     ARTIFACT_LOCATION_TAG,
     IN_ARCHIVE,
     IN_TRACKING_STORE,
@@ -35,15 +44,16 @@ from .artifact_spans import (
     local_spans_file,
     read_spans_file,
 )
-from .convert import (
+from ..traces.convert import (
     assessment_from_sql,
     assessments_batch,
     spans_batch,
     trace_from_sql,
     traces_batch,
 )
-from .selection import TraceSelection
-from .spans import span_row
+from ..traces.reading import plan_trace_partitions, record_or_skip, trace_selection
+from ..traces.selection import TraceSelection
+from ..traces.spans import span_row
 
 #: Trace ids bound in one ``IN (...)`` list (far below SQLite's 32,766 parameters).
 IDS_PER_QUERY = 500
@@ -121,7 +131,7 @@ def plan_trace_ids(connection, selection: TraceSelection) -> list[tuple[str, str
     return [(trace_id, str(experiment_id)) for trace_id, experiment_id in _rows(connection, sql, params)]
 
 
-def read_traces(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
+def read_traces(connection, trace_ids: Sequence[str], problems: Problems | None = None) -> pa.RecordBatch:
     """The ``traces`` rows of ``trace_ids``: ``trace_info`` and its tags, request metadata
     and trace metrics, one query per table per :data:`IDS_PER_QUERY` ids.
 
@@ -140,15 +150,17 @@ def read_traces(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
         infos = _dict_rows(connection, "SELECT * FROM trace_info WHERE request_id IN ({ids})", chunk)
         tags, metadata, metrics = (_key_values(connection, table, chunk) if table in side_tables else {}
                                    for table in ("trace_tags", "trace_request_metadata", "trace_metrics"))
-        rows.extend(
-            trace_from_sql(info, tags.get(info["request_id"], {}), metadata.get(info["request_id"], {}),
-                           metrics.get(info["request_id"], {}))
-            for info in infos
-        )
+        for info in infos:
+            trace_id = info["request_id"]
+            row = record_or_skip(problems, f"trace {trace_id}", lambda: trace_from_sql(
+                info, tags.get(trace_id, {}), metadata.get(trace_id, {}), metrics.get(trace_id, {})))
+            if row is not None:
+                rows.append(row)
     return traces_batch(_in_order(rows, trace_ids, "trace_id"))
 
 
-def read_spans(connection, trace_ids: Sequence[str], with_content: bool = False) -> pa.RecordBatch:
+def read_spans(connection, trace_ids: Sequence[str], with_content: bool = False,
+               problems: Problems | None = None) -> pa.RecordBatch:
     """The ``spans`` rows of ``trace_ids`` (``spans`` and ``span_metrics``), in each trace by
     start time; ``with_content`` adds inputs, outputs and events.
 
@@ -158,10 +170,11 @@ def read_spans(connection, trace_ids: Sequence[str], with_content: bool = False)
         >>> read_spans(sqlite3.connect(":memory:"), ["tr-1"], with_content=True).num_columns
         23
     """
-    return spans_batch(list(iter_span_rows(connection, trace_ids, with_content)), with_content)
+    return spans_batch(list(iter_span_rows(connection, trace_ids, with_content, problems)), with_content)
 
 
-def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = False) -> Iterator[dict]:
+def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = False,
+                   problems: Problems | None = None) -> Iterator[dict]:
     """The rows of :func:`read_spans`, one chunk of traces at a time (for a reader that cuts
     its batches by size: span content can be large).
 
@@ -183,7 +196,7 @@ def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = Fa
     for chunk in _chunks(trace_ids):
         where = _span_locations(connection, chunk)
         in_store = [trace_id for trace_id in chunk if where[trace_id][0] == IN_TRACKING_STORE]
-        by_trace = _stored_span_rows(connection, in_store, has_metrics, with_content) if has_spans else {}
+        by_trace = _stored_span_rows(connection, in_store, has_metrics, with_content, problems) if has_spans else {}
         for trace_id in chunk:
             if trace_id in by_trace or trace_id not in where:
                 yield from by_trace.get(trace_id, ())
@@ -191,9 +204,12 @@ def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = Fa
             location, artifacts, experiment_id = where[trace_id]
             if location == IN_ARCHIVE:
                 raise archived_spans_error(trace_id)
-            spans = read_spans_file(local_spans_file(artifacts, trace_id), trace_id) if artifacts else None
-            rows = [span_row(span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content)
-                    for span in spans or []]
+            spans = record_or_skip(problems, f"trace {trace_id}", lambda: read_spans_file(
+                local_spans_file(artifacts, trace_id), trace_id)) if artifacts else None
+            rows = [row for row in (
+                record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
+                    span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content))
+                for index, span in enumerate(spans or [])) if row is not None]
             rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
             yield from rows
 
@@ -214,7 +230,7 @@ def _span_locations(connection, chunk: Sequence[str]) -> dict[str, tuple]:
 
 
 def _stored_span_rows(connection, trace_ids: Sequence[str], has_metrics: bool,
-                      with_content: bool) -> dict[str, list[dict]]:
+                      with_content: bool, problems: Problems | None) -> dict[str, list[dict]]:
     if not trace_ids:
         return {}
     spans = _dict_rows(connection, "SELECT * FROM spans WHERE trace_id IN ({ids}) "
@@ -228,15 +244,16 @@ def _stored_span_rows(connection, trace_ids: Sequence[str], has_metrics: bool,
     by_trace: dict[str, list[dict]] = defaultdict(list)
     for span in spans:
         trace_id = span["trace_id"]
-        by_trace[trace_id].append(
-            span_row(json.loads(span["content"]), experiment_id=span["experiment_id"], trace_id=trace_id,
-                     columns=span, metrics=metrics.get((trace_id, span["span_id"])), with_content=with_content)
-            | {"span_id": span["span_id"], "parent_span_id": span.get("parent_span_id")}
-        )
+        row = record_or_skip(problems, f"trace {trace_id}, span {span['span_id']}", lambda: span_row(
+            json.loads(span["content"]), experiment_id=span["experiment_id"], trace_id=trace_id, columns=span,
+            metrics=metrics.get((trace_id, span["span_id"])), with_content=with_content))
+        found = by_trace[trace_id]  # kept even when every span of the trace is skipped
+        if row is not None:
+            found.append(row | {"span_id": span["span_id"], "parent_span_id": span.get("parent_span_id")})
     return by_trace
 
 
-def read_assessments(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
+def read_assessments(connection, trace_ids: Sequence[str], problems: Problems | None = None) -> pa.RecordBatch:
     """The ``assessments`` rows of ``trace_ids``, by trace then creation time.
 
     The experiment id is the trace's (``assessments.experiment_id`` exists only since 3.18).
@@ -260,7 +277,10 @@ def read_assessments(connection, trace_ids: Sequence[str]) -> pa.RecordBatch:
         )
         by_trace = defaultdict(list)
         for row in found:
-            by_trace[row["trace_id"]].append(assessment_from_sql(row, row["trace_experiment_id"]))
+            found_row = record_or_skip(problems, f"trace {row['trace_id']}, assessment {row.get('assessment_id')}",
+                                       lambda: assessment_from_sql(row, row["trace_experiment_id"]))
+            if found_row is not None:
+                by_trace[row["trace_id"]].append(found_row)
         for trace_id in chunk:
             rows.extend(by_trace.get(trace_id, ()))
     return assessments_batch(rows)
@@ -316,3 +336,30 @@ def _end_failed_transaction(connection) -> None:
     # connection in autocommit mode has none to end.
     if getattr(connection, "autocommit", True) is False:
         connection.rollback()
+
+
+class SqlTraceTables:
+    """The trace tables of :class:`~.store.SqlStore` (a part of it: ``_connect`` is
+    :class:`~.connections.SqlConnections`'). Planning and reading both use the DB-API
+    connection (``sqlite3``, psycopg, PyMySQL): trace rows are converted one by one in Python
+    (JSON span content, maps), where an Arrow-native driver would gain nothing."""
+
+    def _plan_trace_tables(self, selection: Selection) -> list[Partition]:
+        with self._connect() as connection:
+            planned = plan_trace_ids(connection, trace_selection(selection))
+        return plan_trace_partitions(selection, [(experiment_id, None, trace_id) for trace_id, experiment_id in planned])
+
+    def _read_trace_tables(self, partition: Partition) -> Iterator[pa.RecordBatch]:
+        selection = partition.selection
+        problems = Problems(selection.mode, f"partition {partition.index} of {self.uri.display}")
+        trace_ids = list(partition.work.items)
+        with self._connect() as connection:
+            if selection.table == tables.TRACES:
+                batch = read_traces(connection, trace_ids, problems)
+            elif selection.table == tables.SPANS:
+                batch = read_spans(connection, trace_ids, selection.with_span_content, problems)
+            else:
+                batch = read_assessments(connection, trace_ids, problems)
+        problems.report()
+        if batch.num_rows:
+            yield batch
