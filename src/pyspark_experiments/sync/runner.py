@@ -39,6 +39,7 @@ from ..stores.problems import SkippedRecord, collect_skipped
 from ..stores.resolve import resolve_experiments
 from ..target import LOCK_TABLE, DeltaTarget, TargetLock, sql_string
 from ..uri import TrackingUri, resolve_tracking_uri
+from .columns import EVOLVED_TABLES, add_new_columns
 from .config import DEFAULT_TABLES, SyncConfig
 from .plan import (
     KEYED_TABLES,
@@ -585,9 +586,12 @@ class _Runner:
     @functools.cached_property
     def _scope_digest(self) -> str:
         """A digest of what, besides the store's content, decides what a sync reads: the store,
-        the experiments and optional tables asked for, the read mode and the kind of state."""
+        the experiments and optional tables asked for, the read mode and the kind of state; and
+        the columns of the tables that gained some (a target synced before gets them at the
+        next sync, even of an unchanged store)."""
         scope = [self.uri.display, list(self.cfg.experiments or []), list(self.optional), self.cfg.read_mode,
-                 self.caps.state_key, self.caps.positions_key]
+                 self.caps.state_key, self.caps.positions_key,
+                 *(tables.spark_schema(table).fieldNames() for table in EVOLVED_TABLES)]
         return hashlib.sha1(json.dumps(scope).encode()).hexdigest()
 
     def _unchanged_since(self, head: dict) -> bool:
@@ -667,6 +671,8 @@ class _Runner:
             if (plan.full or table not in self.versions) and not self.target.exists(table):
                 self.target.create(table, tables.spark_schema(table))
                 self.rows[table], self.versions[table] = 0, self.target.latest_version(table)
+            elif table in EVOLVED_TABLES:
+                self._add_new_columns(table, plan.recovering)
 
         self.progress.step("experiments")
         self._sync_experiments(state, plan, experiments)
@@ -694,6 +700,16 @@ class _Runner:
             self.progress.step("compacting small files (OPTIMIZE)")
             for table in (*self._kept, STATE_TABLE):
                 self.target.optimize(table)
+
+    def _add_new_columns(self, table: str, recovering: bool) -> None:
+        """Give a table written by an older version the columns added since (``columns``),
+        filled for its rows, before anything is written to it; booked as this sync's write."""
+        added, filled = add_new_columns(self.target, table, refill=recovering)
+        if added:
+            log.info("%s: added the column(s) %s, which the target's table lacked; filled %d row(s)",
+                        table, ", ".join(added), filled)
+        if added or filled:
+            self._finish_write(table, inserted=0, updated=filled, rows_after=self._known_rows(table))
 
     def _forget_counts_of_tables_written_since(self, state: SyncState) -> None:
         """A sync that failed may have committed tables after the state was saved: their row
