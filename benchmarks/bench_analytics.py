@@ -5,7 +5,7 @@ Steps, in one Spark session (``local[2]`` by default):
 
 1. the store (``benchmarks/generate_store.py``, SQLite) is generated if missing, then synced
    into a scratch Delta target (timed, for scale);
-2. ``analytics job``: :func:`~pyspark_experiments.analytics_job.run_analytics` on the target
+2. ``analytics job``: :func:`~pyspark_experiments.analytics.job.run_analytics` on the target
    (the ten analytics_* tables, overwritten), lock included;
 3. ``report (delta)``: the HTML report from the synced tables;
 4. ``report (store)``: the HTML report read straight from the store through the source;
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
 
     from benchmarks.bench_read import MemorySampler
     from pyspark_experiments import register, session
-    from pyspark_experiments.analytics_job import JobConfig, run_analytics
+    from pyspark_experiments.analytics.config import AnalyticsConfig
+    from pyspark_experiments.analytics.job import run_analytics
     from pyspark_experiments.report import tables_from_delta, tables_from_store, write_report
     from pyspark_experiments.sync import sync
 
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
             return value
 
         timed("sync (full)", lambda: sync(uri, target, spark=spark))
-        result = timed("analytics job", lambda: run_analytics(spark, JobConfig(target_path=target)))
+        result = timed("analytics job", lambda: run_analytics(spark, AnalyticsConfig(target_path=target)))
         timed("report (delta)", lambda: write_report(out_dir=os.path.join(scratch, "r1"), **tables_from_delta(spark, target)))
         timed("report (store)", lambda: write_report(out_dir=os.path.join(scratch, "r2"), **tables_from_store(spark, uri)))
         print(result.summary())

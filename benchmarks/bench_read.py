@@ -592,7 +592,7 @@ def machine_notes() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=("tiny", "issue2", "S", "L", "custom"), default="S")
+    parser.add_argument("--size", choices=("tiny", "S", "L", "custom"), default="S")
     parser.add_argument("--store", help="a folder written by generate_store.py (default: benchmarks/.stores/<size>)")
     parser.add_argument("--kind", choices=("sqlite", "file", "both"), default="both")
     parser.add_argument("--repeat", type=int, default=2, help="repetitions of each of our measurements (best reported)")

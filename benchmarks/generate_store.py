@@ -43,11 +43,9 @@ RUN_GAP_MS = 5_000
 USERS = ("alice", "bob", "carol")
 STATUSES_SQL = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 
-#: Named sizes. ``issue2`` is an older name of S, kept for existing command lines; S and L are
-#: the benchmark's two sizes (1M and 10M metric points).
+#: Named sizes: S and L are the benchmark's two sizes (1M and 10M metric points).
 SIZES = {
     "tiny": dict(runs=20, metrics=3, steps=5, params=3, experiments=2),
-    "issue2": dict(runs=2_000, metrics=10, steps=50, params=10, experiments=4),
     "S": dict(runs=2_000, metrics=10, steps=50, params=10, experiments=4),
     "L": dict(runs=20_000, metrics=10, steps=50, params=10, experiments=10),
 }

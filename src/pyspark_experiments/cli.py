@@ -18,9 +18,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pyspark_experiments.demo", "read a tracking store (a sample one by default) into Delta and print a summary"),
     "sync": ("pyspark_experiments.sync.cli", "incrementally copy a tracking store into Delta tables"),
-    "analytics": ("pyspark_experiments.analytics_job.cli", "compute run analytics into Delta tables next to the synced ones"),
-    "report": ("pyspark_experiments.analytics_job.report_cli", "write one self-contained HTML report of a store or synced tables"),
-    "cleanup": ("pyspark_experiments.analytics_job.cleanup", "list runs to clean up; delete (--yes) or restore (--restore) them"),
+    "analytics": ("pyspark_experiments.analytics.cli", "compute run analytics into Delta tables next to the synced ones"),
+    "report": ("pyspark_experiments.report.cli", "write one self-contained HTML report of a store or synced tables"),
+    "cleanup": ("pyspark_experiments.cleanup.cli", "list runs to clean up; delete (--yes) or restore (--restore) them"),
 }
 
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     os.environ[key] = value
 
-    from . import session
+    from .session import session, worker_python_error
     from .uri import resolve_tracking_uri
 
     print(f"Reading {resolve_tracking_uri(tracking_uri).display} with spark.read.format('experiments')...", flush=True)
@@ -165,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(summarize(spark, delta_path, names))
         print(f"\nDone in {time.monotonic() - started:.1f} s.")
+    except Exception as error:
+        explained = worker_python_error(error)
+        if explained is None:
+            raise
+        print(f"pyspark-experiments demo: {explained}", file=sys.stderr)
+        return 1
     finally:
         spark.stop()
     return 0

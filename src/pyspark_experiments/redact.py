@@ -30,6 +30,8 @@ from urllib.parse import quote, unquote
 #: Secrets shorter than this are not searched for in free text.
 MIN_SECRET = 3
 MASK = "***"
+#: Object stores whose URIs never carry a user name that is not a credential (an access key id).
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "gs", "gcs")
 
 _lock = threading.Lock()
 # Every form of every secret remembered by this process, longest first when applied.
@@ -52,12 +54,18 @@ _AUTHORIZATION = re.compile(
 
 def _forms(secret: str) -> set[str]:
     decoded = unquote(secret)
-    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe="")}
+    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe=""), *_base64_forms(secret)}
+
+
+def _base64_forms(text: str) -> set[str]:
+    raw = text.encode("utf-8", "surrogatepass")
+    forms = {base64.standard_b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")}
+    return forms | {form.rstrip("=") for form in forms}
 
 
 def remember(*secrets: str | None) -> None:
     """Hide each of ``secrets`` (a password, a token) in every later :func:`hide`, in every
-    form: as given, percent-encoded and percent-decoded.
+    form: as given, percent-encoded and percent-decoded, base64 (standard and URL-safe).
 
     Example::
 
@@ -85,8 +93,7 @@ def remember_login(user: str | None, password: str | None) -> None:
     if not password:
         return
     remember(password)
-    encoded = base64.b64encode(f"{user or ''}:{password}".encode()).decode()
-    _add({encoded, encoded.rstrip("=")})
+    _add(_base64_forms(f"{user or ''}:{password}"))
 
 
 def remember_uri(location: str | None) -> None:
@@ -143,15 +150,23 @@ def hide(text: object) -> str:
 
 def hide_uri(uri: str) -> str:
     """A URI as it may be shown: the password of its userinfo (however it is spelled) and
-    every known secret replaced by ``***``.
+    every known secret replaced by ``***``; on object stores (``s3://``, ``gs://``) the whole
+    userinfo, since an access key id is a credential too. An ``abfs://container@account``
+    has no password and stays as it is.
 
     Example::
 
         >>> hide_uri("mysql+pymysql://me:p@ss:w/rd@db:3306/mlflow")
         'mysql+pymysql://me:***@db:3306/mlflow'
+        >>> hide_uri("s3://AKIAXXXX:SECRET@bucket/mlruns/1")
+        's3://***@bucket/mlruns/1'
+        >>> hide_uri("abfss://container@account.dfs.core.windows.net/mlruns")
+        'abfss://container@account.dfs.core.windows.net/mlruns'
     """
-    prefix, user, password, rest = split_userinfo(uri)
-    if password is not None:
+    prefix, user, password, rest = split_userinfo(str(uri))
+    if user is not None and prefix.split(":", 1)[0].lower() in OBJECT_STORE_SCHEMES:
+        uri = f"{prefix}{MASK}@{rest}"
+    elif password is not None:
         uri = f"{prefix}{user}:{MASK}@{rest}"
     return hide(uri)
 

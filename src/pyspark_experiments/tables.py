@@ -42,7 +42,7 @@ INPUTS = "inputs"
 
 TABLE_NAMES = (RUNS, METRICS, PARAMS, TAGS, EXPERIMENTS, INPUTS)
 
-# Artifacts, MLflow 3 logged models and the model registry (issue 12). Not in TABLE_NAMES, which
+# Artifacts, MLflow 3 logged models and the model registry. Not in TABLE_NAMES, which
 # lists the tables the Delta sync keeps.
 ARTIFACTS = "artifacts"
 MODELS = "models"

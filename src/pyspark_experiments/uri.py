@@ -1,4 +1,5 @@
-"""Tracking-URI resolution, by MLflow's rules, without importing mlflow, and credential redaction.
+"""Tracking-URI resolution, by MLflow's rules, without importing mlflow. Credentials a URI
+carries are remembered by the one registry, :mod:`pyspark_experiments.redact`, and never shown.
 
 This module knows URIs only: which experiments a read covers is decided next to the stores
 (:mod:`pyspark_experiments.stores.resolve`), and nothing here imports a store.
@@ -23,9 +24,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError, UnsupportedStoreError
+from .redact import hide, hide_uri, remember_uri
 
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 #: URL forms MLflow (through SQLAlchemy) accepts for MySQL; all are read with PyMySQL.
@@ -62,100 +64,13 @@ class TrackingUri:
 
     @property
     def display(self) -> str:
-        return _redact_uri(self.location)
+        return hide_uri(self.location)
 
     def __repr__(self) -> str:
         return f"TrackingUri(kind={self.kind!r}, uri={self.display!r}, source={self.source!r})"
 
 
-# In free text a URL's userinfo runs to the last "@" of its token: a raw "/", ":" or "@" in a
-# password is still hidden. One to three slashes: "postgresql:/u:pw@h" is a typo users make.
-_CREDENTIAL_IN_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*:/{1,3})(?P<userinfo>[^\s'\"<>]*)@")
-_CREDENTIAL_IN_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|sslpassword)\s*=\s*)(?:'[^']*'|[^&\s]*)")
 _LIBPQ_KEYWORDS = re.compile(r"^\s*(?:host|hostaddr|port|dbname|user|password|sslmode|service)\s*=", re.IGNORECASE)
-
-#: Every credential seen in a tracking URI by this process, in every form it may be shown in
-#: (as given, percent-decoded, percent-encoded): redact() hides them wherever they appear, also
-#: inside a driver's error message that quotes or splits them.
-_KNOWN_SECRETS: set[str] = set()
-# Shorter secrets are not searched for in free text (they would mangle every message).
-_MIN_SECRET = 3
-
-
-def split_userinfo(uri: str) -> tuple[str, str | None, str | None, str]:
-    """Split ``scheme://user:password@rest`` into (prefix, user, password, rest), as MLflow's
-    URLs are meant: the userinfo ends at the last ``@`` before the query, so a raw ``/``, ``:``,
-    ``@`` or space in a password stays in the password. ``(uri, None, None, "")`` without one.
-
-    Example::
-
-        >>> split_userinfo("postgresql://bob:Hunter/Two22@db:5432/mlflow")
-        ('postgresql://', 'bob', 'Hunter/Two22', 'db:5432/mlflow')
-        >>> split_userinfo("sqlite:///m.db")
-        ('sqlite:///m.db', None, None, '')
-    """
-    match = re.match(r"^(?P<prefix>[A-Za-z][A-Za-z0-9+.\-]*:/{0,3})(?P<rest>.*)$", uri, re.DOTALL)
-    if not match:
-        return uri, None, None, ""
-    rest = match.group("rest")
-    head = rest.split("?", 1)[0]
-    if "@" not in head:
-        return uri, None, None, ""
-    at = head.rfind("@")
-    userinfo, after = rest[:at], rest[at + 1:]
-    user, colon, password = userinfo.partition(":")
-    return match.group("prefix"), user, password if colon else None, after
-
-
-def remember_secrets(uri: str) -> None:
-    """Record the credentials in ``uri`` so that :func:`redact` hides them in any later text.
-
-    Example::
-
-        >>> remember_secrets("postgresql://bob:s3cr%20t@db/mlflow")
-        >>> redact("FATAL: password 's3cr t' rejected")
-        "FATAL: password '***' rejected"
-    """
-    found = []
-    _, _, password, _ = split_userinfo(str(uri))
-    if password:
-        found.append(password)
-    found.extend(m.group(0).split("=", 1)[1].strip().strip("'") for m in _CREDENTIAL_IN_QUERY.finditer(str(uri)))
-    for secret in found:
-        for form in (secret, unquote(secret), quote(unquote(secret), safe=""), quote(unquote(secret))):
-            if len(form) >= _MIN_SECRET:
-                _KNOWN_SECRETS.add(form)
-
-
-def redact(text: str) -> str:
-    """Hide passwords and tokens in ``text``: URLs' userinfo, ``password=`` values, and every
-    credential of a tracking URI this process has resolved (see :func:`remember_secrets`).
-
-    Example::
-
-        >>> redact("postgresql://u:pw@h/db?sslmode=require&password=x")
-        'postgresql://u:***@h/db?sslmode=require&password=***'
-        >>> redact("postgresql://bob:Hunter/Two22@h/db")
-        'postgresql://bob:***@h/db'
-    """
-    text = str(text)
-    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "***")
-
-    def userinfo(match: re.Match) -> str:
-        user, colon, _ = match.group("userinfo").partition(":")
-        return f"{match.group('scheme')}{user}:***@" if colon else match.group(0)
-
-    text = _CREDENTIAL_IN_URL.sub(userinfo, text)
-    return _CREDENTIAL_IN_QUERY.sub(r"\1***", text)
-
-
-def _redact_uri(uri: str) -> str:
-    prefix, user, password, rest = split_userinfo(uri)
-    if password is not None:
-        uri = f"{prefix}{user}:***@{rest}"
-    return redact(uri)
 
 
 def resolve_tracking_uri(
@@ -203,7 +118,7 @@ def holds_file_store_experiments(path: str) -> bool:
 
 
 def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
-    remember_secrets(uri)
+    remember_uri(uri)
     if _LIBPQ_KEYWORDS.match(uri):
         raise ConfigurationError(
             f"{source}: a libpq keyword string (host=... dbname=...) is not a tracking URI; MLflow "
@@ -229,19 +144,19 @@ def _parse(uri: str, source: str, cwd: str) -> TrackingUri:
     if base_scheme in SQL_SCHEMES:
         if not uri.lower().startswith(f"{scheme}://"):
             raise ConfigurationError(
-                f"{source}: tracking URI {_redact_uri(uri)!r} is not a {base_scheme} URL; expected "
+                f"{source}: tracking URI {hide_uri(uri)!r} is not a {base_scheme} URL; expected "
                 f"{base_scheme}://user:password@host:port/database"
             )
         if base_scheme == "mysql" and scheme not in MYSQL_DRIVERS:
             raise ConfigurationError(
-                f"{source}: tracking URI {_redact_uri(uri)!r}: unknown MySQL driver {scheme!r}; "
+                f"{source}: tracking URI {hide_uri(uri)!r}: unknown MySQL driver {scheme!r}; "
                 f"expected one of {', '.join(MYSQL_DRIVERS)}"
             )
         return TrackingUri("sql", base_scheme, uri, source)
     if base_scheme in REST_SCHEMES:
         return TrackingUri("rest", base_scheme, uri, source)
     raise UnsupportedStoreError(
-        f"{source}: unsupported tracking URI scheme {scheme!r} in {redact(uri)!r}; expected a "
+        f"{source}: unsupported tracking URI scheme {scheme!r} in {hide(uri)!r}; expected a "
         f"path or file:// (file store), sqlite://, postgresql://, mysql://, mssql:// "
         f"(SQL store), or http(s):// / databricks (tracking server)"
     )
@@ -255,10 +170,10 @@ def _absolute_sqlite(uri: str, parts, cwd: str) -> str:
     # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them.
     path = unquote(parts.path)
     if path in ("", "/") or path == "/:memory:":
-        raise ConfigurationError(f"tracking URI {redact(uri)!r}: an in-memory SQLite database holds no store")
+        raise ConfigurationError(f"tracking URI {hide(uri)!r}: an in-memory SQLite database holds no store")
     if not uri.lower().startswith(f"{parts.scheme.lower()}:///"):
         raise ConfigurationError(
-            f"tracking URI {redact(uri)!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            f"tracking URI {hide(uri)!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
     relative = path[1:] if path.startswith("/") else path
     absolute = relative if relative.startswith("/") else _absolute(relative, cwd)

@@ -8,7 +8,10 @@ import importlib
 import pytest
 
 PURE_MODULES = [
+    "pyspark_experiments.datasource.options",
     "pyspark_experiments.errors",
+    "pyspark_experiments.reproducible.columns",
+    "pyspark_experiments.session",
     "pyspark_experiments.uri",
     "pyspark_experiments.stores.base",
     "pyspark_experiments.stores.problems",
@@ -18,6 +21,7 @@ PURE_MODULES = [
     "pyspark_experiments.stores.sql.dialects",
     "pyspark_experiments.stores.sql.encodings",
     "pyspark_experiments.stores.resolve",
+    "pyspark_experiments.sync.columns",
     "pyspark_experiments.tables",
 ]
 

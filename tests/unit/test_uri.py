@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyspark_experiments.errors import ConfigurationError, UnsupportedStoreError
-from pyspark_experiments.uri import holds_file_store_experiments, redact, resolve_tracking_uri
+from pyspark_experiments.redact import hide as redact
+from pyspark_experiments.uri import holds_file_store_experiments, resolve_tracking_uri
 
 
 def test_resolution_order(tmp_path):

@@ -5,6 +5,10 @@ synced Delta tables give them, and returns a DataFrame whose columns its docstri
 Periods are UTC calendar days, ISO weeks (from Monday) or months of the run start time, as
 dates, whatever the session time zone.
 
+The ``pyspark-experiments analytics`` job that writes them as Delta tables lives beside them:
+:mod:`.config` (its settings), :mod:`.inputs` (reading the synced tables or the store),
+:mod:`.job` (:func:`~.job.run_analytics`) and :mod:`.cli`.
+
 Example::
 
     >>> from pyspark_experiments import analytics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ._common import PERIODS, check_choice, require_columns, utc_period
+from .common import PERIODS, check_choice, require_columns, utc_period
 
 TOTALS_BY = {"user": "user_id", "experiment": "experiment_id", "status": "status"}
 

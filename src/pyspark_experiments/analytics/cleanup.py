@@ -8,7 +8,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
-from ._common import check_positive_int, now_micros, require_columns, to_timedelta
+from .common import check_positive_int, now_micros, require_columns, to_timedelta
 
 
 def _as_list(value, argument: str) -> list[str]:

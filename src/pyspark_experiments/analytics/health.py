@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
-from ._common import ENDED_STATUSES, now_micros, require_columns, seconds_between, to_timedelta
+from .common import ENDED_STATUSES, now_micros, require_columns, seconds_between, to_timedelta
 
 DURATION_PERCENTILES = (0.5, 0.9, 0.99)
 

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
-from ._common import require_columns, usable
+from .common import require_columns, usable
 
 HISTORY_PERCENTILES = (0.5, 0.9)
 

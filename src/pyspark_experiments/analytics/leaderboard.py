@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ._common import MODES, check_choice, check_positive_int, require_columns, usable
+from .common import MODES, check_choice, check_positive_int, require_columns, usable
+
+#: Metric names that usually mean "lower is better" (the default direction otherwise is higher).
+LOWER_IS_BETTER = re.compile(r"loss|error|err\b|rmse|mse|mae|mape|perplexity|latency|duration|time|cost|regret|wer|cer", re.IGNORECASE)
+
+
+def default_mode(metric: str) -> str:
+    """``"min"`` when the metric's name suggests lower is better (loss, error, rmse...), else ``"max"``.
+
+    Example::
+
+        >>> default_mode("val_loss"), default_mode("accuracy")
+        ('min', 'max')
+    """
+    return "min" if LOWER_IS_BETTER.search(metric) else "max"
 
 
 def leaderboard(runs: DataFrame, metric: str, *, experiment_ids=None, n: int = 10, mode: str = "max") -> DataFrame:

@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
-from ._common import require_columns
+from .common import require_columns
 
 OVER = "over"
 NEAR = "near"

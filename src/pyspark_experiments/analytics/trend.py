@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from ._common import MODES, PERIODS, check_choice, require_columns, usable, utc_period
+from .common import MODES, PERIODS, check_choice, require_columns, usable, utc_period
 
 
 def metric_trend(runs: DataFrame, metric: str, *, period: str = "day", mode: str = "max", by_experiment: bool = True) -> DataFrame:

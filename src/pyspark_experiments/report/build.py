@@ -9,31 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import analytics
-from ..analytics._common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
+from ..analytics.common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
+from ..analytics.leaderboard import default_mode
 from . import html, plots
 
-#: Metric names that usually mean "lower is better" (the default direction otherwise is higher).
-LOWER_IS_BETTER = re.compile(r"loss|error|err\b|rmse|mse|mae|mape|perplexity|latency|duration|time|cost|regret|wer|cer", re.IGNORECASE)
 STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED")
 DEFAULT_CLEANUP = ({"statuses": ["FAILED", "KILLED"], "older_than": 30},)
 REPORT_FILE = "report.html"
-
-
-def default_mode(metric: str) -> str:
-    """``"min"`` when the metric's name suggests lower is better (loss, error, rmse...), else ``"max"``.
-
-    Example::
-
-        >>> default_mode("val_loss"), default_mode("accuracy")
-        ('min', 'max')
-    """
-    return "min" if LOWER_IS_BETTER.search(metric) else "max"
 
 
 def choose_period(first: dt.date | None, last: dt.date | None) -> str:

@@ -5,6 +5,12 @@ No Spark here: every function takes plain Python values (lists, dicts, dates) an
 says "no data" (with its title), never an empty string or an error. matplotlib is imported
 only when a plot is drawn (optional extra ``report``), through :func:`figure` without pyplot,
 so no global state or GUI backend is touched.
+
+Every string is drawn as given, character for character: names come from users (experiment,
+user, run and metric names), and matplotlib would read ``$...$`` in them as mathtext (failing
+on ``$\\frac{1}{$``) and leave a legend entry starting with ``_`` out. :func:`to_svg`, which
+draws every plot, turns mathtext off for all the figure's text, and :func:`legend`, which draws
+every legend, names its entries explicitly so that none is left out.
 """
 
 from __future__ import annotations
@@ -60,11 +66,17 @@ def to_svg(fig) -> str:
         True
     """
     import matplotlib
+    from matplotlib.text import Text
 
     global _counter
     _counter += 1
+    # Text as given (no mathtext): the texts drawn so far here, those made while drawing (tick
+    # labels) through the rc setting.
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"pe-{_counter}"}):
+    settings = {"svg.fonttype": "none", "svg.hashsalt": f"pe-{_counter}", "text.parse_math": False}
+    with matplotlib.rc_context(settings):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     svg = text[text.find("<svg"):]
@@ -77,6 +89,24 @@ def to_svg(fig) -> str:
     # Let the page size the plot: keep the aspect ratio (viewBox), drop the fixed size in pt.
     sized = r'<svg([^>]*?) width="[^"]*" height="[^"]*"'
     return re.sub(sized, r'<svg\1 class="plot-svg" preserveAspectRatio="xMidYMid meet"', svg, count=1)
+
+
+def legend(ax, entries: Sequence[tuple[object, str]], **options) -> None:
+    """Draw the legend of ``ax`` from ``(artist, label)`` pairs, every label shown as given.
+
+    matplotlib leaves artists whose label starts with ``_`` out of a legend it gathers itself;
+    a legend given its entries keeps them (a user named ``_ci`` is listed).
+
+    Example::
+
+        >>> fig = figure(); ax = fig.subplots()
+        >>> line, = ax.plot([1, 2], [3, 4])
+        >>> legend(ax, [(line, "_ci")])
+        >>> [t.get_text() for t in ax.get_legend().get_texts()]
+        ['_ci']
+    """
+    if entries:
+        ax.legend([artist for artist, _ in entries], [str(label) for _, label in entries], **options)
 
 
 def no_data_svg(title: str, message: str = "no data", height: float = 2.0) -> str:
@@ -136,15 +166,17 @@ def trend_svg(title: str, series: dict[str, Sequence[tuple[dt.date, float, float
         return no_data_svg(title)
     fig = figure()
     ax = fig.subplots()
+    entries = []
     for index, (label, points) in enumerate(series.items()):
         color = f"C{index % 10}"
         dates = [p[0] for p in points]
-        ax.plot(dates, [p[1] for p in points], "o", color=color, alpha=0.55, markersize=4, label=f"{label}: best per {period}")
-        ax.step(dates, [p[2] for p in points], where="post", color=color, linewidth=2, label=f"{label}: best so far")
+        best, = ax.plot(dates, [p[1] for p in points], "o", color=color, alpha=0.55, markersize=4)
+        so_far, = ax.step(dates, [p[2] for p in points], where="post", color=color, linewidth=2)
+        entries += [(best, f"{label}: best per {period}"), (so_far, f"{label}: best so far")]
     _pad_dates(ax, [p[0] for points in series.values() for p in points], period)
     _date_axis(ax, period)
     _finish(ax, title, ylabel)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    legend(ax, entries, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return to_svg(fig)
 
 
@@ -161,15 +193,17 @@ def stacked_bars_svg(title: str, periods: Sequence[dt.date], series: dict[str, S
     ax = fig.subplots()
     bottom = [0.0] * len(periods)
     width = BAR_DAYS.get(period, 0.8)
+    entries = []
     for index, (label, values) in enumerate(series.items()):
-        ax.bar(periods, values, width=width, bottom=bottom, color=f"C{index % 10}", label=label, align="edge")
+        bars = ax.bar(periods, values, width=width, bottom=bottom, color=f"C{index % 10}", align="edge")
+        entries.append((bars, label))
         bottom = [b + v for b, v in zip(bottom, values)]
     _pad_dates(ax, periods, period, width)
     _date_axis(ax, period)
     _finish(ax, title, ylabel)
     ax.yaxis.get_major_locator().set_params(integer=True)
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="user")
+        legend(ax, entries, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="user")
     return to_svg(fig)
 
 
@@ -186,10 +220,12 @@ def health_svg(title: str, labels: Sequence[str], counts: dict[str, Sequence[int
     ax = fig.subplots()
     left = [0] * len(labels)
     positions = list(range(len(labels)))
+    entries = []
     for status, values in counts.items():
         if not any(values):
             continue
-        ax.barh(positions, values, left=left, color=STATUS_COLORS.get(status, "#7f7f7f"), label=status.lower(), height=0.6)
+        bars = ax.barh(positions, values, left=left, color=STATUS_COLORS.get(status, "#7f7f7f"), height=0.6)
+        entries.append((bars, status.lower()))
         left = [a + b for a, b in zip(left, values)]
     ax.set_yticks(positions, [_short(label, 40) for label in labels])
     ax.invert_yaxis()
@@ -198,7 +234,7 @@ def health_svg(title: str, labels: Sequence[str], counts: dict[str, Sequence[int
     _finish(ax, title, "experiment")
     ax.grid(True, axis="x", color="#e5e5e5")
     ax.grid(False, axis="y")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="status")
+    legend(ax, entries, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="status")
     return to_svg(fig)
 
 
@@ -218,8 +254,8 @@ def quota_svg(title: str, labels: Sequence[str], usage: Sequence[float], levels:
     ax.barh(positions, percent, color=[LEVEL_COLORS.get(level, "#7f7f7f") for level in levels], height=0.6)
     for position, value in zip(positions, percent):
         ax.text(value, position, f" {value:.1f}%", va="center", fontsize=8)
-    ax.axvline(100, color="#d62728", linestyle="-", linewidth=1.2, label="limit (100%)")
-    ax.axvline(100 * margin, color="#ff7f0e", linestyle="--", linewidth=1.2, label=f"margin ({100 * margin:g}%)")
+    limit = ax.axvline(100, color="#d62728", linestyle="-", linewidth=1.2)
+    warning = ax.axvline(100 * margin, color="#ff7f0e", linestyle="--", linewidth=1.2)
     ax.set_yticks(positions, [_short(label, 90) for label in labels])
     ax.invert_yaxis()
     ax.set_xlabel("usage, % of the limit")
@@ -227,7 +263,7 @@ def quota_svg(title: str, labels: Sequence[str], usage: Sequence[float], levels:
     _finish(ax, title, "")
     ax.grid(True, axis="x", color="#e5e5e5")
     ax.grid(False, axis="y")
-    ax.legend(fontsize=8, loc="lower right")
+    legend(ax, [(limit, "limit (100%)"), (warning, f"margin ({100 * margin:g}%)")], fontsize=8, loc="lower right")
     return to_svg(fig)
 
 

@@ -7,7 +7,9 @@ crash-safe. How it works, the lock, the state and the costs: ``docs/sync.md``.
 ``tables``), in a folder or a catalog schema;
 ``pyspark-experiments sync --config conf/sync.toml`` runs it as a scheduled job. The package's
 parts: :mod:`.config` (settings), :mod:`.state` (the ``_sync_state`` table), :mod:`.plan` (the
-decisions, a pure function), :mod:`.runner` (the Spark side), :mod:`.cli` (the command).
+decisions, pure functions), :mod:`.scope` (the store a sync covers), :mod:`.scan`, :mod:`.reads`
+and :mod:`.writes` (the Spark side), :mod:`.result` (what a sync did), :mod:`.faults` (the crash
+hook of the tests), :mod:`.runner` (the order of the steps), :mod:`.cli` (the command).
 
 Example::
 
@@ -19,12 +21,14 @@ Example::
 from __future__ import annotations
 
 from ..errors import ConfigurationError, TargetLockedError
-from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
-from ..target import LOCK_PREFIX, LOCK_TABLE
+from ..jobs.lock import LOCK_PREFIX, LOCK_TABLE
+from ..jobs.run import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_OK
 from .cli import config_from_args, main
 from .config import READ_MODES, SyncConfig
-from .plan import Flags, Plan, Scan, make_plan
-from .runner import COMMIT_ORDER, KILL_ENV, SyncResult, TableResult, sync
+from .faults import KILL_ENV
+from .plan import COMMIT_ORDER, Flags, Plan, Scan, make_plan
+from .result import SyncResult, TableResult
+from .runner import sync
 from .state import STATE_TABLE, SyncState
 
 #: Another job holds the target's lock (the target's error; kept under the sync's old name).

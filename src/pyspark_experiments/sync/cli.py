@@ -1,5 +1,5 @@
 """``pyspark-experiments sync``: one sync as a scheduled job, on the job layer
-(:func:`pyspark_experiments.jobs.run_job`).
+(:func:`pyspark_experiments.jobs.run.run_job`).
 
 Example::
 
@@ -13,13 +13,13 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .. import jobs
-from ..errors import ConfigurationError
-from ..jobs import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from ..jobs.flags import add_job_flags, flag_values, hide_tracking_uri_flag, job_flag_values, key_values
+from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
+from ..redact import hide, remember
 from ..stores.rest.settings import SECRET_OPTIONS
 from .config import DEFAULT_TABLES, READ_MODES, SyncConfig
 from .plan import OPTIONAL_TABLES
-from .runner import sync
+from .runner import run_sync
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,10 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Incrementally copy an MLflow tracking store into Delta tables (experiments, "
         "runs, metrics, params, tags, inputs; and, see --tables, models, registered_models, model_versions, "
         "artifacts). Flags override the config file.",
-        epilog=f"Exit codes: {EXIT_OK} success, {EXIT_FAILED} sync failed, {EXIT_CONFIG} invalid "
-        f"configuration, {EXIT_LOCKED} another job holds the target, {jobs.EXIT_INTERRUPTED} interrupted.",
+        epilog=EXIT_CODES_HELP,
     )
-    jobs.add_job_flags(parser, "conf/sync.toml", "the Delta tables")
+    add_job_flags(parser, "conf/sync.toml", "the Delta tables")
     parser.add_argument("--full", action="store_const", const=True, default=None,
                         help="re-read everything and merge it (the tables end the same)")
     parser.add_argument("--reconcile-purged", action="store_const", const=True, default=None,
@@ -54,27 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rest_flags(flags: Sequence[str] | None) -> dict | None:
-    if not flags:
-        return None
-    found = {}
-    for flag in flags:
-        name, sep, value = flag.partition("=")
-        if not sep or not name.strip():
-            raise ConfigurationError(f"--rest-option {name.strip() or flag!r}: expected NAME=VALUE")
-        found[name.strip()] = value.strip()
-    return found
-
-
 def _hide_rest_secrets(argv: Sequence[str]) -> None:
     """Register the secret values of ``--rest-option`` flags before anything can print them."""
-    for i, item in enumerate(argv):
-        flag = argv[i + 1] if item == "--rest-option" and i + 1 < len(argv) else (
-            item.split("=", 1)[1] if item.startswith("--rest-option=") else None)
-        if flag:
-            name, _, value = flag.partition("=")
-            if name.strip().lower() in {s.lower() for s in SECRET_OPTIONS}:
-                jobs.add_secret(value.strip())
+    secret_names = {name.lower() for name in SECRET_OPTIONS}
+    for flag in flag_values(argv, "--rest-option"):
+        name, _, value = flag.partition("=")
+        if name.strip().lower() in secret_names:
+            remember(value.strip())
 
 
 def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespace]:
@@ -89,7 +74,7 @@ def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespac
     args = _parser().parse_args(list(argv))
     cfg = SyncConfig.from_toml(args.config) if args.config else SyncConfig()
     cfg = cfg.override(
-        **jobs.job_flag_values(args, cfg.spark_conf),
+        **job_flag_values(args, cfg.spark_conf),
         full=args.full,
         reconcile_purged=args.reconcile_purged,
         optimize=args.optimize,
@@ -97,30 +82,23 @@ def config_from_args(argv: Sequence[str]) -> tuple[SyncConfig, argparse.Namespac
         relist_artifacts=args.relist_artifacts,
         read_mode=args.read_mode,
         lock_timeout_minutes=args.lock_timeout_minutes,
-        rest_options=_rest_flags(args.rest_options),
+        rest_options=key_values(args.rest_options, "--rest-option", name="NAME") or None,
     )
     return cfg.validate(), args
 
 
-def _parse(argv: list[str]) -> jobs.JobSettings:
-    jobs.hide_tracking_uri_flag(argv)
+def _parse(argv: list[str]) -> JobSettings:
+    hide_tracking_uri_flag(argv)
     _hide_rest_secrets(argv)
-    return jobs.JobSettings(*config_from_args(argv))
+    return JobSettings(*config_from_args(argv))
 
 
-def _run(settings: jobs.JobSettings, show: bool):
-    cfg = settings.cfg
-    spark = jobs.job_session("sync", master=cfg.master, conf=cfg.spark_conf, log_level=cfg.spark_log_level)
-    try:
-        result = sync(spark=spark, config=cfg, progress=show)
-    finally:
-        try:
-            spark.stop()
-        except Exception:  # pragma: no cover
-            pass
+def _run(settings: JobSettings, show: bool):
+    with command_session("sync", settings.cfg) as spark:
+        result = run_sync(spark, settings.cfg, show)
     if settings.args.json_path:
         with open(settings.args.json_path, "w", encoding="utf-8") as handle:
-            handle.write(jobs.hide(json.dumps(result.to_dict(), indent=2, default=str)))
+            handle.write(hide(json.dumps(result.to_dict(), indent=2, default=str)))
     return result
 
 
@@ -136,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["--tracking-uri", "sqlite:///mlflow.db", "--target-path", "/tmp/delta"])  # doctest: +SKIP
         0
     """
-    return jobs.run_job("sync", list(sys.argv[1:] if argv is None else argv), _parse, _run)
+    return run_job("sync", list(sys.argv[1:] if argv is None else argv), _parse, _run)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Example::
 from __future__ import annotations
 
 from .. import tables
-from ..target import DeltaTarget, sql_string
+from ..jobs.target import DeltaTarget, sql_string
 
 #: For each column added to a table after the first release, the SQL expression over the
 #: table's own columns that gives its value for rows written before it existed.

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from .. import tables
 from ..stores.fingerprints import FINGERPRINT_PARTS, fingerprint_parts
-from .state import SyncState
+from .state import SyncState, should_compact
 
 #: Above this many series a narrowed read lists no ranges but reads whole runs and merges.
 MAX_LISTED_SERIES = 50_000
@@ -59,6 +59,23 @@ PER_RUN_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.RUNS)
 OPTIONAL_TABLES = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
 #: Optional tables read whole every sync (small), compared by digest, mirrored by MERGE.
 KEYED_TABLES = (tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+
+#: The tables in the order of the summary (and of their creation, reconcile and OPTIMIZE):
+#: the six run tables, then the optional ones a sync keeps when asked (``tables``).
+COMMIT_ORDER = (tables.EXPERIMENTS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.RUNS,
+                tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+#: Tables whose rows belong to a run (deleted with it by a reconcile).
+RUN_KEYED_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.ARTIFACTS, tables.RUNS)
+#: Per-run tables whose rows a re-read run no longer has are deleted (MLflow never deletes params).
+STALE_DELETING_TABLES = (tables.TAGS, tables.INPUTS, tables.ARTIFACTS)
+
+#: Above this many runs a narrowed read lists no run ids but reads all and filters.
+MAX_LISTED_RUNS = 5_000
+#: Up to these sizes, what changed is read on the driver through the same store backend the data
+#: source uses, and handed to Spark as one Arrow table: a Spark job per table costs more than the
+#: read itself. Larger reads go through the data source, spread over the executors.
+DRIVER_READ_RUNS = 500
+DRIVER_READ_POINTS = 250_000
 
 
 @dataclass(frozen=True)
@@ -370,3 +387,154 @@ def next_checks(state: SyncState, plan: Plan, series: Mapping[tuple[str, str], i
         elif pair in state.series_checks and state.series.get(pair) == position:
             checks[pair] = state.series_checks[pair]
     return checks
+
+
+# ------------------------------------------------------------------------------------------------
+# How the state is read
+# ------------------------------------------------------------------------------------------------
+
+
+def series_read_by_run(metric_marks: bool, full: bool, reconcile_purged: bool) -> bool:
+    """Whether the state is read without its series, and then only the series of the runs
+    whose points moved: where the store takes metric marks, a sync that neither re-reads
+    everything nor reconciles purged runs sees only those move.
+
+    Example::
+
+        >>> series_read_by_run(True, False, False), series_read_by_run(True, False, True)
+        (True, False)
+    """
+    return metric_marks and not full and not reconcile_purged
+
+
+# ------------------------------------------------------------------------------------------------
+# Positions, where the store takes marks or checks them
+# ------------------------------------------------------------------------------------------------
+
+
+def moves_saved_positions(scan: Scan, state: SyncState, full: bool, recovering: bool) -> bool:
+    """Whether, where the store takes metric marks, the saved positions may be moved by the
+    points logged since the saved mark: the last completed sync saved a mark for the same
+    experiments and positions, left no series unsynced, and this sync neither re-reads
+    everything nor recovers (else every series is scanned).
+
+    Example::
+
+        >>> saved = SyncState(meta={"metrics_mark": {"mark": "7", "experiments": ["1"]}, "positions_key": "sql:rowid:exact"})
+        >>> scan = Scan(("1",), {}, None, "sql", "sql:rowid:exact", "rowid", True, metrics_mark="9")
+        >>> moves_saved_positions(scan, saved, False, False), moves_saved_positions(scan, saved, False, True)
+        (True, False)
+    """
+    saved = state.meta.get("metrics_mark") or {}
+    return bool(saved.get("mark") and saved.get("experiments") == list(scan.experiment_ids) and not full
+                and not recovering and state.meta.get("positions_key") == scan.positions_key
+                and UNSYNCED_POSITION not in state.series.values())
+
+
+def series_needed(moved: Iterable[tuple[str, str]] | None, scan: Scan, state: SyncState) -> set[str] | None:
+    """The runs whose saved series a sync reads (None: every series), where the state was read
+    without them: those of the runs whose points ``moved`` (the series of a run the state does
+    not hold are new: nothing to read), unless the positions could not be moved (``moved`` is
+    None), the state is of another kind, or it is due for a rewrite.
+
+    Example::
+
+        >>> saved = SyncState(runs={"a": ("1", "x")}, meta={"state_key": "sql"})
+        >>> scan = Scan(("1",), {}, None, "sql", "sql:rowid:exact")
+        >>> series_needed([("a", "loss"), ("new", "loss")], scan, saved), series_needed(None, scan, saved)
+        ({'a'}, None)
+    """
+    if moved is None or state.meta.get("state_key") != scan.state_key or should_compact(state, False)[0]:
+        return None
+    return {run_id for run_id, _ in moved if run_id in state.runs}
+
+
+def moved_series(scan: Scan, state: SyncState) -> tuple[tuple[str, str, int, int], ...]:
+    """The series whose position moved since the saved one, as ``(run_id, key, saved, now)``
+    (saved: 0 where the saved positions are of another kind), for the store to check.
+
+    Example::
+
+        >>> saved = SyncState(series={("r", "loss"): 40, ("r", "acc"): 8}, meta={"positions_key": "file:bytes:exact"})
+        >>> scan = Scan(("1",), {}, {("r", "loss"): 96, ("r", "acc"): 8}, "file", "file:bytes:exact", "bytes", True)
+        >>> moved_series(scan, saved)
+        (('r', 'loss', 40, 96),)
+    """
+    saved = state.series if state.meta.get("positions_key") == scan.positions_key else {}
+    return tuple(sorted(
+        (run_id, key, max(0, saved.get((run_id, key), 0)), int(position))
+        for (run_id, key), position in scan.positions.items() if saved.get((run_id, key)) != position
+    ))
+
+
+# ------------------------------------------------------------------------------------------------
+# Reads and writes
+# ------------------------------------------------------------------------------------------------
+
+
+def estimated_points(ranges: Mapping[tuple[str, str], tuple[int, int]], position_kind: str,
+                     units_per_point: int, average_series: int) -> int:
+    """About how many points ``ranges`` hold (only chooses between driver and executors):
+    where positions are bytes, the bytes over ``units_per_point``; where they are row ids (or
+    counts), a range spans other series' rows too: each is capped at the ``average_series``
+    length of the last sync (1,000 when unknown).
+
+    Example::
+
+        >>> estimated_points({("r", "loss"): (0, 960)}, "bytes", 48, 0)
+        21
+        >>> estimated_points({("r", "loss"): (100, 90_000)}, "rowid", 1, 0)
+        1000
+    """
+    if position_kind == "bytes":
+        per_point = max(1, units_per_point)
+        return sum(max(0, upto - after) // per_point + 1 for after, upto in ranges.values())
+    average = average_series or 1_000
+    return sum(min(max(0, upto - after), average) for after, upto in ranges.values())
+
+
+def average_series_length(metric_rows: int, series_count: int) -> int:
+    """The metrics table's rows per series as the state counts them (0 when it counts none).
+
+    Example::
+
+        >>> average_series_length(1_000, 30), average_series_length(1_000, 0)
+        (33, 0)
+    """
+    return int(metric_rows / series_count) if series_count else 0
+
+
+def reads_metrics_on_driver(plan: Plan, position_kind: str, units_per_point: int, average_series: int) -> bool:
+    """Whether the metric points a bounded plan reads are few enough to read on the driver:
+    the points of its ranges, and of its whole series at the average length of the last sync.
+
+    Example::
+
+        >>> plan = Plan("incremental", False, False, (), {}, {}, {}, set(), {("r", "loss"): (3, 5)})
+        >>> reads_metrics_on_driver(plan, "rowid", 1, 100)
+        True
+    """
+    points = estimated_points(plan.ranges, position_kind, units_per_point, average_series)
+    return points + len(plan.whole_series) * max(1, average_series) <= DRIVER_READ_POINTS
+
+
+def experiment_changes(wanted: Mapping[str, str], known: Mapping[str, str],
+                       reconcile: bool) -> tuple[int, int, set[str], dict[str, str]]:
+    """What a sync does to the experiments table, from the digest of each experiment in the
+    store (``wanted``) and in the target (``known``): how many are inserted and updated, which
+    left the store (or the selection), and the digests the state keeps. Experiments that left
+    stay, and their digests with them, unless purged runs are reconciled (``reconcile``):
+    then they are deleted.
+
+    Example::
+
+        >>> experiment_changes({"1": "a", "2": "b2"}, {"2": "b", "3": "c"}, reconcile=False)
+        (1, 1, {'3'}, {'1': 'a', '2': 'b2', '3': 'c'})
+        >>> experiment_changes({"1": "a"}, {"1": "a", "3": "c"}, reconcile=True)
+        (0, 0, {'3'}, {'1': 'a'})
+    """
+    gone = set(known) - set(wanted)
+    inserted = len(set(wanted) - set(known))
+    updated = sum(1 for e in wanted if e in known and wanted[e] != known[e])
+    digests = dict(wanted, **{e: known[e] for e in gone if not reconcile})
+    return inserted, updated, gone, digests

@@ -33,10 +33,11 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..target import sql_string
+from ..jobs.target import sql_string
 
 #: The sync's state table in the target.
 STATE_TABLE = "_sync_state"
@@ -269,7 +270,7 @@ def should_compact(state: SyncState, full: bool) -> tuple[bool, int]:
 
 
 def read_state(target, version: int | None = None, series: bool = True) -> tuple[SyncState, int]:
-    """The state in ``target`` (a :class:`~pyspark_experiments.target.DeltaTarget`) at
+    """The state in ``target`` (a :class:`~pyspark_experiments.jobs.target.DeltaTarget`) at
     ``version`` (default: the latest), and that version.
 
     ``series=False``: without the series entries (a :attr:`SyncState.partial` state; add the
@@ -330,6 +331,47 @@ def write_state(target, columns: dict[str, list], compact: bool, user_metadata: 
     arrow = pa.Table.from_pydict(columns, schema=arrow_state_schema())
     df = target.spark.createDataFrame(arrow, schema=state_schema())
     target.write(df.coalesce(1), STATE_TABLE, "overwrite" if compact else "append", user_metadata=user_metadata)
+
+
+#: What a state commit's header holds besides the store's token and the sync's scope.
+HEADER_KEYS = frozenset({"sync_id", "experiment_count", "run_count", "appends", "rows"})
+
+
+def unchanged_since(head: Mapping, store_token: str | None, scope: str) -> bool:
+    """Whether the state commit's header (``head``, :func:`state_header`) was kept by a sync
+    of the same ``scope`` (:func:`scope_digest`) that took the token the store gives now.
+
+    Example::
+
+        >>> head = {"store_token": "t1", "scope": "s", "sync_id": 1, "experiment_count": 1, "run_count": 2,
+        ...         "appends": 0, "rows": {"runs": 2}}
+        >>> unchanged_since(head, "t1", "s"), unchanged_since(head, "t2", "s"), unchanged_since(head, "t1", "other")
+        (True, False, False)
+    """
+    return (head.get("store_token") == store_token and head.get("scope") == scope
+            and HEADER_KEYS <= head.keys() and isinstance(head["rows"], dict))
+
+
+def state_header(store_token: str | None, scope: str, *, sync_id: int, experiment_count: int, run_count: int,
+                 appends: int, rows: Mapping[str, int], skipped: bool) -> str | None:
+    """What the state commit keeps (as Delta's user metadata) for the next sync to skip its
+    scan when the store has not changed: the store's token taken before this sync's scan,
+    with what this sync records. None where the store takes no tokens or a record was
+    ``skipped`` (the next sync re-reads it).
+
+    Example::
+
+        >>> state_header("t1", "s", sync_id=2, experiment_count=1, run_count=3, appends=1, rows={"runs": 3},
+        ...              skipped=False)
+        '{"store_token": "t1", "scope": "s", "sync_id": 2, "experiment_count": 1, "run_count": 3, "appends": 1, "rows": {"runs": 3}}'
+        >>> state_header(None, "s", sync_id=2, experiment_count=1, run_count=3, appends=1, rows={}, skipped=False)
+    """
+    if store_token is None or skipped:
+        return None
+    return json.dumps({
+        "store_token": store_token, "scope": scope, "sync_id": sync_id,
+        "experiment_count": experiment_count, "run_count": run_count, "appends": appends, "rows": rows,
+    })
 
 
 def head_metadata(target) -> tuple[int, dict]:

@@ -11,9 +11,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from pyspark_experiments import analytics
-from pyspark_experiments.analytics import QuotaLimits
-from pyspark_experiments.analytics_job import cli
-from pyspark_experiments.analytics_job.job import PREFIX
+from pyspark_experiments.analytics import QuotaLimits, cli
+from pyspark_experiments.analytics.job import PREFIX
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK
 from pyspark_experiments.sync import sync
 
@@ -121,7 +120,8 @@ def test_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
 
 
 def test_locked_target_exits_75_and_writes_nothing(spark, synced, capsys):
-    from pyspark_experiments.target import DeltaTarget, TargetLock
+    from pyspark_experiments.jobs.lock import TargetLock
+    from pyspark_experiments.jobs.target import DeltaTarget
 
     target = DeltaTarget.at_path(spark, synced)
     lock = TargetLock(target, job="cleanup")

@@ -18,8 +18,10 @@ import pytest
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
-from pyspark_experiments.analytics_job import cleanup as cleanup_cmd  # noqa: E402
-from pyspark_experiments.analytics_job.config import JobConfig  # noqa: E402
+from pyspark_experiments.cleanup import cli as cleanup_cli  # noqa: E402
+from pyspark_experiments.cleanup import job as cleanup_job  # noqa: E402
+from pyspark_experiments.cleanup.config import CleanupConfig  # noqa: E402
+from pyspark_experiments.cleanup.records import RECORD_TABLE  # noqa: E402
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK  # noqa: E402
 
 NOW = dt.datetime.now(dt.UTC)
@@ -67,21 +69,21 @@ def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
     before = stages(uri)
     args = ["--tracking-uri", uri, "--target-path", target, "--statuses", "FAILED,KILLED", "--older-than-days", "30", "--no-progress"]
 
-    assert cleanup_cmd.main(args) == EXIT_OK  # dry run
+    assert cleanup_cli.main(args) == EXIT_OK  # dry run
     listing = capsys.readouterr().out
     assert stages(uri) == before, "the dry run changed the store"
     expected = {ids[n] for n in ("alpha-old-failed", "alpha-old-killed", "beta-old-failed", "beta-old-killed")}
     assert "dry run: 4 run(s) selected" in listing and "nothing deleted" in listing
     assert {i for i in ids.values() if i in listing} == expected
 
-    assert cleanup_cmd.main(args + ["--yes"]) == EXIT_OK
+    assert cleanup_cli.main(args + ["--yes"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "deleted 4 run(s)" in out
     after = stages(uri)
     assert {i for i, s in after.items() if s == "deleted"} == expected
     assert {i: s for i, s in after.items() if i not in expected} == {i: s for i, s in before.items() if i not in expected}
 
-    records = spark.read.format("delta").load(f"{target}/{cleanup_cmd.RECORD_TABLE}").collect()
+    records = spark.read.format("delta").load(f"{target}/{RECORD_TABLE}").collect()
     assert sorted(r.run_id for r in records) == sorted(expected)  # one row per deleted run
     batches = {r.batch_id for r in records}
     assert len(batches) == 1 and {r.action for r in records} == {"delete"}
@@ -90,13 +92,13 @@ def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
     assert f"--restore {batch}" in out
 
     # A second dry run no longer lists them: deleted runs are never candidates.
-    assert cleanup_cmd.main(args) == EXIT_OK
+    assert cleanup_cli.main(args) == EXIT_OK
     assert "dry run: 0 run(s) selected" in capsys.readouterr().out
 
-    assert cleanup_cmd.main(["--tracking-uri", uri, "--target-path", target, "--restore", batch, "--no-progress"]) == EXIT_OK
+    assert cleanup_cli.main(["--tracking-uri", uri, "--target-path", target, "--restore", batch, "--no-progress"]) == EXIT_OK
     assert f"restored 4 run(s) of batch {batch}" in capsys.readouterr().out
     assert stages(uri) == before
-    actions = spark.read.format("delta").load(f"{target}/{cleanup_cmd.RECORD_TABLE}").groupBy("action").count().collect()
+    actions = spark.read.format("delta").load(f"{target}/{RECORD_TABLE}").groupBy("action").count().collect()
     assert {r.action: r["count"] for r in actions} == {"delete": 4, "restore": 4}
 
 
@@ -149,8 +151,8 @@ def test_keep_newest_and_jsonl_record_without_target(spark, tmp_path):
     ids = write_store(uri, tmp_path)
     before = stages(uri)
     record = tmp_path / "records" / "cleanup.jsonl"
-    cfg = JobConfig(tracking_uri=uri, cleanup_experiments=None, keep_newest=3, record_file=str(record)).validate()
-    result = cleanup_cmd.run_cleanup(spark, cfg, yes=True)
+    cfg = CleanupConfig(tracking_uri=uri, cleanup_experiments=None, keep_newest=3, record_file=str(record)).validate()
+    result = cleanup_job.run_cleanup(spark, cfg, yes=True)
     # the two oldest runs of each experiment: old-ok (90 days) and old-failed (60 days)
     expected = {ids[f"{e}-{n}"] for e in ("alpha", "beta") for n in ("old-ok", "old-failed")}
     assert {r["run_id"] for r in result.runs} == expected
@@ -159,12 +161,13 @@ def test_keep_newest_and_jsonl_record_without_target(spark, tmp_path):
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert sorted(line["run_id"] for line in lines) == sorted(expected)
     assert {line["batch_id"] for line in lines} == {result.batch_id}
-    cleanup_cmd.run_cleanup(spark, cfg, restore=result.batch_id)
+    cleanup_job.run_cleanup(spark, cfg, restore=result.batch_id)
     assert stages(uri) == before
 
 
 def test_cleanup_while_another_job_holds_the_target_exits_75(spark, tmp_path, capsys):
-    from pyspark_experiments.target import DeltaTarget, TargetLock
+    from pyspark_experiments.jobs.lock import TargetLock
+    from pyspark_experiments.jobs.target import DeltaTarget
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     write_store(uri, tmp_path)
@@ -174,7 +177,7 @@ def test_cleanup_while_another_job_holds_the_target_exits_75(spark, tmp_path, ca
     lock.ensure_table()
     lock.acquire()
     try:
-        code = cleanup_cmd.main(["--tracking-uri", uri, "--target-path", target, "--statuses", "FAILED", "--yes", "--no-progress"])
+        code = cleanup_cli.main(["--tracking-uri", uri, "--target-path", target, "--statuses", "FAILED", "--yes", "--no-progress"])
     finally:
         lock.release()
     assert code == EXIT_LOCKED
@@ -184,10 +187,10 @@ def test_cleanup_while_another_job_holds_the_target_exits_75(spark, tmp_path, ca
 
 
 def test_no_condition_and_bad_config_are_clear_errors(tmp_path, capsys):
-    assert cleanup_cmd.main(["--tracking-uri", "sqlite:///x.db", "--yes", "--restore", "b"]) == EXIT_CONFIG
+    assert cleanup_cli.main(["--tracking-uri", "sqlite:///x.db", "--yes", "--restore", "b"]) == EXIT_CONFIG
     assert "--yes and --restore" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
     bad.write_text("[cleanup]\nolder_than_days = 'thirty'\n")
-    assert cleanup_cmd.main(["--config", str(bad)]) == EXIT_CONFIG
+    assert cleanup_cli.main(["--config", str(bad)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert str(bad) in err and "[cleanup] older_than_days" in err

@@ -1,4 +1,4 @@
-"""Issue 9, read side, through Spark: streaming errors, PERMISSIVE reports reaching a notebook
+"""Reading damaged stores through Spark: streaming errors, PERMISSIVE reports reaching a notebook
 user, and passwords that never show (reads, failed connections, explain(), worker logs)."""
 
 from __future__ import annotations

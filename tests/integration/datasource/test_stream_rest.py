@@ -18,8 +18,8 @@ from collections import Counter
 import pytest
 
 from pyspark_experiments.datasource import ReadRequest
+from pyspark_experiments.datasource.stream import ExperimentsStreamReader
 from pyspark_experiments.errors import UnsupportedStoreError
-from pyspark_experiments.streaming import ExperimentsStreamReader
 from support.mlflow_server import running_mlflow_server
 from support.stores import BASE_MS, new_store
 

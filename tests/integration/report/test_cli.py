@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from pyspark_experiments.analytics_job import report_cli
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_OK
+from pyspark_experiments.report import cli as report_cli
 from pyspark_experiments.sync import sync
 
 pytestmark = pytest.mark.slow  # the report command from a store and from synced tables

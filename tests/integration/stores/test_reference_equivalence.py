@@ -325,7 +325,7 @@ def test_runs_of_deleted_experiment_equal_search_runs(spark, uri, client, view, 
     assert len(expected) == (0 if view == "ACTIVE_ONLY" else 2)
     path = gamma if by == "id" else DELETED_EXPERIMENT
     if view == "ACTIVE_ONLY":
-        # mlflow silently answers nothing; we say why (issue 9, case 8)
+        # mlflow silently answers nothing; we say why
         with pytest.raises(Exception, match=r"is deleted and option 'viewType' is ACTIVE_ONLY"):
             read(spark, uri, "runs", view, path).collect()
         return

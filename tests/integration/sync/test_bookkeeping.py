@@ -14,9 +14,9 @@ import logging
 
 import pytest
 
+from pyspark_experiments.jobs.target import DeltaTarget
 from pyspark_experiments.sync import sync
 from pyspark_experiments.sync.state import read_state
-from pyspark_experiments.target import DeltaTarget
 from support.stores import new_store
 
 CHECKED = ("runs", "params", "tags", "metrics")

@@ -1,4 +1,4 @@
-"""The sync against a damaged or rewritten file store (issue 9): what a PERMISSIVE read skipped
+"""The sync against a damaged or rewritten file store: what a PERMISSIVE read skipped
 is never recorded as synced and is reported; a metric file changed in place is re-read whole.
 Real file stores written by mlflow, real Delta tables."""
 

@@ -17,8 +17,8 @@ import math
 
 import pytest
 
+from pyspark_experiments.jobs.lock import LOCK_TABLE
 from pyspark_experiments.sync import STATE_TABLE, SyncState, sync
-from pyspark_experiments.target import LOCK_TABLE
 from support.compare import assert_same, sorted_rows, source_tables, target_tables
 from support.mlflow_server import running_mlflow_server
 from support.proxies import Proxy, every

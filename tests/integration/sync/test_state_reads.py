@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from pyspark_experiments.sync import runner, sync
+from pyspark_experiments.sync import scan as scan_module
 from pyspark_experiments.sync import state as state_module
 from pyspark_experiments.sync.state import STATE_TABLE, SyncState
 from support.compare import assert_same, source_tables, target_tables
@@ -44,7 +45,7 @@ def series_reads(monkeypatch) -> list:
             calls.append(None if run_ids is None else set(run_ids))
         return read_series(target, version, state, run_ids)
 
-    monkeypatch.setattr(runner, "read_series", recorded)
+    monkeypatch.setattr(scan_module, "read_series", recorded)
     return calls
 
 
@@ -79,7 +80,7 @@ def test_reading_only_the_moved_runs_series_saves_the_state_a_whole_read_saves(s
     assert series_reads[1:] == [{manifest["runs"]["a-01"], manifest["runs"]["a-02"]}]
 
     with monkeypatch.context() as patched:
-        patched.setattr(runner._Runner, "_series_read_by_run", property(lambda self: False))
+        patched.setattr(runner, "series_read_by_run", lambda *flags: False)
         reference = sync(uri, whole, spark=spark, progress=False)
     assert written(result) == written(reference)
     assert (result.new_runs, result.changed_runs, result.series_read) == (

@@ -1,4 +1,4 @@
-"""A sync of a store that has not changed since the last sync (issue 13, the sync's fixed cost).
+"""A sync of a store that has not changed since the last sync (the sync's fixed cost).
 
 Where the store takes change tokens (SQLite, PostgreSQL), the state commit keeps the token taken
 before the sync's scan; a sync that finds the same token, for the same scope, records itself in
@@ -13,9 +13,10 @@ import logging
 
 import pytest
 
+from pyspark_experiments.jobs.lock import TargetLock
+from pyspark_experiments.jobs.target import DeltaTarget
 from pyspark_experiments.stores import open_store
 from pyspark_experiments.sync import STATE_TABLE, sync
-from pyspark_experiments.target import DeltaTarget, TargetLock
 from pyspark_experiments.uri import resolve_tracking_uri
 from support.compare import assert_same, source_tables, target_tables
 from support.stores import BASE_MS, new_store

@@ -10,8 +10,16 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from pyspark_experiments.target import LOCK_PREFIX, LOCK_TABLE, claim_versions, first_claim, holder_alive, new_holder
-from pyspark_experiments.target.lock import locked_message, process_start
+from pyspark_experiments.jobs.lock import (
+    LOCK_PREFIX,
+    LOCK_TABLE,
+    claim_versions,
+    first_claim,
+    holder_alive,
+    locked_message,
+    new_holder,
+    process_start,
+)
 
 HOST = socket.gethostname()
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from pyspark_experiments import jobs
+from pyspark_experiments import jobs, redact
 from pyspark_experiments.errors import (
     ConfigurationError,
     MalformedRecordError,
@@ -110,7 +110,7 @@ SECRETS = ["Hunter/Two22", "p@ss:w%rd", "s p a c e", "pässwört"]
 def test_printed_errors_are_redacted(secret, capsys):
     from urllib.parse import quote
 
-    jobs.add_secret(secret)
+    redact.remember(secret)
     uri = f"postgresql://bob:{quote(secret, safe='')}@db/mlflow"
     raw = f"postgresql://bob:{secret}@db/mlflow"
 
@@ -178,9 +178,12 @@ def test_command_registry():
 
 
 @pytest.mark.parametrize("module", [
-    "pyspark_experiments.jobs", "pyspark_experiments.cli", "pyspark_experiments.target.delta",
-    "pyspark_experiments.target.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
-    "pyspark_experiments.sync.plan",
+    "pyspark_experiments.jobs", "pyspark_experiments.jobs.run", "pyspark_experiments.jobs.config",
+    "pyspark_experiments.jobs.flags", "pyspark_experiments.jobs.output", "pyspark_experiments.jobs.hiding",
+    "pyspark_experiments.cli", "pyspark_experiments.jobs.target",
+    "pyspark_experiments.jobs.lock", "pyspark_experiments.sync.config", "pyspark_experiments.sync.state",
+    "pyspark_experiments.sync.plan", "pyspark_experiments.sync.result", "pyspark_experiments.sync.faults",
+    "pyspark_experiments.sync.reads", "pyspark_experiments.sync.writes", "pyspark_experiments.sync.scope",
 ])
 def test_doctest_examples(module, monkeypatch):
     import doctest

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from pyspark_experiments.analytics import QuotaLimits, check_margin, usage_level
-from pyspark_experiments.analytics._common import to_micros, to_timedelta
+from pyspark_experiments.analytics.common import to_micros, to_timedelta
 from pyspark_experiments.errors import ConfigurationError
 from pyspark_experiments.report import choose_period, default_mode, html, plots
 

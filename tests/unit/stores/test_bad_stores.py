@@ -1,7 +1,6 @@
-"""Issue 9, read side: each defect reproduced against real stores written by mlflow (no Spark).
-
-Numbers refer to the issue's list: (2) ids shadowing names, (4) silent drops in the file store,
-(5) password leaks, (6) SQLite faults, (8) unclear errors, (9) PERMISSIVE reaching the caller.
+"""Damaged and unusual stores read without Spark, each written by real mlflow: ids that look
+like names, nothing dropped silently in the file store, passwords never shown, SQLite faults,
+clear errors, PERMISSIVE reports reaching the caller.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ from pyspark_experiments.errors import (
     StoreConnectionError,
     StoreNotFoundError,
 )
+from pyspark_experiments.redact import hide as redact
 from pyspark_experiments.stores import open_store
-from pyspark_experiments.uri import redact, resolve_tracking_uri
+from pyspark_experiments.uri import resolve_tracking_uri
 
 
 def rows(options: dict) -> list[dict]:
@@ -42,7 +42,7 @@ def client(uri):
     return MlflowClient(tracking_uri=uri)
 
 
-# -- (2) an experiment whose name is a number ------------------------------------------------------
+# -- an experiment whose name is a number ------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_deleted_experiment_named_under_the_default_view_type_says_so(tmp_path):
     assert len(rows({"trackingUri": uri, "path": "gone", "viewType": "ALL"})) == 1
 
 
-# -- (4) FAILFAST drops data silently in the file store --------------------------------------------
+# -- FAILFAST drops data silently in the file store --------------------------------------------
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_unterminated_last_line_is_left_while_fresh_and_reported_once_stale(file
     ] and "no final newline" in next(r["_bad"] for r in permissive if r["_bad"])
 
 
-# -- (5) passwords never shown ----------------------------------------------------------------------
+# -- passwords never shown ----------------------------------------------------------------------
 
 PASSWORDS = ["Hunter/Two22", "pass word", "pässwörd€", "p@ss", "p:ss:", "100%sure", "a/b@c:d%e f"]
 
@@ -182,7 +182,7 @@ def test_failed_connections_do_not_show_the_password(password):
         assert "127.0.0.1:9" in text
 
 
-# -- (6) SQLite faults say what happened and where ---------------------------------------------------
+# -- SQLite faults say what happened and where ---------------------------------------------------
 
 
 def test_locked_sqlite_store_is_reported_as_locked(small_stores, tmp_path, monkeypatch):
@@ -211,7 +211,7 @@ def test_sqlite_file_that_is_not_a_database_names_the_path(tmp_path):
     assert str(path) in str(error.value) and "not a database" in str(error.value)
 
 
-# -- (8) unclear errors -------------------------------------------------------------------------------
+# -- unclear errors -------------------------------------------------------------------------------
 
 
 def test_databricks_is_a_workspace_not_a_folder():
@@ -266,7 +266,7 @@ def test_bad_start_time_in_meta_yaml_names_the_file(file_store):
     assert str(meta) in str(error.value) and "start_time" in str(error.value)
 
 
-# -- (9) PERMISSIVE reaches the caller ----------------------------------------------------------------
+# -- PERMISSIVE reaches the caller ----------------------------------------------------------------
 
 
 def test_permissive_skips_arrive_as_rows_of_the_corrupt_record_column(file_store):
@@ -296,7 +296,7 @@ def test_stream_of_a_batch_only_table_refuses_from_its_first_call(small_stores):
 
 def test_a_stream_from_a_tracking_server_follows_digests():
     from pyspark_experiments.datasource import ReadRequest
-    from pyspark_experiments.streaming import ExperimentsStreamReader
+    from pyspark_experiments.datasource.stream import ExperimentsStreamReader
 
     request = ReadRequest.from_options({"trackingUri": "http://127.0.0.1:5000", "table": "metrics"}, environ={})
     assert ExperimentsStreamReader(request)._digests

@@ -209,7 +209,7 @@ def test_too_many_series_to_list_is_not_exact():
 
 
 # ------------------------------------------------------------------------------------------------
-# PERMISSIVE skips are never recorded as synced (issue 9, item 1)
+# PERMISSIVE skips are never recorded as synced
 # ------------------------------------------------------------------------------------------------
 
 
@@ -274,7 +274,7 @@ def test_skips_without_a_run_name_their_experiment_or_every_run():
 
 
 # ------------------------------------------------------------------------------------------------
-# A metric file changed in place (issue 9, item 3)
+# A metric file changed in place
 # ------------------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyspark_experiments import jobs
+from pyspark_experiments import redact
 from pyspark_experiments.errors import ConfigurationError
 from pyspark_experiments.sync import SyncConfig, config_from_args
 from pyspark_experiments.sync.cli import _parse
@@ -44,5 +44,5 @@ def test_a_secret_flag_is_hidden_before_anything_prints_it():
     secret = "dapi-flag-Secret-771"
     settings = _parse(["--target-path", "/d", "--rest-option", f"token={secret}"])
     assert settings.cfg.rest_options["token"] == secret
-    assert jobs.hide(f"request failed with {secret}") == "request failed with ***"
+    assert redact.hide(f"request failed with {secret}") == "request failed with ***"
     assert secret not in repr(settings.cfg)

@@ -102,7 +102,7 @@ def test_summary_and_failed_line_report_permissive_skips():
     from datetime import datetime
 
     from pyspark_experiments.jobs import outcome_line
-    from pyspark_experiments.sync.runner import SyncResult
+    from pyspark_experiments.sync.result import SyncResult
 
     result = SyncResult(store="/m", target="/d", mode="full", started_at=datetime(2026, 1, 1), runs=9, new_runs=8,
                         skipped_records=1, skipped_runs=1, skipped_where=["/m/1/abc/meta.yaml, line 1: not valid YAML"])

@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 
 from ...errors import MalformedRecordError, StoreConnectionError, StoreNotFoundError
-from ...uri import redact
+from ...redact import hide_uri
 from ..artifacts import read_artifacts, record_problem
 from ..base import Partition
 from ..problems import Problems
@@ -100,7 +100,7 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
     for) are a malformed answer, not a tree without end.
     """
     root = artifacts_api_path(uri)
-    where = f"run {run_id}: artifact root {redact(uri)!r}"
+    where = f"run {run_id}: artifact root {hide_uri(uri)!r}"
     start = selection.artifact_path.strip("/") if selection.artifact_path else ""
     found = []
     pending = [(start, 1)]
@@ -142,9 +142,10 @@ def list_proxied_run(client, selection, run_id: str, uri: str, problems: Problem
 
 def read_artifacts_rest(client, partition: Partition) -> Iterator[pa.RecordBatch]:
     """List the artifacts of one partition's runs (executor side): ``mlflow-artifacts:/`` roots
-    through the server, any other root where it points (:mod:`..artifacts`)."""
+    through the server, any other root where it points (:mod:`..artifacts`), each remote call
+    there within the store's ``requestTimeout``."""
 
     def through_the_server(selection, run_id, uri, problems):
         return list_proxied_run(client, selection, run_id, uri, problems) if is_proxied(uri) else None
 
-    return read_artifacts(partition, partition.work.items, through_the_server)
+    return read_artifacts(partition, partition.work.items, through_the_server, timeout=client.connection.retry.timeout)

@@ -36,7 +36,7 @@ import os
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError, MissingDependencyError
-from ...uri import redact
+from ...redact import hide
 from .settings import (
     CREDENTIAL_OPTIONS,
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -196,7 +196,7 @@ def workspace_url(host: str, source: str) -> str:
         parts = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"{source}: expected a workspace URL such as https://adb-123.4.azuredatabricks.net, "
-                                 f"got {redact(host)!r}")
+                                 f"got {hide(host)!r}")
     if parts.username is not None:
         raise ConfigurationError(f"{source}: the workspace URL must not hold credentials; expected the form "
                                  f"https://adb-123.4.azuredatabricks.net")
@@ -205,7 +205,7 @@ def workspace_url(host: str, source: str) -> str:
     on_databricks = parts.hostname.lower().endswith(DATABRICKS_DOMAINS)
     if parts.query or parts.fragment or (path and on_databricks):
         log.info("%s: %r read as the workspace %s (a browser URL's path, query and fragment are not part of it)",
-                 source, redact(host), origin)
+                 source, hide(host), origin)
         return origin
     return origin + path
 

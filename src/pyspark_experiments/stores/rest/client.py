@@ -42,6 +42,7 @@ from ...errors import (
     StoreConnectionError,
     StoreNotFoundError,
 )
+from ...redact import hide, remember, remember_login
 from .settings import RETRY_STATUSES, Connection
 
 log = logging.getLogger("pyspark_experiments.rest")
@@ -109,6 +110,11 @@ class RestClient:
 
     def __init__(self, connection: Connection, sleep=time.sleep, clock=time.monotonic, jitter=random.random) -> None:
         self.connection = connection
+        credential = connection.credential
+        if credential.kind == "basic":
+            remember_login(credential.username, credential.secret)
+        else:  # a token; for OAuth machine-to-machine also the client id
+            remember(credential.secret, credential.username if credential.kind == "oauth-m2m" else None)
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -169,39 +175,16 @@ class RestClient:
         return {}
 
     def scrub(self, text: str) -> str:
-        """``text`` with the credential's secret (and user name) replaced by ``***``.
+        """``text`` with the credential hidden in every form a server may echo it in (plain,
+        URL-encoded, base64, the base64 of a Basic ``Authorization`` header): the registry
+        (:mod:`pyspark_experiments.redact`) learnt it when this client was made.
 
         Example::
 
             >>> client.scrub("token dapi123 rejected")  # with token 'dapi123'
             'token *** rejected'
         """
-        from ...uri import redact
-
-        text = redact(str(text))
-        for form in self._secret_forms():
-            text = text.replace(form, "***")
-        return text
-
-    def _secret_forms(self) -> list[str]:
-        """Every form in which the credential may come back in a server's words: plain,
-        URL-encoded, and the base64 of a Basic ``Authorization`` header; longest first."""
-        from urllib.parse import quote
-
-        credential = self.connection.credential
-        forms = set()
-        encoded = []
-        for secret in (credential.secret, credential.username if credential.kind == "oauth-m2m" else None):
-            if secret and len(secret) >= 4:
-                forms.update((secret, quote(secret, safe=""), quote(secret)))
-                encoded.append(secret)
-        if credential.kind == "basic" and credential.secret:
-            encoded.append(f"{credential.username}:{credential.secret}")
-        for text in encoded:
-            raw = text.encode("utf-8", "surrogatepass")
-            for form in (base64.standard_b64encode(raw), base64.urlsafe_b64encode(raw)):
-                forms.update((form.decode("ascii"), form.decode("ascii").rstrip("=")))
-        return sorted(forms, key=len, reverse=True)
+        return hide(text)
 
     # -- calls -------------------------------------------------------------------------------------
 

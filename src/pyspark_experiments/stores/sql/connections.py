@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import pyarrow as pa
 
 from ...errors import MissingDependencyError, StoreConnectionError, StoreNotFoundError, UnsupportedStoreError
-from ...uri import redact, remember_secrets, split_userinfo
+from ...redact import hide, remember, remember_uri, split_userinfo
 from ..planning import BATCH_ROWS, chunk
 from .dialects import DIALECTS, IN_LIST, JSON_LIST, Dialect, numbered_placeholders
 
@@ -43,6 +43,7 @@ def postgres_parameters(location: str) -> dict[str, str]:
         >>> postgres_parameters("postgresql://bob:Hunter/Two22@db/mlflow")["password"]
         'Hunter/Two22'
     """
+    remember_uri(location)
     _, user, password, rest = split_userinfo(location)
     if user is None:
         rest = location.split("://", 1)[1]
@@ -217,8 +218,8 @@ class SqlConnections:
         """A connection to the store, its schema checked. ``reading``: for an executor's read
         (ADBC; planning uses the DB-API drivers, see the module's notes). An ADBC error while
         the block runs becomes a :class:`StoreConnectionError` naming the store."""
-        # On an executor the URI arrives pickled: make its credentials known to redact() here too.
-        remember_secrets(self.uri.location)
+        # On an executor the URI arrives pickled: make its credentials known to the registry here too.
+        remember_uri(self.uri.location)
         if self.uri.scheme == "sqlite":
             connection = self._connect_sqlite_adbc() if reading else self._connect_sqlite()
         elif self.uri.scheme == "postgresql":
@@ -246,11 +247,9 @@ class SqlConnections:
         return StoreConnectionError(f"reading {self.uri.display}: {self._redacted(error)}")
 
     def _redacted(self, error) -> str:
-        text = redact(str(error)).strip()
-        password = postgres_parameters(self.uri.location).get("password") if self.uri.scheme == "postgresql" else None
-        for form in {password, quote(password or "", safe=""), quote(password or "")} - {None, ""}:
-            text = text.replace(form, "***")
-        return text
+        if self.uri.scheme == "postgresql":  # a password given as a libpq keyword or query argument
+            remember(postgres_parameters(self.uri.location).get("password"))
+        return hide(error).strip()
 
     @property
     def _sqlite_path(self) -> str:

@@ -30,7 +30,8 @@ import re
 from urllib.parse import parse_qsl, quote, unquote
 
 from ...errors import ConfigurationError, MissingDependencyError, StoreConnectionError, StoreNotFoundError
-from ...uri import MYSQL_DRIVERS, redact, split_userinfo
+from ...redact import hide, remember_uri, split_userinfo
+from ...uri import MYSQL_DRIVERS
 
 DEFAULT_PORT = 3306
 CONNECT_TIMEOUT_S = 10
@@ -81,10 +82,11 @@ def mysql_parameters(location: str, environ=None) -> dict:
         'Hunter/Two22'
     """
     environ = os.environ if environ is None else environ
+    remember_uri(location)
     scheme = location.split("://", 1)[0].lower()
     if scheme not in MYSQL_DRIVERS:
         raise ConfigurationError(
-            f"tracking URI {redact(location)!r}: unknown MySQL driver {scheme!r}; expected one of {', '.join(MYSQL_DRIVERS)}"
+            f"tracking URI {hide(location)!r}: unknown MySQL driver {scheme!r}; expected one of {', '.join(MYSQL_DRIVERS)}"
         )
     _, user, password, rest = split_userinfo(location)
     if user is None:
@@ -97,7 +99,7 @@ def mysql_parameters(location: str, environ=None) -> dict:
     else:
         host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
     if port and not port.isdigit():
-        raise ConfigurationError(f"tracking URI {redact(location)!r}: port {port!r} is not a number")
+        raise ConfigurationError(f"tracking URI {hide(location)!r}: port {port!r} is not a number")
     params: dict = {"host": unquote(host) or "localhost", "port": int(port or DEFAULT_PORT),
                     "connect_timeout": CONNECT_TIMEOUT_S}
     if database:
@@ -110,13 +112,13 @@ def mysql_parameters(location: str, environ=None) -> dict:
         convert = _QUERY_ARGUMENTS.get(name)
         if convert is None:
             raise ConfigurationError(
-                f"tracking URI {redact(location)!r}: unknown query argument {name!r}; "
+                f"tracking URI {hide(location)!r}: unknown query argument {name!r}; "
                 f"expected one of {', '.join(sorted(_QUERY_ARGUMENTS))}"
             )
         try:
             params[name] = convert(value)
         except ValueError:
-            raise ConfigurationError(f"tracking URI {redact(location)!r}: {name}={redact(value)!r} is not a number") from None
+            raise ConfigurationError(f"tracking URI {hide(location)!r}: {name}={hide(value)!r} is not a number") from None
     for name, variable in _TLS_FILES:
         if environ.get(variable) and name not in params:
             params[name] = environ[variable]
@@ -124,7 +126,7 @@ def mysql_parameters(location: str, environ=None) -> dict:
         params.pop("host")
     if "database" not in params:
         raise ConfigurationError(
-            f"tracking URI {redact(location)!r} names no database; expected mysql://user:password@host:port/database"
+            f"tracking URI {hide(location)!r} names no database; expected mysql://user:password@host:port/database"
         )
     return params
 
@@ -216,8 +218,8 @@ def arrow_reader(location: str):
         try:
             return connectorx.read_sql(url, quote_reserved(inline_parameters(sql, values)), return_type="arrow")
         except Exception as error:  # connectorx raises RuntimeError / PanicException with the URL's parts
-            text = redact(str(error)).replace(params.get("password") or "\0", "***")
-            raise StoreConnectionError(f"reading metric points from {redact(location)}: {text}") from None
+            text = hide(error)
+            raise StoreConnectionError(f"reading metric points from {hide(location)}: {text}") from None
 
     return read
 
@@ -280,14 +282,14 @@ def connect_mysql(location: str, display: str) -> MySqlConnection:
     except OSError as error:  # PyMySQL loads the TLS files before it connects: one that is not PEM
         files = ", ".join(f"{name}={params[name]!r}" for name, _ in _TLS_FILES if params.get(name))
         raise ConfigurationError(f"cannot connect to {display}: the TLS files ({files}) cannot be loaded: "
-                                 f"{redact(str(error))}") from None
+                                 f"{hide(str(error))}") from None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
     except pymysql.err.MySQLError as error:
         connection.close()
-        raise StoreConnectionError(f"cannot start a read-only snapshot of {display}: {redact(str(error))}") from None
+        raise StoreConnectionError(f"cannot start a read-only snapshot of {display}: {hide(str(error))}") from None
     return MySqlConnection(connection)
 
 
@@ -322,7 +324,7 @@ def connection_error(error, params: dict, display: str) -> Exception:
         "cannot connect to mysql://bob:***@db/mlflow: access denied for user 'bob'"
     """
     code = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    text = redact(str(error.args[1] if len(error.args) > 1 else error)).strip()
+    text = hide(str(error.args[1] if len(error.args) > 1 else error)).strip()
     where = params.get("unix_socket") or f"{params.get('host')}:{params.get('port')}"
     if code == _ACCESS_DENIED:
         return StoreConnectionError(

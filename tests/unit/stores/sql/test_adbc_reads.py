@@ -1,4 +1,4 @@
-"""SQL stores read through ADBC (issue 13): the read-only guarantee, column types that ADBC
+"""SQL stores read through ADBC: the read-only guarantee, column types that ADBC
 SQLite would otherwise guess from a first batch of NULLs, lock and damage errors on the read
 path, and MLflow's encodings applied as Arrow compute. Real SQLite stores written by mlflow;
 no Spark.

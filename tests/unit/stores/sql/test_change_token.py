@@ -1,4 +1,4 @@
-"""Change tokens (issue 13, the sync's fixed cost): a SQLite store's token stays the same while
+"""Change tokens (the sync's fixed cost): a SQLite store's token stays the same while
 nothing is written and changes with every write mlflow makes; where the database cannot vouch
 for its counter (WAL mode, not SQLite) there is no token. Real stores written by mlflow.
 """
@@ -110,7 +110,7 @@ def test_a_stream_trigger_on_an_unchanged_store_reuses_the_last_scan(store):
     """The stream reader's offsets: while the token holds, the last scan's content is returned
     as it was (the same object: no scan); after a write, a new scan that sees it."""
     from pyspark_experiments.datasource import ReadRequest
-    from pyspark_experiments.streaming import ExperimentsStreamReader
+    from pyspark_experiments.datasource.stream import ExperimentsStreamReader
 
     path, run, client = store
     reader = ExperimentsStreamReader(ReadRequest.from_options(

@@ -1,4 +1,4 @@
-"""Metric marks (issue 13, the sync's fixed cost): on SQLite, the series that got points since an
+"""Metric marks (the sync's fixed cost): on SQLite, the series that got points since an
 earlier scan come from the rows past a mark, not from a scan of every series. Checked against
 full scans of a real store written by mlflow, including a purge whose rowids SQLite reuses.
 """

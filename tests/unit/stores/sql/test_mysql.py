@@ -14,11 +14,12 @@ from pyspark_experiments.errors import (
     StoreConnectionError,
     StoreNotFoundError,
 )
+from pyspark_experiments.redact import hide as redact
 from pyspark_experiments.stores import open_store
 from pyspark_experiments.stores.sql import mysql as mysql_dialect
 from pyspark_experiments.stores.sql.dialects import DIALECTS
 from pyspark_experiments.stores.sql.mysql import arrow_reader, connection_error, mysql_parameters, quote_reserved, sql_literal
-from pyspark_experiments.uri import redact, resolve_tracking_uri
+from pyspark_experiments.uri import resolve_tracking_uri
 
 SECRET = "S3cr/et:@ 'x%"
 ENCODED_SECRET = "S3cr%2Fet%3A%40%20%27x%25"

@@ -1,4 +1,4 @@
-"""Rowid spans (issue 13): on SQLite, a read of most runs' metric history is planned as spans of
+"""Rowid spans: on SQLite, a read of most runs' metric history is planned as spans of
 the ``metrics`` table's rowids, each scanned in table order, instead of counting each run's
 points first. Checked against mlflow's own ``get_metric_history`` on a real store whose runs
 logged their points interleaved, with deleted runs, NaN and infinities, and every narrowing

@@ -1,42 +1,48 @@
-"""The ``experiments`` Spark data source: options in, store partitions out, Arrow batches back.
+"""The options of the ``experiments`` source: what they mean, which table takes which, and the
+validated :class:`ReadRequest` they make.
 
-This adapter is thin on purpose: it validates options, resolves the tracking URI and the
-experiments (on the driver), asks the store backend for partitions, and on each executor
-yields the backend's record batches.
+An option that cannot narrow a table is an error naming the option, the table and the options
+that do apply, rather than being ignored. How the tables of artifacts, logged models and the
+registry take them:
+
+- ``artifacts``: a run table: the load path, ``viewType``, ``runIds`` and ``startTimeAfter``
+  select runs as for ``runs``; ``artifactPath``, ``maxDepth``, ``withContent``,
+  ``maxContentBytes`` shape the listing; ``partitionSize`` / ``numPartitions`` count runs.
+- ``models``: the load path selects experiments; ``viewType`` filters the models' own lifecycle
+  stage (as ``search_logged_models``, which returns active models only); ``runIds`` keeps the
+  models whose ``source_run_id`` is listed.
+- ``registered_models``: the whole registry of the store; only ``mode`` applies (and
+  ``viewType`` ``ACTIVE_ONLY`` / ``ALL``: a deleted registered model is gone from the store).
+- ``model_versions``: the whole registry; ``viewType`` ``DELETED_ONLY`` / ``ALL`` add the versions
+  MLflow keeps as deleted (``current_stage`` ``Deleted_Internal``); ``runIds`` keeps the
+  versions whose ``run_id`` is listed.
 
 Example::
 
-    >>> df = (spark.read.format("experiments")
-    ...       .option("trackingUri", "sqlite:///mlflow.db")
-    ...       .option("table", "metrics")
-    ...       .option("metricKeys", "loss,val/acc")
-    ...       .load("my-experiment"))
+    >>> ReadRequest.from_options({"table": "params", "runIds": "a,b"}).run_ids
+    ('a', 'b')
+    >>> check_table_options("registered_models", {"runids": "abc"}, None)
+    Traceback (most recent call last):
+    ...
+    pyspark_experiments.errors.ConfigurationError: option 'runIds' does not apply to table 'registered_models'; ...
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pyarrow as pa
-from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from .. import tables
+from ..errors import ConfigurationError
+from ..stores import open_store
+from ..stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
+from ..stores.base import MODES, VIEW_TYPES, Selection
+from ..stores.resolve import resolve_experiments
+from ..stores.rest.settings import REST_OPTIONS
+from ..uri import TrackingUri, resolve_tracking_uri
 
-from . import tables
-from .errors import ConfigurationError, ExperimentsError
-from .stores import open_store
-from .stores.artifacts import DEFAULT_CONTENT_MAX_BYTES
-from .stores.base import MODES, VIEW_TYPES, Selection
-from .stores.problems import collect_skipped
-from .stores.resolve import resolve_experiments
-from .stores.rest.settings import REST_OPTIONS
-from .streaming import ExperimentsStreamReader, RefusedStream
-from .table_options import artifact_path_option, bool_option, check_table_options
-from .uri import TrackingUri, resolve_tracking_uri
-
-# Option names as users write them; Spark hands them to us lower-cased.
 OPTIONS = (
     "trackingUri",
     "table",
@@ -52,7 +58,7 @@ OPTIONS = (
     "experimentIds",
     "experimentNames",
     "columnNameOfCorruptRecord",
-    # table `artifacts` (see table_options.py for which options apply to which table)
+    # table `artifacts` (ARTIFACT_OPTIONS; check_table_options says which table takes which)
     "artifactPath",
     "maxDepth",
     "withContent",
@@ -61,6 +67,100 @@ OPTIONS = (
     *REST_OPTIONS,
 )
 _CANONICAL = {name.lower(): name for name in OPTIONS}
+
+#: Options of the artifact listing (lower-cased as Spark hands them over -> as users write them).
+ARTIFACT_OPTIONS = {
+    "artifactpath": "artifactPath",
+    "maxdepth": "maxDepth",
+    "withcontent": "withContent",
+    "maxcontentbytes": "maxContentBytes",
+}
+
+# Connection options of tracking servers (credentials, TLS, retries) apply to every table.
+_CONNECTION = {o.lower() for o in REST_OPTIONS}
+_COMMON = {"trackinguri", "table", "mode", "partitionsize", "numpartitions", "columnnameofcorruptrecord", *_CONNECTION}
+_EXPERIMENTS = {"experimentids", "experimentnames"}
+_APPLIES = {
+    tables.ARTIFACTS: _COMMON | _EXPERIMENTS | {"viewtype", "runids", "starttimeafter", *ARTIFACT_OPTIONS},
+    tables.MODELS: _COMMON | _EXPERIMENTS | {"viewtype", "runids"},
+    tables.REGISTERED_MODELS: _COMMON | {"viewtype"},
+    tables.MODEL_VERSIONS: _COMMON | {"viewtype", "runids"},
+}
+
+
+def check_table_options(table: str, given: dict, path: str | None) -> None:
+    """Raise :class:`ConfigurationError` for an option (or load path) that ``table`` cannot use.
+
+    ``given`` holds the options lower-cased, without the load path, which is ``path``.
+
+    Example::
+
+        >>> check_table_options("artifacts", {"maxdepth": "2"}, "my-experiment")
+        >>> check_table_options("runs", {"maxdepth": "2"}, None)
+        Traceback (most recent call last):
+        ...
+        pyspark_experiments.errors.ConfigurationError: option 'maxDepth' only applies to table 'artifacts'
+    """
+    if table not in _APPLIES:
+        for option in given:
+            if option in ARTIFACT_OPTIONS:
+                raise ConfigurationError(f"option {ARTIFACT_OPTIONS[option]!r} only applies to table 'artifacts'")
+        return
+    allowed = _APPLIES[table]
+    for option in sorted(given):
+        if option not in allowed:
+            valid = ", ".join(sorted(_CANONICAL[o] for o in allowed - _CONNECTION))
+            raise ConfigurationError(
+                f"option {_CANONICAL.get(option, option)!r} does not apply to table {table!r}; options that do: {valid} "
+                f"(and a tracking server's connection options)"
+            )
+    if table in tables.REGISTRY_TABLES and path and str(path).strip():
+        raise ConfigurationError(
+            f"table {table!r} is the model registry of the whole store, not of experiments: load() takes "
+            f"no path for it (got {str(path)!r}); filter the DataFrame by name instead"
+        )
+    if table == tables.REGISTERED_MODELS and str(given.get("viewtype", "")).strip().upper() == "DELETED_ONLY":
+        raise ConfigurationError(
+            "option 'viewType': 'DELETED_ONLY' does not apply to table 'registered_models' (MLflow removes a "
+            "deleted registered model from the store); use ACTIVE_ONLY or ALL"
+        )
+    if "maxcontentbytes" in given and str(given.get("withcontent", "false")).strip().lower() != "true":
+        raise ConfigurationError("option 'maxContentBytes' needs option('withContent', 'true')")
+
+
+def bool_option(option: str, value: str | None) -> bool:
+    """``true`` / ``false`` (any case); anything else is an error naming the option.
+
+    Example::
+
+        >>> bool_option("withContent", "TRUE")
+        True
+    """
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigurationError(f"option {option!r}: expected true or false, got {value!r}")
+    return text == "true"
+
+
+def artifact_path_option(value: str | None) -> str | None:
+    """``artifactPath``: a folder relative to each run's artifact root, ``/``-separated.
+
+    Example::
+
+        >>> artifact_path_option("/eval/plots/")
+        'eval/plots'
+    """
+    if value is None or not str(value).strip().strip("/"):
+        return None
+    path = str(value).strip().strip("/")
+    if any(part in ("", ".", "..") for part in path.split("/")) or "\\" in path:
+        raise ConfigurationError(
+            f"option 'artifactPath': expected a folder relative to the run's artifact root such as "
+            f"'eval/plots' (no '.', '..', empty parts or backslashes), got {value!r}"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -319,114 +419,6 @@ def _time_option(option: str, value: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-class ExperimentsDataSource(DataSource):
-    """``spark.read.format("experiments")``: MLflow tracking stores as DataFrames.
-
-    Example::
-
-        >>> spark.dataSource.register(ExperimentsDataSource)
-        >>> spark.read.format("experiments").option("table", "experiments").load().count()
-        3
-    """
-
-    @classmethod
-    def name(cls) -> str:
-        return "experiments"
-
-    def __init__(self, options) -> None:
-        super().__init__(options)
-        self.request = ReadRequest.from_options(options)
-
-    def schema(self):
-        return self.request.schema
-
-    def reader(self, schema) -> ExperimentsReader:
-        return ExperimentsReader(self.request)
-
-    def streamReader(self, schema):
-        try:
-            return ExperimentsStreamReader(self.request)
-        except ExperimentsError as error:
-            return RefusedStream(error)
-
-
-class StorePartition(InputPartition):
-    """A Spark input partition wrapping one backend :class:`~.stores.base.Partition`."""
-
-    def __init__(self, partition) -> None:
-        super().__init__(partition.index)
-        self.partition = partition
-
-    def __repr__(self) -> str:
-        return f"StorePartition({self.partition.index})"
-
-
-class ExperimentsReader(DataSourceReader):
-    """Plans on the driver, reads on the executors."""
-
-    def __init__(self, request: ReadRequest) -> None:
-        self.request = request
-
-    def partitions(self) -> list[StorePartition]:
-        store = self.request.open_store()
-        return [StorePartition(p) for p in store.plan(self.request.selection(store))]
-
-    def read(self, partition) -> Iterator:
-        if not isinstance(partition, StorePartition):
-            return  # a plan with no partitions: Spark still asks for one
-        yield from read_partition(self.request.open_store(), partition.partition, self.request)
-
-
-def read_partition(store, partition, request: ReadRequest) -> Iterator:
-    """A store partition's batches as Spark receives them: with option
-    ``columnNameOfCorruptRecord``, good rows carry a null in that column and every record a
-    PERMISSIVE read skipped follows as a row of its own (place and reason in the column)."""
-    column = request.corrupt_record_column
-    if not column:
-        yield from store.read(partition)
-        return
-    schema = tables.arrow_with_corrupt_record(request.table, column)
-    with collect_skipped() as skipped:
-        for batch in store.read(partition):
-            nulls = pa.nulls(batch.num_rows, type=pa.string())
-            yield pa.RecordBatch.from_arrays([*batch.columns, nulls], schema=schema)
-    if skipped:
-        yield skipped_batch(schema, column, skipped)
-
-
-def skipped_batch(schema, column: str, skipped) -> pa.RecordBatch:
-    """Rows for skipped records: experiment and run id where known, the place and reason in
-    ``column``, null elsewhere.
-
-    Example::
-
-        >>> from pyspark_experiments.stores.problems import SkippedRecord
-        >>> schema = tables.arrow_with_corrupt_record("params", "_bad")
-        >>> skipped_batch(schema, "_bad", [SkippedRecord("/m/1/r/params/p: not UTF-8", "1", "r")]).to_pylist()
-        [{'experiment_id': '1', 'run_id': 'r', 'key': None, 'value': None, '_bad': '/m/1/r/params/p: not UTF-8'}]
-    """
-    known = {
-        "experiment_id": [s.experiment_id for s in skipped],
-        "run_id": [s.run_id for s in skipped],
-        column: [s.where for s in skipped],
-    }
-    arrays = [pa.array(known.get(f.name, [None] * len(skipped)), type=f.type) for f in schema]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def plan_read(options: dict, environ=None):
-    """Plan a read without Spark: the resolved selection and its partitions (for tools and tests).
-
-    Example::
-
-        >>> selection, parts = plan_read({"trackingUri": "sqlite:///mlflow.db", "table": "runs"})
-        >>> len(parts) >= 1
-        True
-    """
-    request = ReadRequest.from_options(options, environ)
-    store = request.open_store()
-    selection = request.selection(store, environ)
-    return selection, store.plan(selection)
-
-
-__all__ = ["ExperimentsDataSource", "ExperimentsReader", "ReadRequest", "StorePartition", "plan_read", "read_partition"]
+__all__ = [
+    "ARTIFACT_OPTIONS", "OPTIONS", "ReadRequest", "artifact_path_option", "bool_option", "check_table_options",
+]

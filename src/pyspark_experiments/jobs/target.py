@@ -1,6 +1,6 @@
 """A Delta target: a folder of Delta tables or a catalog schema, through SQL only.
 
-Every writer of synced tables (the sync, later the analytics job and the cleanup command) goes
+Every writer of synced tables (the sync, the analytics job and the cleanup command) goes
 through :class:`DeltaTarget`. It uses only SparkSession SQL and DataFrame APIs, so it works the
 same from a classic session and from a Spark Connect session (Delta's Python ``DeltaTable`` API
 does not work over Connect).
@@ -25,7 +25,7 @@ import time
 import uuid
 
 from ..errors import ConfigurationError, TargetError, TargetLockedError
-from ..uri import redact
+from ..redact import hide
 
 # Error markers of a Delta commit that lost a race against another writer.
 _CONFLICT_MARKERS = (
@@ -220,7 +220,7 @@ class DeltaTarget:
             's3a://key:***@bucket/m (folder of Delta tables)'
         """
         if self.path:
-            return f"{redact(self.path)} (folder of Delta tables)"
+            return f"{hide(self.path)} (folder of Delta tables)"
         return f"{self.schema} (catalog schema)"
 
     # -- names -------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class DeltaTarget:
                 time.sleep(0.25 * (attempt + 1))
         if self._exists_now(table):
             return False
-        first_line = redact(str(last).strip().splitlines()[0]) if last else ""
+        first_line = hide(str(last).strip().splitlines()[0]) if last else ""
         if last is not None and is_conflict(last):
             raise TargetLockedError(
                 f"another job is creating the table {table} of {self.display} at the same moment; "
@@ -369,17 +369,23 @@ class DeltaTarget:
             return self.spark.read.format("delta").load(self.name(table))
         return self.spark.read.table(self.name(table))
 
-    def write(self, df, table: str, mode: str, user_metadata: str | None = None) -> None:
+    def write(self, df, table: str, mode: str, user_metadata: str | None = None, *,
+              overwrite_schema: bool = False) -> None:
         """Write ``df`` to ``table`` in one commit: ``append`` or ``overwrite``;
-        ``user_metadata`` is kept with the commit (``userMetadata`` in :meth:`history`).
+        ``user_metadata`` is kept with the commit (``userMetadata`` in :meth:`history`);
+        ``overwrite_schema`` lets an overwrite replace the table's columns too (a table that is
+        recomputed whole, such as an analytics table).
 
         Example::
 
             >>> target.write(df, "runs", "append")                             # doctest: +SKIP
+            >>> target.write(df, "analytics_total_runs", "overwrite", overwrite_schema=True)   # doctest: +SKIP
         """
         if mode not in ("append", "overwrite"):
             raise TargetError(f"write mode {mode!r}: expected append or overwrite")
         writer = df.write.format("delta").mode(mode)
+        if overwrite_schema:
+            writer = writer.option("overwriteSchema", "true")
         if user_metadata is not None:
             writer = writer.option("userMetadata", user_metadata)
         if self.path:
@@ -497,7 +503,7 @@ class DeltaTarget:
             rows = (self.spark.read.text([pattern, pattern], wholetext=True)
                     .select("value", "_metadata.file_name").collect())
         except Exception as error:  # none of them (PATH_NOT_FOUND), no access: the caller falls back
-            log.debug("commits %s of %s not read from the log: %s", list(versions), table, redact(str(error)))
+            log.debug("commits %s of %s not read from the log: %s", list(versions), table, hide(str(error)))
             return None
         found: dict[int, dict] = {}
         for text, file_name in rows:
@@ -577,7 +583,7 @@ class DeltaTarget:
                 return None
             files = self.spark.read.format("binaryFile").load("{}/{}.json".format(folder, "[0-9]" * 20)).inputFiles()
         except Exception as error:  # no commit file (PATH_NOT_FOUND), no access
-            log.debug("the log of %s not listed: %s", table, redact(str(error)))
+            log.debug("the log of %s not listed: %s", table, hide(str(error)))
             return None
         if not files:
             return None

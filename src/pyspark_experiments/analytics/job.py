@@ -8,14 +8,14 @@ Tables written (overwritten each run; see ``docs/analytics.md`` for their column
                                    configured metric, with ``metric`` and ``mode`` columns
 ``analytics_runs_per_user``        :func:`~pyspark_experiments.analytics.runs_per_user`
 ``analytics_runs_over_time``       :func:`~pyspark_experiments.analytics.runs_over_time`
-``analytics_run_totals``           :func:`~pyspark_experiments.analytics.run_totals` by user,
+``analytics_run_totals``           :func:`~pyspark_experiments.run_totals` by user,
                                    experiment and status: ``by``, ``key``, ``runs``
 ``analytics_total_runs``           :func:`~pyspark_experiments.analytics.total_runs`
 ``analytics_run_health``           :func:`~pyspark_experiments.analytics.run_health`
 ``analytics_stuck_runs``           :func:`~pyspark_experiments.analytics.stuck_runs`
 ``analytics_leaderboard``          :func:`~pyspark_experiments.analytics.leaderboard` per
                                    metric, with a ``metric`` column
-``analytics_metric_history``       :func:`~pyspark_experiments.analytics.metric_history_summary`
+``analytics_metric_history``       :func:`~pyspark_experiments.metric_history_summary`
 ``analytics_quota_usage``          :func:`~pyspark_experiments.analytics.quota_usage` (flagged)
 =================================  =========================================================
 
@@ -24,8 +24,9 @@ the tables hold, deleted ones included, since they count against a limit until p
 
 Example::
 
-    >>> from pyspark_experiments.analytics_job import run_analytics, JobConfig
-    >>> run_analytics(spark, JobConfig(target_path="/data/mlflow-delta")).tables   # doctest: +SKIP
+    >>> from pyspark_experiments.analytics.job import run_analytics
+    >>> from pyspark_experiments.analytics.config import AnalyticsConfig
+    >>> run_analytics(spark, AnalyticsConfig(target_path="/data/mlflow-delta")).tables   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -39,10 +40,16 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .. import analytics, jobs
-from ..target import TargetLock
-from . import _cli
-from .config import JobConfig
+from ..jobs.lock import locked
+from ..jobs.output import Progress
+from .activity import run_totals, runs_over_time, runs_per_user, total_runs
+from .config import AnalyticsConfig
+from .health import run_health, stuck_runs
+from .history import metric_history_summary
+from .inputs import read_tables, source_display
+from .leaderboard import leaderboard
+from .quota import quota_usage
+from .trend import metric_trend
 
 log = logging.getLogger("pyspark_experiments.analytics")
 
@@ -91,14 +98,14 @@ def active(runs: DataFrame) -> DataFrame:
     return runs.where(F.coalesce(F.col("lifecycle_stage"), F.lit("active")) != "deleted")
 
 
-def analytics_tables(tables: dict[str, DataFrame], cfg: JobConfig, metrics: list[str],
+def analytics_tables(tables: dict[str, DataFrame], cfg: AnalyticsConfig, metrics: list[str],
                      now: dt.datetime | None = None) -> dict[str, Callable[[], DataFrame]]:
     """``{table name: function returning its DataFrame}``: what the job writes, from the
     ``runs``, ``metrics`` and ``experiments`` DataFrames (lazy; nothing is computed here).
 
     Example::
 
-        >>> plan = analytics_tables(tables, JobConfig(target_path="/d"), ["loss"])       # doctest: +SKIP
+        >>> plan = analytics_tables(tables, AnalyticsConfig(target_path="/d"), ["loss"])  # doctest: +SKIP
         >>> plan["analytics_total_runs"]().show()                                      # doctest: +SKIP
     """
     runs, every_run = active(tables["runs"]), tables["runs"]
@@ -117,79 +124,63 @@ def analytics_tables(tables: dict[str, DataFrame], cfg: JobConfig, metrics: list
     def totals() -> DataFrame:
         out = None
         for by, column in (("user", "user_id"), ("experiment", "experiment_id"), ("status", "status")):
-            frame = analytics.run_totals(runs, by=by).select(F.lit(by).alias("by"), F.col(column).alias("key"), "runs")
+            frame = run_totals(runs, by=by).select(F.lit(by).alias("by"), F.col(column).alias("key"), "runs")
             out = frame if out is None else out.unionByName(frame)
         return out
 
     def history() -> DataFrame:
         kept = tables["metrics"].join(runs.select("run_id"), "run_id", "left_semi")
-        return analytics.metric_history_summary(kept, exact=cfg.exact_history)
+        return metric_history_summary(kept, exact=cfg.exact_history)
 
     return {
-        PREFIX + "metric_trend": lambda: per_metric(lambda m, mode: analytics.metric_trend(runs, m, period=period, mode=mode)),
-        PREFIX + "runs_per_user": lambda: analytics.runs_per_user(runs, period=period),
-        PREFIX + "runs_over_time": lambda: analytics.runs_over_time(runs, period=period),
+        PREFIX + "metric_trend": lambda: per_metric(lambda m, mode: metric_trend(runs, m, period=period, mode=mode)),
+        PREFIX + "runs_per_user": lambda: runs_per_user(runs, period=period),
+        PREFIX + "runs_over_time": lambda: runs_over_time(runs, period=period),
         PREFIX + "run_totals": totals,
-        PREFIX + "total_runs": lambda: analytics.total_runs(runs),
-        PREFIX + "run_health": lambda: analytics.run_health(runs),
-        PREFIX + "stuck_runs": lambda: analytics.stuck_runs(runs, older_than=dt.timedelta(hours=cfg.stuck_hours), now=now),
-        PREFIX + "leaderboard": lambda: per_metric(lambda m, mode: analytics.leaderboard(runs, m, n=cfg.leaderboard_size, mode=mode)),
+        PREFIX + "total_runs": lambda: total_runs(runs),
+        PREFIX + "run_health": lambda: run_health(runs),
+        PREFIX + "stuck_runs": lambda: stuck_runs(runs, older_than=dt.timedelta(hours=cfg.stuck_hours), now=now),
+        PREFIX + "leaderboard": lambda: per_metric(lambda m, mode: leaderboard(runs, m, n=cfg.leaderboard_size, mode=mode)),
         PREFIX + "metric_history": history,
-        PREFIX + "quota_usage": lambda: analytics.quota_usage(every_run, metrics=tables["metrics"], experiments=tables["experiments"],
+        PREFIX + "quota_usage": lambda: quota_usage(every_run, metrics=tables["metrics"], experiments=tables["experiments"],
                                                               limits=cfg.limits(), margin=cfg.margin),
     }
 
 
-def run_analytics(spark, cfg: JobConfig, *, progress: bool = False, now: dt.datetime | None = None) -> AnalyticsResult:
-    """Compute the analytics tables and overwrite them in the target, holding the target's lock
-    (the sync's: sync, cleanup and analytics never write one target at once).
+def run_analytics(spark, cfg: AnalyticsConfig, *, progress: bool = False, now: dt.datetime | None = None) -> AnalyticsResult:
+    """Compute the analytics tables and overwrite them in the target (through
+    :meth:`~pyspark_experiments.jobs.target.DeltaTarget.write`), holding the target's lock (the
+    sync's: sync, cleanup and analytics never write one target at once).
 
     Raises :class:`~pyspark_experiments.errors.TargetLockedError` when another job holds the
     target, :class:`~pyspark_experiments.errors.ConfigurationError` for invalid settings.
 
     Example::
 
-        >>> run_analytics(spark, JobConfig(target_path="/data/mlflow-delta", metrics=("loss",)))  # doctest: +SKIP
+        >>> run_analytics(spark, AnalyticsConfig(target_path="/data/mlflow-delta", metrics=("loss",)))  # doctest: +SKIP
     """
     started = time.monotonic()
-    cfg = cfg.validate(need_target=True)
-    target = _cli.target_of(spark, cfg)
+    cfg = cfg.validate()
+    target = cfg.target(spark)
     reading = cfg.read_from()
-    source = target.display if reading == "target" else _store_display(cfg)
+    source = source_display(cfg, reading)
     log.info("analytics: %s %s -> %s", reading, source, target.display)
-    tables = _cli.read_tables(spark, cfg)
-    show = jobs.Progress("analytics", progress, steps=12, logger=log)
+    tables = read_tables(spark, cfg, source=reading)
+    show = Progress("analytics", progress, steps=12, logger=log)
     show.step("taking the target's lock")
-    target.prepare()
-    lock = TargetLock(target, job="analytics", timeout_minutes=cfg.lock_timeout_minutes)
-    lock.ensure_table()
-    lock.acquire()
     result = AnalyticsResult(source, target.display, reading)
     runs = tables["runs"]
     runs.cache()
     try:
-        metrics = list(cfg.metrics or ()) or default_metrics(active(runs))
-        for name, build in analytics_tables(tables, cfg, metrics, now=now).items():
-            show.step(f"writing {name}")
-            writer = build().write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-            if target.path:
-                writer.save(target.name(name))
-            else:
-                writer.saveAsTable(target.name(name).replace("`", ""))
-            result.tables[name] = target.read(name).count()
-        show.step("releasing the lock")
-        lock.release()
-    except BaseException:
-        lock.give_up()
-        raise
+        with locked(target, job="analytics", timeout_minutes=cfg.lock_timeout_minutes):
+            metrics = list(cfg.metrics or ()) or default_metrics(active(runs))
+            for name, build in analytics_tables(tables, cfg, metrics, now=now).items():
+                show.step(f"writing {name}")
+                target.write(build(), name, "overwrite", overwrite_schema=True)
+                result.tables[name] = target.read(name).count()
+            show.step("releasing the lock")
     finally:
         runs.unpersist()
         show.done()
     result.elapsed_s = time.monotonic() - started
     return result
-
-
-def _store_display(cfg: JobConfig) -> str:
-    from ..uri import resolve_tracking_uri
-
-    return resolve_tracking_uri(cfg.tracking_uri).display

@@ -1,7 +1,7 @@
 """The target lock: one writer at a time on a Delta target, with Delta's log as the arbiter.
 
-Every job that writes a target (the sync; later the cleanup command and the analytics job)
-takes :class:`TargetLock` first. A claim is a table property
+Every job that writes a target (the sync, the cleanup command and the analytics job) takes
+:class:`TargetLock` first; :func:`locked` is the way a job holds it around its work. A claim is a table property
 ``pyspark_experiments.sync.lock.<holder id>`` on the target's ``_sync_lock`` table (a
 metadata-only commit, no Spark job), whose value is JSON: ``holder``, ``host``, ``pid``,
 ``pid_start``, ``since``, and ``job`` (``"sync"``, ...; claims written by 0.1.0 have no
@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from ..errors import TargetLockedError
-from ..uri import redact
-from .delta import DeltaTarget, is_conflict
+from ..redact import hide
+from .target import DeltaTarget, is_conflict
 
-log = logging.getLogger("pyspark_experiments.target")
+log = logging.getLogger(__name__)
 
 #: The lock's Delta table in the target (the name 0.1.0 used).
 LOCK_TABLE = "_sync_lock"
@@ -295,4 +295,23 @@ class TargetLock:
             if self.key in self.target.properties(LOCK_TABLE):
                 self.target.set_property(LOCK_TABLE, self.key, json.dumps(failed, sort_keys=True))
         except Exception as error:  # a dead holder's claim is taken over anyway
-            log.warning("could not mark the lock as given up: %s", redact(str(error))[:300])
+            log.warning("could not mark the lock as given up: %s", hide(str(error))[:300])
+
+
+@contextlib.contextmanager
+def locked(target: DeltaTarget, job: str, timeout_minutes: float = 360.0):
+    """Hold ``target``'s lock around a block of work: prepare the target, create the lock table
+    if it is missing, acquire (or raise :class:`TargetLockedError` naming the holder), then
+    release when the block ends, or give the claim up when it fails. Yields the lock.
+
+    Example::
+
+        >>> with locked(DeltaTarget.at_path(spark, "/data/mlflow"), job="cleanup") as lock:   # doctest: +SKIP
+        ...     write_records()
+    """
+    target.prepare()
+    lock = TargetLock(target, job=job, timeout_minutes=timeout_minutes)
+    lock.ensure_table()
+    lock.acquire()
+    with lock.releasing():
+        yield lock

@@ -14,9 +14,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import jobs
-from ..errors import ConfigurationError
-from . import _cli
+from pyspark.sql import functions as F
+
+from ..analytics.cli import command_parser, metrics_config
+from ..analytics.inputs import read_tables, source_display
+from ..jobs.flags import hide_tracking_uri_flag
+from ..jobs.output import Progress
+from ..jobs.run import JobSettings, command_session, run_job
+from .build import write_report
+from .config import ReportConfig
 
 
 @dataclass
@@ -38,51 +44,37 @@ class ReportResult:
 
 
 def _parser():
-    p = _cli.parser("pyspark-experiments report",
-                    "Write one self-contained HTML report (report.html: plots as inline SVG, opens offline) of a "
-                    "tracking store (--tracking-uri) or of synced Delta tables (--target-path / --target-schema).")
+    p = command_parser("pyspark-experiments report",
+                       "Write one self-contained HTML report (report.html: plots as inline SVG, opens offline) of a "
+                       "tracking store (--tracking-uri) or of synced Delta tables (--target-path / --target-schema).")
     p.add_argument("--out", "-o", help="folder for report.html")
     p.add_argument("--title", help="the page's title")
-    _cli.add_metric_flags(p)
     return p
 
 
-def _parse(argv: list[str]) -> jobs.JobSettings:
-    jobs.hide_tracking_uri_flag(argv)
+def _parse(argv: list[str]) -> JobSettings:
+    hide_tracking_uri_flag(argv)
     args = _parser().parse_args(argv)
-    cfg = _cli.config(args, out=args.out, title=args.title).validate()
-    if not cfg.out:
-        raise ConfigurationError("no output folder: give --out DIR (or [report] out in the config)")
-    return jobs.JobSettings(cfg, args)
+    return JobSettings(metrics_config(ReportConfig, args, out=args.out, title=args.title).validate(), args)
 
 
-def _run(settings: jobs.JobSettings, show: bool) -> ReportResult:
-    from ..report import write_report
-
+def _run(settings: JobSettings, show: bool) -> ReportResult:
     cfg = settings.cfg
     started = time.monotonic()
-    progress = jobs.Progress("report", show, steps=2)
-    with _cli.session("report", cfg) as spark:
+    progress = Progress("report", show, steps=2)
+    reading = cfg.read_from()
+    with command_session("report", cfg) as spark:
         progress.step("reading the tables and building the report")
         # The report shows the runs of the store as MLflow shows them: deleted runs left out.
-        tables = _cli.read_tables(spark, cfg, view_type="ACTIVE_ONLY")
-        if cfg.read_from() == "target":
-            from pyspark.sql import functions as F
-
+        tables = read_tables(spark, cfg, source=reading, view_type="ACTIVE_ONLY")
+        if reading == "target":
             tables["runs"] = tables["runs"].where(F.coalesce(F.col("lifecycle_stage"), F.lit("active")) != "deleted")
         path = write_report(out_dir=cfg.out, plot_metrics=list(cfg.metrics or ()) or None, modes=cfg.modes(),
                             period=cfg.period or "auto", limits=cfg.limits(), margin=cfg.margin,
                             leaderboard_size=cfg.leaderboard_size, title=cfg.title, **tables)
         progress.step("written")
         progress.done()
-    source = _cli.target_of(None, cfg).display if cfg.read_from() == "target" else _store(cfg)
-    return ReportResult(path, source, time.monotonic() - started)
-
-
-def _store(cfg) -> str:
-    from ..uri import resolve_tracking_uri
-
-    return resolve_tracking_uri(cfg.tracking_uri).display
+    return ReportResult(path, source_display(cfg, reading), time.monotonic() - started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["--tracking-uri", "sqlite:///mlflow.db", "--out", "/tmp/report"])  # doctest: +SKIP
         0
     """
-    return jobs.run_job("report", list(sys.argv[1:] if argv is None else argv), _parse, _run)
+    return run_job("report", list(sys.argv[1:] if argv is None else argv), _parse, _run)
 
 
 if __name__ == "__main__":

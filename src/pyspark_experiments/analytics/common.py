@@ -1,4 +1,5 @@
-"""Helpers shared by the analytics modules: argument checks, UTC periods, ``now``."""
+"""Helpers shared by the analytics functions and the report built on them: argument checks,
+UTC periods, ``now``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,211 @@
+"""Settings of the analytics job (:class:`AnalyticsConfig`) and what it shares with the report
+(:class:`MetricsConfig`), on the job layer's :class:`~pyspark_experiments.jobs.config.CommandConfig`.
+
+``conf/analytics.toml`` is one file for three commands (``analytics``, ``report``,
+``cleanup``): :data:`LAYOUT` declares every key of it, so that each command checks the whole
+file, and each command's config keeps only its own settings.
+
+Example::
+
+    >>> cfg = AnalyticsConfig(target_path="/tmp/delta", metrics=("loss",))
+    >>> cfg.mode_of("loss"), cfg.override(period="month").period
+    ('min', 'month')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import ConfigurationError
+from ..jobs.config import CommandConfig, Key, Layout, job_layout
+from .common import PERIODS
+from .leaderboard import default_mode
+from .quota import QuotaLimits
+
+_STRING = (str,)
+_BOOL = (bool,)
+_NUMBER = (int, float)
+_INT = (int,)
+_LIST = (list, str)
+
+
+def _count(field: str) -> Key:
+    return Key(field, _INT, "a positive integer", kind="integer")
+
+
+#: The TOML layout of ``conf/analytics.toml``: section -> key -> the setting it fills. The
+#: ``[report]`` keys are the report's, the ``[cleanup]`` keys the cleanup command's.
+LAYOUT: dict[str, dict[str, Key]] = job_layout(
+    analytics={
+        "source": Key("source", _STRING, '"target" or "store"', ("TARGET", "STORE"), kind="lower"),
+        "metrics": Key("metrics", _LIST, "a list of metric keys", kind="list"),
+        "lower_is_better": Key("lower_is_better", _LIST, "a list of metric keys", kind="list"),
+        "higher_is_better": Key("higher_is_better", _LIST, "a list of metric keys", kind="list"),
+        "period": Key("period", _STRING, '"day", "week", "month" (or "auto" for the report)',
+                      ("DAY", "WEEK", "MONTH", "AUTO"), kind="lower"),
+        "leaderboard_size": _count("leaderboard_size"),
+        "stuck_hours": Key("stuck_hours", _NUMBER, "a number of hours", kind="number"),
+        "exact_history_percentiles": Key("exact_history", _BOOL, "true or false", kind="bool"),
+    },
+    quota={
+        **{name: _count(name) for name in ("params_per_run", "tags_per_run", "metric_steps_per_run",
+                                          "runs_per_experiment", "tags_per_experiment")},
+        "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8", kind="number"),
+    },
+    report={
+        "out": Key("out", _STRING, "a folder for report.html (string)"),
+        "title": Key("title", _STRING, "a title (string)"),
+    },
+    cleanup={
+        "experiments": Key("cleanup_experiments", _LIST, "a list of experiment ids", kind="list"),
+        "statuses": Key("statuses", _LIST, 'a list of run statuses, e.g. ["FAILED", "KILLED"]', kind="upper_list"),
+        "older_than_days": Key("older_than_days", _NUMBER, "a number of days", kind="number"),
+        "users": Key("users", _LIST, "a list of user names", kind="list"),
+        "tags": Key("tags", (dict,), "a table of tag = value", kind="table"),
+        "where": Key("where", _STRING, "a SQL condition on the runs columns (string)"),
+        "keep_newest": Key("keep_newest", _INT, "a non-negative integer", kind="integer"),
+        "record_file": Key("record_file", _STRING, "a JSON-lines file (string)"),
+    },
+    job={
+        "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes", kind="number"),
+    },
+)
+
+_LIMITS = tuple(f.name for f in dataclasses.fields(QuotaLimits))
+
+
+@dataclass(frozen=True)
+class MetricsConfig(CommandConfig):
+    """What the analytics job and the report share: where the runs are read (``source``) and
+    how they are judged (metrics and their directions, period, leaderboard size, quota limits).
+
+    Example::
+
+        >>> MetricsConfig(params_per_run=3).limits().params_per_run
+        3
+    """
+
+    source: str | None = None  # None: "store" when a tracking URI is given, else "target"
+    metrics: tuple[str, ...] | None = None
+    lower_is_better: tuple[str, ...] | None = None
+    higher_is_better: tuple[str, ...] | None = None
+    period: str | None = None
+    leaderboard_size: int = 10
+    params_per_run: int | None = None
+    tags_per_run: int | None = None
+    metric_steps_per_run: int | None = None
+    runs_per_experiment: int | None = None
+    tags_per_experiment: int | None = None
+    margin: float = 0.8
+
+    LAYOUT: ClassVar[Layout] = LAYOUT
+
+    def read_from(self) -> str:
+        """``"store"`` or ``"target"``: the ``source`` setting, else the store when a tracking
+        URI is given and the target otherwise.
+
+        Example::
+
+            >>> MetricsConfig(tracking_uri="sqlite:///m.db", target_path="/d").read_from()
+            'store'
+        """
+        if self.source:
+            return self.source
+        return "store" if self.tracking_uri or not self.has_target else "target"
+
+    def mode_of(self, metric: str) -> str:
+        """``"min"`` or ``"max"``: from ``lower_is_better`` / ``higher_is_better``, else guessed
+        from the name (:func:`~pyspark_experiments.analytics.leaderboard.default_mode`).
+
+        Example::
+
+            >>> MetricsConfig(higher_is_better=("val_loss",)).mode_of("val_loss"), MetricsConfig().mode_of("val_loss")
+            ('max', 'min')
+        """
+        if metric in (self.lower_is_better or ()):
+            return "min"
+        if metric in (self.higher_is_better or ()):
+            return "max"
+        return default_mode(metric)
+
+    def modes(self) -> dict[str, str]:
+        """``{metric: mode}`` for every metric named in the settings.
+
+        Example::
+
+            >>> MetricsConfig(metrics=("acc",), lower_is_better=("loss",)).modes()
+            {'acc': 'max', 'loss': 'min'}
+        """
+        names = list(dict.fromkeys((self.metrics or ()) + (self.lower_is_better or ()) + (self.higher_is_better or ())))
+        return {name: self.mode_of(name) for name in names}
+
+    def limits(self) -> QuotaLimits:
+        """The quota limits: Databricks' unless set.
+
+        Example::
+
+            >>> MetricsConfig().limits().runs_per_experiment
+            500000
+        """
+        return QuotaLimits(**{name: getattr(self, name) for name in _LIMITS if getattr(self, name) is not None})
+
+    def validate(self, *, need_target: bool = False):
+        """Check the settings together; returns ``self``.
+
+        Example::
+
+            >>> MetricsConfig(lower_is_better=("a",), higher_is_better=("a",)).validate()
+            Traceback (most recent call last):
+            ...
+            pyspark_experiments.errors.ConfigurationError: metric(s) a listed as both lower and higher is better
+        """
+        self.check_shared(need_target=need_target)
+        if self.read_from() == "target" and not self.has_target:
+            raise ConfigurationError("source 'target' needs --target-path or --target-schema")
+        if self.period is not None and self.period not in PERIODS + ("auto",):
+            raise ConfigurationError(f"period {self.period!r}: expected day, week, month or auto")
+        if not 0 < self.margin <= 1:
+            raise ConfigurationError(f"[quota] margin = {self.margin!r}: expected a fraction between 0 and 1, e.g. 0.8")
+        if self.leaderboard_size < 1:
+            raise ConfigurationError(f"[analytics] leaderboard_size = {self.leaderboard_size}: expected a positive integer")
+        both = set(self.lower_is_better or ()) & set(self.higher_is_better or ())
+        if both:
+            raise ConfigurationError(f"metric(s) {', '.join(sorted(both))} listed as both lower and higher is better")
+        self.limits()  # raises for a limit that is not a positive integer
+        return self
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig(MetricsConfig):
+    """What the analytics job reads, computes and writes (see ``conf/analytics.toml``).
+
+    Example::
+
+        >>> AnalyticsConfig.from_toml("conf/analytics.toml").target_path
+        'mlflow-delta'
+        >>> AnalyticsConfig(target_path="/d").validate().stuck_hours
+        24.0
+    """
+
+    stuck_hours: float = 24.0
+    exact_history: bool = False
+    lock_timeout_minutes: float = 360.0
+
+    def validate(self, *, need_target: bool = True) -> AnalyticsConfig:
+        """Check the settings together (a target is needed: the job writes there); returns ``self``.
+
+        Example::
+
+            >>> AnalyticsConfig(target_path="/d").override(stuck_hours=0).validate()
+            Traceback (most recent call last):
+            ...
+            pyspark_experiments.errors.ConfigurationError: [analytics] stuck_hours = 0.0: expected a positive number of hours
+        """
+        super().validate(need_target=True)
+        if self.stuck_hours <= 0:
+            raise ConfigurationError(f"[analytics] stuck_hours = {self.stuck_hours}: expected a positive number of hours")
+        if self.lock_timeout_minutes <= 0:
+            raise ConfigurationError(f"[job] lock_timeout_minutes = {self.lock_timeout_minutes}: expected a positive number")
+        return self

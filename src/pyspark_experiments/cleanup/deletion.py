@@ -1,0 +1,140 @@
+"""Deleting and restoring runs through MLflow's own API (nothing is written into a store
+directly): ``MlflowClient.delete_run`` / ``restore_run`` for local stores and tracking servers;
+on Databricks, the bulk ``databricks/runs/delete-runs`` endpoint where the selection is exactly
+"runs of an experiment started before a time" (:func:`bulk_time_bound`).
+
+Example::
+
+    >>> bulk_time_bound({"experiment_ids": ["1"], "older_than": 30}), bulk_time_bound({"older_than": 30})
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from ..errors import MissingDependencyError
+from ..jobs.hiding import short_error
+
+log = logging.getLogger("pyspark_experiments.cleanup")
+
+
+def mlflow_client(tracking_uri: str):
+    """MLflow's client for ``tracking_uri``; a clear error naming the extra when mlflow is missing.
+
+    Example::
+
+        >>> mlflow_client("sqlite:///mlflow.db").tracking_uri                # doctest: +SKIP
+        'sqlite:///mlflow.db'
+    """
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise MissingDependencyError(
+            "cleanup deletes and restores runs through mlflow, which is not installed: "
+            "pip install 'pyspark-experiments[mlflow]'"
+        ) from None
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def bulk_time_bound(criteria: dict) -> bool:
+    """Whether Databricks' bulk ``delete-runs`` (runs of one experiment created before a time)
+    selects exactly the candidates: only experiments and an age are given.
+
+    Example::
+
+        >>> bulk_time_bound({"experiment_ids": ["1"], "older_than": 30, "statuses": ["FAILED"]})
+        False
+    """
+    return set(criteria) == {"experiment_ids", "older_than"}
+
+
+def databricks_delete_runs(experiment_id: str, max_timestamp_millis: int, max_runs: int) -> int:
+    """``POST /api/2.0/mlflow/databricks/runs/delete-runs``; returns the runs deleted.
+
+    Example::
+
+        >>> databricks_delete_runs("7", 1767225600000, 100)                  # doctest: +SKIP
+        100
+    """
+    from mlflow.utils.databricks_utils import get_databricks_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    endpoint = "/api/2.0/mlflow/databricks/runs/delete-runs"
+    response = http_request(get_databricks_host_creds("databricks"), endpoint, "POST", json={
+        "experiment_id": experiment_id, "max_timestamp_millis": int(max_timestamp_millis), "max_runs": int(max_runs)})
+    response = verify_rest_response(response, endpoint)
+    return int(response.json().get("runs_deleted", 0))
+
+
+def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime) -> set[str]:
+    """Delete ``runs`` (dicts with ``run_id`` and ``experiment_id``) from the store at ``uri``
+    (a resolved tracking URI); returns the ids deleted (the rest failed, and are logged).
+
+    Example::
+
+        >>> delete_runs(resolve_tracking_uri("sqlite:///m.db"), runs, {"statuses": ["FAILED"]}, now)   # doctest: +SKIP
+        {'0a1b...'}
+    """
+    deleted: set[str] = set()
+    if not runs:
+        return deleted
+    client = mlflow_client(uri.location)
+    if uri.scheme == "databricks" and bulk_time_bound(criteria):
+        bound = now - dt.timedelta(days=float(criteria["older_than"]))
+        for experiment_id in sorted({r["experiment_id"] for r in runs}):
+            wanted = [r for r in runs if r["experiment_id"] == experiment_id]
+            count = databricks_delete_runs(experiment_id, int(bound.timestamp() * 1000), len(wanted))
+            # Recorded as deleted: the selected runs the workspace now lists as deleted, no others.
+            done = {r["run_id"] for r in wanted} & deleted_runs(client, experiment_id)
+            if count != len(wanted) or len(done) != len(wanted):
+                log.warning("experiment %s: Databricks deleted %d run(s); %d were selected, %d of them are now deleted",
+                            experiment_id, count, len(wanted), len(done))
+            deleted |= done
+        return deleted
+    for run in runs:
+        try:
+            client.delete_run(run["run_id"])
+            deleted.add(run["run_id"])
+        except Exception as error:  # recorded as not deleted; the job then fails with the count
+            log.error("run %s: not deleted: %s", run["run_id"], short_error(error))
+    return deleted
+
+
+def deleted_runs(client, experiment_id: str) -> set[str]:
+    """The ids of the runs of ``experiment_id`` the store lists as deleted (every page).
+
+    Example::
+
+        >>> deleted_runs(mlflow_client("databricks"), "7")                   # doctest: +SKIP
+        {'0a1b...'}
+    """
+    from mlflow.entities import ViewType
+
+    found, token = set(), None
+    while True:
+        page = client.search_runs([experiment_id], run_view_type=ViewType.DELETED_ONLY, max_results=50_000, page_token=token)
+        found.update(run.info.run_id for run in page)
+        token = page.token
+        if not token:
+            return found
+
+
+def restore_runs(uri, rows: list[dict]) -> list[dict]:
+    """Restore the runs of ``rows`` (records with ``run_id``) in the store at ``uri``; returns
+    the rows restored (the rest failed, and are logged).
+
+    Example::
+
+        >>> restore_runs(resolve_tracking_uri("sqlite:///m.db"), rows)         # doctest: +SKIP
+    """
+    client = mlflow_client(uri.location)
+    restored = []
+    for row in rows:
+        try:
+            client.restore_run(row["run_id"])
+            restored.append(row)
+        except Exception as error:
+            log.error("run %s: not restored: %s", row["run_id"], short_error(error))
+    return restored
