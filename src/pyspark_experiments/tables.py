@@ -60,12 +60,15 @@ TRACE_TABLE_NAMES = (TRACES, SPANS, ASSESSMENTS)
 
 #: Every value of the ``table`` option.
 ALL_TABLE_NAMES = TABLE_NAMES + MODEL_TABLE_NAMES + TRACE_TABLE_NAMES
+#: MLflow's tag naming a nested run's parent; the ``runs`` column ``parent_run_id`` holds its value.
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 _STRING_MAP = MapType(StringType(), StringType(), valueContainsNull=True)
 _DOUBLE_MAP = MapType(StringType(), DoubleType(), valueContainsNull=True)
 
 _SCHEMAS = {
-    # The first nine columns are those of Databricks' `mlflow-experiment` source.
+    # The first nine columns are those of Databricks' `mlflow-experiment` source; columns added
+    # later go at the end, so that positional reads of older tables keep their meaning.
     RUNS: StructType(
         [
             StructField("run_id", StringType(), False),
@@ -80,6 +83,7 @@ _SCHEMAS = {
             StructField("run_name", StringType(), True),
             StructField("user_id", StringType(), True),
             StructField("lifecycle_stage", StringType(), True),
+            StructField("parent_run_id", StringType(), True),
         ]
     ),
     METRICS: StructType(

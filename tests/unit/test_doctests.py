@@ -21,6 +21,7 @@ PURE_MODULES = [
     "pyspark_experiments.stores.sql.dialects",
     "pyspark_experiments.stores.sql.encodings",
     "pyspark_experiments.stores.resolve",
+    "pyspark_experiments.sync.columns",
     "pyspark_experiments.tables",
 ]
 

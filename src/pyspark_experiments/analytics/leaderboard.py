@@ -35,14 +35,22 @@ def leaderboard(runs: DataFrame, metric: str, *, experiment_ids=None, n: int = 1
     (int, 1 = best), ``run_id``, ``run_name``, ``user_id``, ``status``, ``start_time``,
     ``value`` (double: the metric), ``params`` (map<string,string>: the run's params).
 
+    Where ``runs`` has the column ``parent_run_id`` (the source's ``runs`` table and Delta
+    tables synced since it exists), two more follow ``run_name``: ``parent_run_id`` (string:
+    the run's ``mlflow.parentRunId`` tag, null for a top-level run) and ``parent_run_name``
+    (string: that parent's ``run_name``, looked up in ``runs`` itself; null when the run has
+    no parent or its parent is not in ``runs``, e.g. filtered out or deleted).
+
     Example::
 
         >>> leaderboard(runs, "test_r2", experiment_ids="1", n=3).show()
+        >>> leaderboard(runs, "mean_test_score").select("rank", "run_name", "parent_run_name").show()
     """
     function = "leaderboard"
     require_columns(runs, ("experiment_id", "run_id", "run_name", "user_id", "status", "start_time", "metrics", "params"), "runs", function)
     n = check_positive_int(n, "n", function)
     mode = check_choice(mode, MODES, "mode", function)
+    parents = ["parent_run_id"] if "parent_run_id" in runs.columns else []
     value = F.col("metrics").getItem(metric)
     selected = runs.where(usable(value))
     if experiment_ids is not None:
@@ -50,11 +58,18 @@ def leaderboard(runs: DataFrame, metric: str, *, experiment_ids=None, n: int = 1
         selected = selected.where(F.col("experiment_id").isin(ids))
     order = F.desc("value") if mode == "max" else F.asc("value")
     window = Window.partitionBy("experiment_id").orderBy(order, F.asc_nulls_last("start_time"), "run_id")
-    return (
-        selected.select("experiment_id", "run_id", "run_name", "user_id", "status", "start_time", value.alias("value"), "params")
+    top = (
+        selected.select("experiment_id", "run_id", "run_name", *parents, "user_id", "status", "start_time", value.alias("value"), "params")
         .withColumn("rank", F.row_number().over(window))
         .where(F.col("rank") <= n)
-        .select("experiment_id", "rank", "run_id", "run_name", "user_id", "status", "start_time", "value", "params")
+    )
+    if parents:
+        # The parent's name from the same runs: a left join keeps runs whose parent is absent.
+        names = runs.select(F.col("run_id").alias("parent_run_id"), F.col("run_name").alias("parent_run_name"))
+        top = top.join(names, "parent_run_id", "left")
+        parents.append("parent_run_name")
+    return (
+        top.select("experiment_id", "rank", "run_id", "run_name", *parents, "user_id", "status", "start_time", "value", "params")
         .orderBy("experiment_id", "rank")
     )
 

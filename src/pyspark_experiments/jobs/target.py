@@ -154,10 +154,10 @@ def is_conflict(error: BaseException) -> bool:
     return any(marker in text for marker in _CONFLICT_MARKERS)
 
 
-def _ddl(schema) -> str:
+def _ddl(fields) -> str:
     return ", ".join(
         "`{}` {}{}".format(f.name.replace("`", "``"), f.dataType.simpleString(), "" if f.nullable else " NOT NULL")
-        for f in schema.fields
+        for f in fields
     )
 
 
@@ -290,7 +290,7 @@ class DeltaTarget:
             >>> target.create("runs", tables.spark_schema("runs"))            # doctest: +SKIP
             True
         """
-        statement = f"CREATE TABLE IF NOT EXISTS {self.sql_name(table)} ({_ddl(schema)}) USING delta"
+        statement = f"CREATE TABLE IF NOT EXISTS {self.sql_name(table)} ({_ddl(schema.fields)}) USING delta"
         last: BaseException | None = None
         for attempt in range(attempts):
             if attempt and self._exists_now(table):
@@ -324,6 +324,29 @@ class DeltaTarget:
         if self._exists_now(table):
             return False
         return self.create(table, schema)
+
+    def add_missing_columns(self, table: str, schema) -> list[str]:
+        """Add to ``table`` the columns of ``schema`` that it lacks, at its end and in
+        ``schema``'s order (``ALTER TABLE ... ADD COLUMNS``: one metadata-only commit, no data
+        file rewritten; existing rows read null there). Returns the names added, ``[]`` when
+        none was missing (then nothing is committed). A column added so must be nullable.
+
+        Example::
+
+            >>> target.add_missing_columns("runs", tables.spark_schema("runs"))     # doctest: +SKIP
+            ['parent_run_id']
+        """
+        present = {name.lower() for name in self.read(table).columns}
+        missing = [f for f in schema.fields if f.name.lower() not in present]
+        if not missing:
+            return []
+        if any(not f.nullable for f in missing):
+            raise TargetError(
+                f"the table {table} of {self.display} lacks the non-nullable column(s) "
+                f"{', '.join(f.name for f in missing if not f.nullable)}: it was not written by this package"
+            )
+        self.spark.sql(f"ALTER TABLE {self.sql_name(table)} ADD COLUMNS ({_ddl(missing)})").collect()
+        return [f.name for f in missing]
 
     def _exists_now(self, table: str) -> bool:
         # While another job creates the table, reading it may fail in other ways than "not a
@@ -396,6 +419,17 @@ class DeltaTarget:
         finally:
             self.spark.catalog.dropTempView(view)
         return {k: int(v or 0) for k, v in (rows[0].asDict() if rows else {}).items()}
+
+    def update(self, table: str, assignments: str, condition: str) -> int:
+        """``UPDATE table SET <assignments> WHERE <condition>``; returns the rows updated.
+
+        Example::
+
+            >>> target.update("runs", "status = 'KILLED'", "status = 'RUNNING'")   # doctest: +SKIP
+            3
+        """
+        rows = self.spark.sql(f"UPDATE {self.sql_name(table)} SET {assignments} WHERE {condition}").collect()
+        return int((rows[0].asDict().get("num_affected_rows") if rows else 0) or 0)
 
     def delete(self, table: str, condition: str) -> None:
         """``DELETE FROM table WHERE condition``.

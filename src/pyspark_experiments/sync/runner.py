@@ -395,6 +395,7 @@ class _Runner:
 
         fault("after-scan")
         writer.create_missing(scope.kept, plan.full)
+        writer.add_new_columns(scope.kept, plan.recovering)
         reads = Reads(self.spark, scope, plan.experiment_ids, self.skips)
 
         self.progress.step("experiments")

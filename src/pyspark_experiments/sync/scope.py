@@ -24,6 +24,7 @@ from ..errors import ConfigurationError
 from ..redact import remember
 from ..stores.base import Selection
 from ..uri import TrackingUri, resolve_tracking_uri
+from .columns import EVOLVED_TABLES
 from .config import DEFAULT_TABLES, SyncConfig
 from .plan import COMMIT_ORDER
 
@@ -86,14 +87,17 @@ def takes_store_token(change_token: bool, full: bool, reconcile_purged: bool, re
 def scope_digest(store: str, experiments: Iterable[str] | None, optional: Iterable[str], read_mode: str,
                  state_key: str, positions_key: str) -> str:
     """A digest of what, besides the store's content, decides what a sync reads: the store,
-    the experiments and optional tables asked for, the read mode and the kind of state.
+    the experiments and optional tables asked for, the read mode and the kind of state; and the
+    columns of the tables that gained some (:mod:`.columns`), so that a target synced before
+    scans once and gets them even when the store has not changed.
 
     Example::
 
         >>> len(scope_digest("/m", None, ["models"], "FAILFAST", "file", "file:bytes:exact"))
         40
     """
-    scope = [store, list(experiments or []), list(optional), read_mode, state_key, positions_key]
+    scope = [store, list(experiments or []), list(optional), read_mode, state_key, positions_key,
+             *(tables.spark_schema(table).fieldNames() for table in EVOLVED_TABLES)]
     return hashlib.sha1(json.dumps(scope).encode()).hexdigest()
 
 

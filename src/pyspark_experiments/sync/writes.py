@@ -24,6 +24,7 @@ from datetime import datetime
 from .. import tables
 from ..jobs.target import sql_string
 from ..stores.problems import collect_skipped
+from .columns import EVOLVED_TABLES, add_new_columns
 from .faults import fault, fault_during
 from .plan import (
     COMMIT_ORDER,
@@ -119,6 +120,18 @@ class TableWriter:
             if (full or table not in tally.versions) and not self.target.exists(table):
                 self.target.create(table, tables.spark_schema(table))
                 tally.rows[table], tally.versions[table] = 0, self.target.latest_version(table)
+
+    def add_new_columns(self, kept: tuple[str, ...], recovering: bool) -> None:
+        """Give the ``kept`` tables that an older version wrote the columns added since, filled
+        for their rows (:func:`~.columns.add_new_columns`; filled again when ``recovering``),
+        before anything is written to them; booked as this sync's writes."""
+        for table in (t for t in kept if t in EVOLVED_TABLES):
+            added, filled = add_new_columns(self.target, table, refill=recovering)
+            if added:
+                log.info("%s: added the column(s) %s, which the target's table lacked; filled %d row(s)",
+                         table, ", ".join(added), filled)
+            if added or filled:
+                self.finish_write(table, inserted=0, updated=filled, rows_after=self.known_rows(table))
 
     def forget_tables_written_since(self) -> None:
         """A sync that failed may have committed tables after the state was saved: their row

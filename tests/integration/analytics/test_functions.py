@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark_experiments import analytics
 from pyspark_experiments.analytics import QuotaLimits
 from pyspark_experiments.errors import ConfigurationError
+from support.nested_runs import NESTED_EXPERIMENT, PARENTS, nested_sqlite_store  # noqa: F401  (the session fixture)
 
 STORES = ("sqlite", "file")
 #: A fixed "now" for the age-based functions: later than every explicit time in the stores.
@@ -244,11 +245,39 @@ def test_leaderboard(tables, expected_runs, metric, mode):
     frame = frame.sort_values(["experiment_id", "value", "start_ms", "run_id"], ascending=[True, mode == "min", True, True])
     frame = frame.groupby("experiment_id").head(n).copy()
     frame["rank"] = frame.groupby("experiment_id").cumcount() + 1
-    expected = frame[["experiment_id", "rank", "run_id", "run_name", "user_id", "status", "value", "params"]].to_dict("records")
+    # The parent: mlflow's parent tag, and that run's name among the same (active) runs.
+    names = dict(zip(expected_runs["run_id"], expected_runs["run_name"]))
+    frame["parent_run_id"] = [tags.get("mlflow.parentRunId") for tags in frame["tags"]]
+    frame["parent_run_name"] = [names.get(parent) for parent in frame["parent_run_id"]]
+    expected = frame[["experiment_id", "rank", "run_id", "run_name", "parent_run_id", "parent_run_name", "user_id", "status",
+                      "value", "params"]].to_dict("records")
     assert_rows(result, expected, f"leaderboard({metric})")
+    if metric == "loss":  # b-child-1, a nested run, ranks in ref-beta
+        assert [r["parent_run_name"] for r in result if r["run_name"] == "b-child-1"] == ["b-parent"]
 
     only = collect(analytics.leaderboard(tables["runs"], metric, experiment_ids=[expected[0]["experiment_id"]], n=1, mode=mode))
     assert [r["run_id"] for r in only] == [expected[0]["run_id"]]
+
+
+def test_leaderboard_names_each_runs_parent(spark, nested_sqlite_store):  # noqa: F811
+    uri, ids = nested_sqlite_store
+    runs = spark.read.format("experiments").option("trackingUri", uri).load(NESTED_EXPERIMENT)
+    result = collect(analytics.leaderboard(runs, "mean_test_score", n=10))
+    # grid-3 is deleted: not in the (ACTIVE_ONLY) runs, so not ranked.
+    assert [r["run_name"] for r in result] == ["grid-2", "grid-1", "grid-0", "trial-b-fold", "trial-a"]
+    assert result[0]["experiment_id"] == runs.first()["experiment_id"]
+    for row in result:
+        assert row["parent_run_name"] == PARENTS[row["run_name"]]
+        assert row["parent_run_id"] == ids[PARENTS[row["run_name"]]]
+    assert list(result[0])[:7] == ["experiment_id", "rank", "run_id", "run_name", "parent_run_id", "parent_run_name", "user_id"]
+    # A parent missing from the runs given: its id stays, its name is null.
+    without = collect(analytics.leaderboard(runs.where(F.col("run_name") != "grid-search"), "mean_test_score", n=10))
+    assert {(r["run_name"], r["parent_run_id"] == ids[PARENTS[r["run_name"]]], r["parent_run_name"]) for r in without
+            if r["run_name"].startswith("grid")} == {("grid-0", True, None), ("grid-1", True, None), ("grid-2", True, None)}
+    # Runs without the column (a table synced before it existed): the columns are left out.
+    older = collect(analytics.leaderboard(runs.drop("parent_run_id"), "mean_test_score", n=10))
+    assert [r["run_name"] for r in older] == [r["run_name"] for r in result]
+    assert "parent_run_id" not in older[0] and "parent_run_name" not in older[0]
 
 
 def test_param_effect(tables, expected_runs):

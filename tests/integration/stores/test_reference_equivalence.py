@@ -10,6 +10,11 @@ client answers for the same store:
 - ``params``, ``tags`` and ``inputs`` with ``MlflowClient.get_run``,
 
 and then the two stores with each other (experiments matched by name, runs by run name).
+``runs.parent_run_id`` must equal each run's ``mlflow.parentRunId`` tag as mlflow returns it:
+on the reference stores (``b-parent`` and its ``mlflow.start_run(nested=True)`` children) and
+on the nested runs of tests/support/nested_runs.py (a parameter search's parent and children,
+three levels of nesting, a parent tag set or deleted afterwards) in a SQLite, file,
+PostgreSQL and MariaDB store and over a tracking server's REST API.
 
 Times: our columns are UTC timestamps; they are read back with ``unix_micros`` (independent of
 the session time zone) and must be whole milliseconds equal to mlflow's epoch milliseconds.
@@ -25,6 +30,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from support.nested_runs import *  # noqa: F401,F403  (the session fixtures)
+from support.nested_runs import PARENTS
 from support.stores import (
     ACTIVE_EXPERIMENTS,
     DELETED_EXPERIMENT,
@@ -39,11 +46,12 @@ SQL_STORES = ("sqlite", "postgres", "mysql")
 VIEWS = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
 SQL_MAX = 1.7976931348623157e308  # what SQL stores write for +inf (and its negative for -inf)
 CONTEXT_TAG = "mlflow.data.context"
+PARENT_TAG = "mlflow.parentRunId"
 
 # The columns DESIGN.md fixes, in order.
 COLUMNS = {
     "runs": ["run_id", "experiment_id", "metrics", "params", "tags", "start_time", "end_time",
-             "status", "artifact_uri", "run_name", "user_id", "lifecycle_stage"],
+             "status", "artifact_uri", "run_name", "user_id", "lifecycle_stage", "parent_run_id"],
     "metrics": ["experiment_id", "run_id", "key", "value", "step", "timestamp"],
     "params": ["experiment_id", "run_id", "key", "value"],
     "tags": ["experiment_id", "run_id", "key", "value"],
@@ -212,6 +220,7 @@ def expected_run(run) -> dict:
         "run_name": info.run_name,
         "user_id": info.user_id,
         "lifecycle_stage": info.lifecycle_stage,
+        "parent_run_id": run.data.tags.get(PARENT_TAG),
     }
 
 
@@ -356,6 +365,8 @@ def test_runs_edge_values(spark, uri, kind, client):
     assert rows["a-01"]["user_id"] == "alice" and rows["a-02"]["user_id"] == "bob"
     assert rows["b-parent"]["user_id"] == "carol"  # fluent run: LOGNAME/USER
     assert rows["b-child-1"]["tags"]["mlflow.parentRunId"] == rows["b-parent"]["run_id"]
+    assert rows["b-child-1"]["parent_run_id"] == rows["b-child-2"]["parent_run_id"] == rows["b-parent"]["run_id"]
+    assert rows["b-parent"]["parent_run_id"] is None and rows["a-01"]["parent_run_id"] is None
     special = rows["a-special"]
     # Latest value per key, as MLflow picks it: max by (step, timestamp, value).
     assert special["metrics"]["nan_mid"] == 2.0
@@ -380,6 +391,30 @@ def test_runs_edge_values(spark, uri, kind, client):
     assert rows["a-renamed"]["tags"]["mlflow.runName"] == "a-renamed"  # update_run(name=)
     assert rows["a-restored"]["lifecycle_stage"] == "active"
     assert rows["a-long"]["metrics"] == {"loss": 1.0 / 1500, "lr": 0.1 * 0.99**299}
+
+
+# --------------------------------------------------------------------------------------------
+# parent_run_id == the parent tag, on nested runs
+
+NESTED_STORES = ("sqlite", "file", "postgres", "rest", pytest.param("mysql", marks=pytest.mark.slow))
+
+
+@pytest.mark.parametrize("nested", NESTED_STORES)
+def test_parent_run_id_equals_the_parent_tag_of_nested_runs(spark, request, nested):
+    from mlflow.tracking import MlflowClient
+
+    uri, ids = request.getfixturevalue("nested_server" if nested == "rest" else f"nested_{nested}_store")
+    client = MlflowClient(tracking_uri=uri)
+    runs = mlflow_runs(client, experiment_ids(client), "ALL")
+    assert {r.info.run_name for r in runs} == set(PARENTS)
+    rows = read(spark, uri, "runs", "ALL")
+    # Every column as mlflow answers, parent_run_id being the run's mlflow.parentRunId tag.
+    assert_runs_equal(rows, runs, f"nested runs ({nested})")
+    # And what was logged: autologging-style children, three levels, a tag set and one deleted.
+    names = {run_id: name for name, run_id in ids.items()}
+    assert {r["run_name"]: names.get(r["parent_run_id"]) for r in rows} == PARENTS
+    active = read(spark, uri, "runs", "ACTIVE_ONLY")
+    assert sorted(r["run_name"] for r in active if r["parent_run_id"] == ids["grid-search"]) == ["grid-0", "grid-1", "grid-2"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,6 +667,8 @@ def _normalized(spark, uri, table, kind):
             tags = dict(r["tags"] or {})
             if "mlflow.parentRunId" in tags:
                 tags["mlflow.parentRunId"] = runs[tags["mlflow.parentRunId"]]
+            if r["parent_run_id"] is not None:
+                r["parent_run_id"] = runs[r["parent_run_id"]]
             r["tags"] = tuple(sorted(tags.items()))
             r["params"] = tuple(sorted((r["params"] or {}).items()))
             r["artifact_uri"] = r["artifact_uri"] is not None  # paths differ: presence only

@@ -355,7 +355,8 @@ class FileStore(FileTraceTables, Store):
             columns["experiment_id"].append(str(meta.get("experiment_id")))
             columns["metrics"].append(sorted(latest.get(run_dir, ())))
             columns["params"].append(read_values(os.path.join(run_dir, "params"), problems))
-            columns["tags"].append(read_values(os.path.join(run_dir, "tags"), problems))
+            tags = read_values(os.path.join(run_dir, "tags"), problems)
+            columns["tags"].append(tags)
             columns["start_time"].append(ms_to_us(meta.get("start_time")))
             columns["end_time"].append(ms_to_us(meta.get("end_time")))
             columns["status"].append(_status(meta.get("status")))
@@ -363,6 +364,7 @@ class FileStore(FileTraceTables, Store):
             columns["run_name"].append(meta.get("run_name"))
             columns["user_id"].append(meta.get("user_id"))
             columns["lifecycle_stage"].append(meta.get("lifecycle_stage", "active"))
+            columns["parent_run_id"].append(dict(tags).get(tables.PARENT_RUN_TAG))
         yield from batches_from_columns(tables.RUNS, columns)
 
     def _read_key_values(self, table: str, runs, problems: Problems) -> Iterator[pa.RecordBatch]:

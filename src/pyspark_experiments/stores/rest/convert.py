@@ -222,6 +222,7 @@ def runs_batches(runs: Iterable[dict], problems: Problems | None = None) -> Iter
         "run_name": [i["run_name"] for i, _ in rows],
         "user_id": [i["user_id"] for i, _ in rows],
         "lifecycle_stage": [i["lifecycle_stage"] for i, _ in rows],
+        "parent_run_id": [dict(b[2]).get(tables.PARENT_RUN_TAG) for _, b in rows],
     })
 
 

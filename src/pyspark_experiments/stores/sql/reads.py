@@ -63,6 +63,8 @@ class SqlTableReads:
         ])
 
     def _read_runs(self, connection, run_ids) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
+
         runs = self._arrow_in(
             connection,
             "SELECT run_uuid, experiment_id, start_time, end_time, status, artifact_uri, name, "
@@ -85,12 +87,17 @@ class SqlTableReads:
         def as_map(name: str, entries: pa.Table, values) -> pa.Array:
             return map_column(runs["run_id"], entries["run_id"], entries["key"], values, schema.field(name).type)
 
+        # parent_run_id: the parent tag's value, from the tags already read (one per run: the
+        # tags table's primary key is (key, run_uuid)).
+        parent = tags.filter(pc.equal(tags["key"], tables.PARENT_RUN_TAG))
+        found = pc.index_in(runs["run_id"], value_set=as_array(parent["run_id"]))
         yield from table_batches(schema, [
             runs["run_id"], runs["experiment_id"],
             as_map("metrics", latest, nan_where(latest["value"], latest["is_nan"])),
             as_map("params", params, params["value"]), as_map("tags", tags, tags["value"]),
             ms_timestamps(runs["start_time"]), ms_timestamps(runs["end_time"]),
             runs["status"], runs["artifact_uri"], runs["run_name"], runs["user_id"], runs["lifecycle_stage"],
+            as_array(parent["value"]).take(found),
         ])
 
     def _read_key_values(self, connection, table: str, run_ids) -> Iterator[pa.RecordBatch]:

@@ -44,6 +44,14 @@ def test_runs_table_from_json():
     assert (second["status"], second["run_name"], second["user_id"], second["experiment_id"]) == ("FINISHED", "a-01", "alice", "7")
 
 
+def test_parent_run_id_is_the_parent_tag():
+    child = {"info": {"run_id": "r2", "experiment_id": "7", "status": "FINISHED", "lifecycle_stage": "active"},
+             "data": {"tags": [{"key": "mlflow.runName", "value": "child"}, {"key": "mlflow.parentRunId", "value": "r1"}]}}
+    rows = next(convert.runs_batches([RUN, child, RUNNING])).to_pylist()
+    assert tables.arrow_schema(tables.RUNS).names[-1] == "parent_run_id"
+    assert [(r["run_id"], r["parent_run_id"]) for r in rows] == [("r0", None), ("r1", None), ("r2", "r1")]
+
+
 def test_params_tags_and_inputs_from_json():
     params = next(convert.key_value_batches("params", [RUN])).to_pylist()
     assert params == [{"experiment_id": "7", "run_id": "r1", "key": "empty", "value": ""},
