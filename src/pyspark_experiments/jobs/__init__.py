@@ -2,6 +2,7 @@
 on, so that they all behave the same.
 
 - :mod:`.run`: exit codes, the outcome line, :func:`run_job`, the command's Spark session;
+- :mod:`.failures`: the package's own error found inside Spark's wrapping of it;
 - :mod:`.config`: the key table, TOML loading, :class:`CommandConfig` (the shared settings);
 - :mod:`.flags`: the shared flags and the one ``KEY=VALUE`` parser;
 - :mod:`.output`: logging and progress; :mod:`.hiding`: credentials hidden from all of it;
@@ -16,6 +17,7 @@ Example::
 """
 
 from .config import SHARED_LAYOUT, CommandConfig, Key, Layout, job_layout, load_config, parse_config, read_toml
+from .failures import innermost_error, wrapped_error
 from .flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
 from .hiding import add_secret, hide, password_in, short_error
 from .output import LOG_LEVELS, Progress, setup_logging
@@ -56,6 +58,7 @@ __all__ = [
     "exit_code_for",
     "hide",
     "hide_tracking_uri_flag",
+    "innermost_error",
     "job_flag_values",
     "job_layout",
     "job_session",
@@ -68,4 +71,5 @@ __all__ = [
     "run_job",
     "setup_logging",
     "short_error",
+    "wrapped_error",
 ]
