@@ -21,6 +21,8 @@ PURE_MODULES = [
     "pyspark_experiments.stores.sql.dialects",
     "pyspark_experiments.stores.sql.encodings",
     "pyspark_experiments.stores.resolve",
+    "pyspark_experiments.suggest",
+    "pyspark_experiments.jobs.failures",
     "pyspark_experiments.tables",
 ]
 

@@ -23,10 +23,10 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import os
 
 from ..errors import ConfigurationError, ExperimentNotFoundError
+from ..suggest import closest_names
 from .base import ExperimentRef, lifecycle_stages
 
 
@@ -103,8 +103,7 @@ def _lookup(store, known, by_id, by_name, source: str, kind: str, item: str) -> 
 
 def closest_experiments(known: list[ExperimentRef], item: str, by: str = "name", limit: int = 5) -> list[ExperimentRef]:
     """The experiments whose name (``by="name"``) or id (``by="id"``) is closest to ``item``, at
-    most ``limit``: first the same name up to case and a trailing ``/``, then the closest by
-    :func:`difflib.get_close_matches` (case ignored).
+    most ``limit`` (:func:`~pyspark_experiments.suggest.closest_names`).
 
     Example::
 
@@ -114,17 +113,11 @@ def closest_experiments(known: list[ExperimentRef], item: str, by: str = "name",
         >>> [e.name for e in closest_experiments(known, "tuen")]
         ['tune']
     """
-    def key(experiment: ExperimentRef) -> str:
-        return experiment.experiment_id if by == "id" else experiment.name
-
-    folded = item.casefold().rstrip("/")
-    same = [e for e in known if key(e).casefold().rstrip("/") == folded and key(e) != item]
-    by_folded: dict[str, list[ExperimentRef]] = {}
+    by_key: dict[str, list[ExperimentRef]] = {}
     for experiment in known:
-        by_folded.setdefault(key(experiment).casefold(), []).append(experiment)
-    close = difflib.get_close_matches(item.casefold(), list(by_folded), n=limit, cutoff=0.6)
-    found = dict.fromkeys(same + [e for text in close for e in by_folded[text]])
-    return list(found)[:limit]
+        by_key.setdefault(experiment.experiment_id if by == "id" else experiment.name, []).append(experiment)
+    found = [e for key in closest_names(item, by_key, limit) for e in by_key[key]]
+    return found[:limit]
 
 
 def _count(known: list[ExperimentRef]) -> str:

@@ -1,25 +1,21 @@
-"""``pyspark-experiments analytics`` run as a command against a store that is not there: the
-store's own message (the path, the server), not Spark's wrapping of it, and the exit code of
-its kind (2 for a missing store, 1 for an unreachable server)."""
+"""``pyspark-experiments analytics`` run as a command with what it cannot use: a store that is
+not there (the store's own message, the path or the server, not Spark's wrapping of it, and the
+exit code of its kind: 2 for a missing store, 1 for an unreachable server) and a metric that no
+run logged (2, with the closest logged names)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
-import pyspark_experiments
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_FAILED
+from support.commands import run_command
 from support.ports import free_port
 
 SPARK_NOISE = ("Traceback", "SQLSTATE", "PYTHON_DATA_SOURCE_ERROR", "org.apache.spark", "File \"")
 
 
 def analytics(*args: str) -> subprocess.CompletedProcess:
-    src = os.path.dirname(os.path.dirname(pyspark_experiments.__file__))
-    env = dict(os.environ, PYTHONPATH=src, PYSPARK_PYTHON=sys.executable)
-    return subprocess.run([sys.executable, "-m", "pyspark_experiments", "analytics", "--no-progress",
-                           "--master", "local[1]", *args], env=env, capture_output=True, text=True, timeout=900)
+    return run_command("analytics", *args)
 
 
 def spark_lines_removed(stderr: str) -> str:
@@ -56,3 +52,14 @@ def test_an_unreachable_postgresql_server_exits_1_naming_it_and_debug_shows_the_
     assert debug.returncode == EXIT_FAILED
     assert "Traceback" in debug.stderr and "PYTHON_DATA_SOURCE_ERROR" in debug.stderr
     assert "Traceback" not in debug.stdout and "Secret-42" not in debug.stdout + debug.stderr
+
+
+def test_a_metric_no_run_logged_exits_2_with_the_closest_names(tmp_path):
+    from support.small import write_small_stores
+
+    uri = write_small_stores(tmp_path, kinds=("sqlite",))["sqlite"]  # every run logs "loss"
+    done = analytics("--tracking-uri", uri, "--target-path", str(tmp_path / "out"), "--metrics", "loss,Los")
+    assert done.returncode == EXIT_CONFIG, done.stdout + done.stderr
+    for stream in (done.stdout, done.stderr):
+        assert "'Los': no run logged it; did you mean 'loss'?" in stream
+    assert "NOT RUN" in done.stdout and not (tmp_path / "out" / "analytics_metric_trend").exists()
