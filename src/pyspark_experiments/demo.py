@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "--remote", default=None,
         help="a Spark Connect session instead: 'local[2]' starts a local Connect server, 'sc://host:port' connects (default: SPARK_REMOTE)",
     )
+    parser.add_argument("--debug", action="store_true", help="on failure, also show the full traceback")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -146,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     os.environ[key] = value
 
-    from .session import session, worker_python_error
+    from .jobs.failures import innermost_error
+    from .jobs.hiding import short_error
+    from .jobs.run import exit_code_for
+    from .session import session
     from .uri import resolve_tracking_uri
 
     print(f"Reading {resolve_tracking_uri(tracking_uri).display} with spark.read.format('experiments')...", flush=True)
@@ -166,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         print(summarize(spark, delta_path, names))
         print(f"\nDone in {time.monotonic() - started:.1f} s.")
     except Exception as error:
-        explained = worker_python_error(error)
-        if explained is None:
+        reported = innermost_error(error)
+        if reported is error or args.debug:
             raise
-        print(f"pyspark-experiments demo: {explained}", file=sys.stderr)
-        return 1
+        print(f"pyspark-experiments demo: {short_error(reported)}", file=sys.stderr)
+        return exit_code_for(reported)
     finally:
         spark.stop()
     return 0

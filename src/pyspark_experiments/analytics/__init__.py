@@ -1,4 +1,6 @@
-"""Run analytics over the ``experiments`` tables: plain DataFrame functions, nothing collected.
+"""Run analytics over the ``experiments`` tables: plain DataFrame functions, nothing collected
+but a check that a metric they are given was logged (else a ``ConfigurationError`` naming the
+closest logged keys).
 
 Every function takes the tables as DataFrames, as ``spark.read.format("experiments")`` or the
 synced Delta tables give them, and returns a DataFrame whose columns its docstring lists.

@@ -1,5 +1,5 @@
-"""Helpers shared by the analytics functions and the report built on them: argument checks,
-UTC periods, ``now``."""
+"""Helpers shared by the analytics functions and the report built on them: argument checks (a
+metric no run logged among them), UTC periods, ``now``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
+from ..suggest import closest_names
 
 PERIODS = ("day", "week", "month")
 MODES = ("max", "min")
@@ -25,6 +26,45 @@ def require_columns(df: DataFrame, columns: Iterable[str], argument: str, functi
             f"expected the '{argument}' table of the experiments source or its synced Delta table "
             f"(columns found: {', '.join(df.columns) or 'none'})"
         )
+
+
+def metric_keys_of(table: DataFrame) -> Column:
+    """The metric keys of a ``runs`` table (the keys of its ``metrics`` map, one row each) or
+    of a ``metrics`` table (its ``key`` column)."""
+    return F.col("key") if "key" in table.columns else F.explode(F.map_keys("metrics"))
+
+
+def require_metrics(table: DataFrame, names: Iterable[str] | str | None, where: str) -> None:
+    """Raise ``ConfigurationError`` for a metric in ``names`` that no row of ``table`` (a
+    ``runs`` or ``metrics`` table) logged, naming ``where`` it was asked for and the closest
+    keys that were logged. A table with no metric at all passes: empty results are its answer.
+    One Spark query when every metric is there, a second one to suggest names when not.
+
+    Example::
+
+        >>> require_metrics(runs, ["rmse"], "metric_trend(): metric")          # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        pyspark_experiments.errors.ConfigurationError: metric_trend(): metric 'rmse': no run logged it; did you mean ...
+    """
+    wanted = [names] if isinstance(names, str) else list(dict.fromkeys(names or ()))
+    if not wanted:
+        return
+    keys = table.select(metric_keys_of(table).alias("key"))
+    found = {row.key for row in keys.where(F.col("key").isin(wanted)).distinct().collect()}
+    missing = [name for name in wanted if name not in found]
+    if not missing:
+        return
+    logged = sorted(row.key for row in keys.distinct().collect())
+    if not logged:
+        return
+    count = f"{len(logged):,} metric key" + ("" if len(logged) == 1 else "s")
+    name = missing[0]
+    closest = closest_names(name, logged)
+    hint = (f"did you mean {', '.join(map(repr, closest))}? ({count} are logged)" if closest
+            else f"none of the {count} logged is close to it (the first: {', '.join(map(repr, logged[:5]))})")
+    others = f" (nor {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""
+    raise ConfigurationError(f"{where} {name!r}{others}: no run logged it; {hint}")
 
 
 def check_choice(value: str, choices: tuple[str, ...], argument: str, function: str) -> str:

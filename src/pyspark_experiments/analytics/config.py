@@ -32,7 +32,7 @@ _LIST = (list, str)
 
 
 def _count(field: str) -> Key:
-    return Key(field, _INT, "a positive integer", kind="integer")
+    return Key(field, _INT, "a positive integer", kind="integer", accepts=lambda n: n > 0)
 
 
 #: The TOML layout of ``conf/analytics.toml``: section -> key -> the setting it fills. The
@@ -52,7 +52,8 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
     quota={
         **{name: _count(name) for name in ("params_per_run", "tags_per_run", "metric_steps_per_run",
                                           "runs_per_experiment", "tags_per_experiment")},
-        "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8", kind="number"),
+        "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8", kind="number",
+                      accepts=lambda x: 0 < x <= 1),
     },
     report={
         "out": Key("out", _STRING, "a folder for report.html (string)"),
@@ -65,7 +66,7 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "users": Key("users", _LIST, "a list of user names", kind="list"),
         "tags": Key("tags", (dict,), "a table of tag = value", kind="table"),
         "where": Key("where", _STRING, "a SQL condition on the runs columns (string)"),
-        "keep_newest": Key("keep_newest", _INT, "a non-negative integer", kind="integer"),
+        "keep_newest": Key("keep_newest", _INT, "a non-negative integer", kind="integer", accepts=lambda n: n >= 0),
         "record_file": Key("record_file", _STRING, "a JSON-lines file (string)"),
     },
     job={

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..errors import ConfigurationError
-from .common import require_columns, usable
+from .common import require_columns, require_metrics, usable
 
 HISTORY_PERCENTILES = (0.5, 0.9)
 
@@ -48,6 +48,7 @@ def metric_history_summary(metrics: DataFrame, *, keys=None, percentiles=HISTORY
             raise ConfigurationError(f"{function}(): percentile {fraction!r} is not valid; expected fractions from 0 to 1")
     selected = metrics
     if keys is not None:
+        require_metrics(metrics, keys, f"{function}(): key")
         selected = selected.where(F.col("key").isin([keys] if isinstance(keys, str) else list(keys)))
     number = F.when(usable(F.col("value")), F.col("value"))
     latest = F.max_by(F.struct("value", "step", "timestamp"), F.struct("step", "timestamp", "value"))

@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 from ..jobs.lock import locked
 from ..jobs.output import Progress
 from .activity import run_totals, runs_over_time, runs_per_user, total_runs
+from .common import require_metrics
 from .config import AnalyticsConfig
 from .health import run_health, stuck_runs
 from .history import metric_history_summary
@@ -173,6 +174,7 @@ def run_analytics(spark, cfg: AnalyticsConfig, *, progress: bool = False, now: d
     runs.cache()
     try:
         with locked(target, job="analytics", timeout_minutes=cfg.lock_timeout_minutes):
+            require_metrics(active(runs), cfg.metrics, "metrics (--metrics, [analytics] metrics):")
             metrics = list(cfg.metrics or ()) or default_metrics(active(runs))
             for name, build in analytics_tables(tables, cfg, metrics, now=now).items():
                 show.step(f"writing {name}")

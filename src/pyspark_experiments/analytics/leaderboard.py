@@ -7,7 +7,7 @@ import re
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from .common import MODES, check_choice, check_positive_int, require_columns, usable
+from .common import MODES, check_choice, check_positive_int, require_columns, require_metrics, usable
 
 #: Metric names that usually mean "lower is better" (the default direction otherwise is higher).
 LOWER_IS_BETTER = re.compile(r"loss|error|err\b|rmse|mse|mae|mape|perplexity|latency|duration|time|cost|regret|wer|cer", re.IGNORECASE)
@@ -51,6 +51,7 @@ def leaderboard(runs: DataFrame, metric: str, *, experiment_ids=None, n: int = 1
     n = check_positive_int(n, "n", function)
     mode = check_choice(mode, MODES, "mode", function)
     parents = ["parent_run_id"] if "parent_run_id" in runs.columns else []
+    require_metrics(runs, metric, f"{function}(): metric")
     value = F.col("metrics").getItem(metric)
     selected = runs.where(usable(value))
     if experiment_ids is not None:
@@ -92,6 +93,7 @@ def param_effect(runs: DataFrame, param: str, metric: str, *, by_experiment: boo
     """
     function = "param_effect"
     require_columns(runs, ("experiment_id", "metrics", "params"), "runs", function)
+    require_metrics(runs, metric, f"{function}(): metric")
     value = F.col("metrics").getItem(metric)
     keys = ["experiment_id"] if by_experiment else []
     return (

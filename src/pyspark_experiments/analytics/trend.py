@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from .common import MODES, PERIODS, check_choice, require_columns, usable, utc_period
+from .common import MODES, PERIODS, check_choice, require_columns, require_metrics, usable, utc_period
 
 
 def metric_trend(runs: DataFrame, metric: str, *, period: str = "day", mode: str = "max", by_experiment: bool = True) -> DataFrame:
@@ -37,6 +37,7 @@ def metric_trend(runs: DataFrame, metric: str, *, period: str = "day", mode: str
     require_columns(runs, ("metrics", "start_time", "experiment_id"), "runs", function)
     period = check_choice(period, PERIODS, "period", function)
     mode = check_choice(mode, MODES, "mode", function)
+    require_metrics(runs, metric, f"{function}(): metric")
     value = F.col("metrics").getItem(metric)
     keys = ["experiment_id"] if by_experiment else []
     best = F.max if mode == "max" else F.min

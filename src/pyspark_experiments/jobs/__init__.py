@@ -2,6 +2,7 @@
 on, so that they all behave the same.
 
 - :mod:`.run`: exit codes, the outcome line, :func:`run_job`, the command's Spark session;
+- :mod:`.failures`: the package's own error found inside Spark's wrapping of it;
 - :mod:`.config`: the key table, TOML loading, :class:`CommandConfig` (the shared settings);
 - :mod:`.flags`: the shared flags and the one ``KEY=VALUE`` parser;
 - :mod:`.output`: logging and progress; :mod:`.hiding`: errors as a job prints them (every
@@ -17,6 +18,7 @@ Example::
 """
 
 from .config import SHARED_LAYOUT, CommandConfig, Key, Layout, job_layout, load_config, parse_config, read_toml
+from .failures import innermost_error, wrapped_error
 from .flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
 from .hiding import short_error
 from .output import LOG_LEVELS, Progress, setup_logging
@@ -55,6 +57,7 @@ __all__ = [
     "command_session",
     "exit_code_for",
     "hide_tracking_uri_flag",
+    "innermost_error",
     "job_flag_values",
     "job_layout",
     "job_session",
@@ -66,4 +69,5 @@ __all__ = [
     "run_job",
     "setup_logging",
     "short_error",
+    "wrapped_error",
 ]

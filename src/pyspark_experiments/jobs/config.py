@@ -137,14 +137,18 @@ COERCIONS: dict[str, Callable[[Any], Any]] = {
 @dataclass(frozen=True)
 class Key:
     """One key of a config layout: the setting it fills (``field``), the TOML types it accepts,
-    what a user should be told is expected, the values allowed (``choices``, strings upper-case)
-    and how any value becomes the setting (``kind``: a name of :data:`COERCIONS`, or a function
-    raising ``ConfigurationError`` itself).
+    what a user should be told is expected, the values allowed (``choices``, strings upper-case;
+    ``accepts``, a test of the value, say a range), and how any value becomes the setting
+    (``kind``: a name of :data:`COERCIONS`, or a function raising ``ConfigurationError`` itself).
 
     Example::
 
         >>> Key("full", (bool,), "true or false").check(True, "f.toml", "sync", "full")
         True
+        >>> Key("size", (int,), "a positive integer", accepts=lambda n: n > 0).check(0, "f.toml", "a", "size")
+        Traceback (most recent call last):
+        ...
+        pyspark_experiments.errors.ConfigurationError: f.toml: [a] size = 0: expected a positive integer
         >>> Key("margin", (int, float), "a fraction", kind="number").coerce("0.5")
         0.5
     """
@@ -154,6 +158,7 @@ class Key:
     expected: str
     choices: tuple[Any, ...] | None = None
     kind: str | Callable[[Any], Any] = "text"
+    accepts: Callable[[Any], bool] | None = None
 
     def check(self, value: Any, source: str, section: str, key: str) -> Any:
         ok = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
@@ -163,6 +168,8 @@ class Key:
             ok = all(isinstance(v, (str, int, float, bool)) for v in value.values())
         if ok and self.choices is not None:
             ok = (value.upper() if isinstance(value, str) else value) in self.choices
+        if ok and self.accepts is not None:
+            ok = self.accepts(value)
         if not ok:
             raise ConfigurationError(
                 f"{source}: [{section}] {key} = {shown(value)}: expected {self.expected}"

@@ -95,6 +95,8 @@ def add_job_flags(parser: argparse.ArgumentParser, config_example: str, target_h
     parser.add_argument("--master", help="Spark master (default: local[*])")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
     parser.add_argument("--log-level", choices=LOG_LEVELS)
+    parser.add_argument("--debug", action="store_true",
+                        help="on failure, also show the full traceback (Spark's and the Python workers')")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
                        help="show a progress line (default: when stderr is a terminal)")

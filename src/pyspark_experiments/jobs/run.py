@@ -28,9 +28,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigurationError, TargetLockedError
+from ..errors import ConfigurationError, ExperimentNotFoundError, StoreNotFoundError, TargetLockedError
 from ..redact import hide
-from ..session import session, worker_python_error
+from ..session import session
+from .failures import innermost_error
 from .hiding import short_error
 from .output import setup_logging
 
@@ -48,6 +49,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (KeyboardInterrupt, EXIT_INTERRUPTED),
     (TargetLockedError, EXIT_LOCKED),
     (ConfigurationError, EXIT_CONFIG),
+    (StoreNotFoundError, EXIT_CONFIG),  # the tracking URI names no store
+    (ExperimentNotFoundError, EXIT_CONFIG),  # an experiment the settings name is not in the store
 )
 
 #: The exit codes as a command's ``--help`` lists them.
@@ -92,6 +95,11 @@ class JobSettings:
     @property
     def progress(self) -> bool | None:
         return self.cfg.progress
+
+    @property
+    def debug(self) -> bool:
+        """Whether a failure shows its full traceback (``--debug`` or ``--log-level DEBUG``)."""
+        return bool(getattr(self.args, "debug", False)) or str(self.log_level).upper() == "DEBUG"
 
 
 def outcome_line(command: str, error: BaseException, elapsed_s: float) -> str:
@@ -166,8 +174,10 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
     ``SystemExit``); they must have ``log_level`` and ``progress`` (``None``: when stderr is a
     terminal). ``run(settings, show_progress)`` does the work and returns a result with
     ``summary()``, printed on stdout. Errors are logged and summed up on stdout as a FAILED /
-    NOT RUN line, mapped to an exit code by :func:`exit_code_for`; everything printed is hidden
-    through :func:`hide`.
+    NOT RUN line, mapped to an exit code by :func:`exit_code_for`; an error of ours that Spark
+    wrapped is reported as itself (:func:`~pyspark_experiments.jobs.failures.innermost_error`),
+    its full traceback logged only when ``settings.debug`` is true. Everything printed is
+    hidden through :func:`hide`.
 
     Example::
 
@@ -191,15 +201,16 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
     except BaseException as error:  # noqa: BLE001 - every outcome becomes an exit code
         if isinstance(error, SystemExit):
             raise
-        error = worker_python_error(error) or error  # a worker without this package: say which
+        raised, error = error, innermost_error(error)
         code = exit_code_for(error)
         if code == EXIT_FAILED:
             job_log.error("%s failed: %s", command, short_error(error))
-            job_log.debug("traceback", exc_info=True)
         elif code == EXIT_INTERRUPTED:
             job_log.error("interrupted; the next run completes the work")
         else:
             job_log.error("%s", short_error(error))
+        if getattr(settings, "debug", False) and code != EXIT_INTERRUPTED:
+            job_log.error("traceback (--debug)", exc_info=raised)
         print(outcome_line(command, error, time.monotonic() - started), flush=True)
         return code
     print(hide(result.summary()), flush=True)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from .. import analytics
-from ..analytics.common import PERIODS, check_choice, check_positive_int, require_columns, utc_period
+from ..analytics.common import PERIODS, check_choice, check_positive_int, require_columns, require_metrics, utc_period
 from ..analytics.leaderboard import default_mode
 from . import html, plots
 
@@ -150,6 +150,7 @@ def _build(runs, metrics, experiments, plot_metrics, modes, period, limits, marg
     names = _names(experiments)
     if isinstance(plot_metrics, str):
         plot_metrics = [plot_metrics]
+    require_metrics(runs, plot_metrics, f"{function}(): plot_metrics:")
     plot_metrics = list(plot_metrics) if plot_metrics else _default_metrics(runs)
     modes = {
         key: check_choice(value, ("max", "min"), f"modes[{key!r}]", function) for key, value in (modes or {}).items()

@@ -4,7 +4,8 @@ The order (README, "Resolution"): the load path (ids or names); else ``MLFLOW_EX
 else ``MLFLOW_EXPERIMENT_NAME``; else every experiment the view type admits. For the run tables
 ``DELETED_ONLY`` looks in every experiment, since a deleted run may sit in an active one. An id
 or name that the store does not hold is an :class:`~pyspark_experiments.errors.ExperimentNotFoundError`
-that names it and lists what the store has.
+that names it, says how many experiments the store has and suggests the closest names
+(:func:`closest_experiments`).
 
 This lives beside the stores, not in :mod:`pyspark_experiments.uri`: it asks a store for its
 experiments, and URI handling must not depend on stores.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigurationError, ExperimentNotFoundError
+from ..suggest import closest_names
 from .base import ExperimentRef, lifecycle_stages
 
 
@@ -94,9 +96,44 @@ def _lookup(store, known, by_id, by_name, source: str, kind: str, item: str) -> 
         what = {"id": "id", "name": "name", "either": "id or name"}[kind]
         raise ExperimentNotFoundError(
             f"{source}: no experiment with {what} {item!r} in the store at "
-            f"{store.uri.display}; experiments there: {_listing(known)}"
+            f"{store.uri.display} ({_count(known)}){_suggestions(known, kind, item)}"
         )
     return experiment
+
+
+def closest_experiments(known: list[ExperimentRef], item: str, by: str = "name", limit: int = 5) -> list[ExperimentRef]:
+    """The experiments whose name (``by="name"``) or id (``by="id"``) is closest to ``item``, at
+    most ``limit`` (:func:`~pyspark_experiments.suggest.closest_names`).
+
+    Example::
+
+        >>> known = [ExperimentRef("1", "/Users/me/train/", "active"), ExperimentRef("2", "tune", "active")]
+        >>> [e.experiment_id for e in closest_experiments(known, "/users/me/train")]
+        ['1']
+        >>> [e.name for e in closest_experiments(known, "tuen")]
+        ['tune']
+    """
+    by_key: dict[str, list[ExperimentRef]] = {}
+    for experiment in known:
+        by_key.setdefault(experiment.experiment_id if by == "id" else experiment.name, []).append(experiment)
+    found = [e for key in closest_names(item, by_key, limit) for e in by_key[key]]
+    return found[:limit]
+
+
+def _count(known: list[ExperimentRef]) -> str:
+    return f"{len(known):,} experiment" + ("" if len(known) == 1 else "s")
+
+
+def _suggestions(known: list[ExperimentRef], kind: str, item: str) -> str:
+    closest = closest_experiments(known, item, "id" if kind == "id" else "name")
+    if kind == "either" and not closest:
+        closest = closest_experiments(known, item, "id")
+    if closest:
+        return "; did you mean " + ", ".join(f"{e.name!r} (id {e.experiment_id})" for e in closest) + "?"
+    if len(known) <= 5:  # a handful: all of them is the shortest answer
+        return "; experiments there: " + (", ".join(f"{e.name!r} (id {e.experiment_id})" for e in known) or "none")
+    return ("; no name is close to it (list them: spark.read.format('experiments')"
+            ".option('table', 'experiments').load())")
 
 
 def all_admitted(known: list[ExperimentRef], view_type: str, table: str) -> tuple[str, ...]:
@@ -115,9 +152,4 @@ def all_admitted(known: list[ExperimentRef], view_type: str, table: str) -> tupl
     return tuple(e.experiment_id for e in known if e.lifecycle_stage in lifecycle_stages(admitted))
 
 
-def _listing(known: list[ExperimentRef], limit: int = 10) -> str:
-    names = ", ".join(f"{e.name!r} (id {e.experiment_id})" for e in known[:limit])
-    return (names + (" ..." if len(known) > limit else "")) or "none"
-
-
-__all__ = ["all_admitted", "resolve_experiments"]
+__all__ = ["all_admitted", "closest_experiments", "resolve_experiments"]

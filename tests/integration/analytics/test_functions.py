@@ -415,6 +415,22 @@ def test_bad_arguments_are_named(tables):
         analytics.quota_usage(runs, margin=1.5)
 
 
+@pytest.mark.parametrize("call", [
+    lambda t, m: analytics.metric_trend(t["runs"], m),
+    lambda t, m: analytics.leaderboard(t["runs"], m),
+    lambda t, m: analytics.param_effect(t["runs"], "alpha", m),
+    lambda t, m: analytics.metric_history_summary(t["metrics"], keys=["loss", m]),
+], ids=["metric_trend", "leaderboard", "param_effect", "metric_history_summary"])
+def test_a_metric_no_run_logged_is_refused_with_the_closest_logged_names(tables, call):
+    with pytest.raises(ValueError) as error:  # a ConfigurationError, not an empty table
+        call(tables, "val/ac")
+    message = str(error.value)
+    assert isinstance(error.value, ConfigurationError)
+    assert "'val/ac'" in message and "no run logged it; did you mean 'val/acc'" in message
+    with pytest.raises(ConfigurationError, match="none of the .* logged is close to it"):
+        call(tables, "throughput_qps")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _no_experiment_env():
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):

@@ -94,6 +94,23 @@ def test_bad_configs_name_the_key(tmp_path, toml, words):
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize(("section", "key", "value", "expected"), [
+    ("quota", "params_per_run", "0", "a positive integer"),
+    ("quota", "tags_per_experiment", "-3", "a positive integer"),
+    ("quota", "margin", "0", "a fraction between 0 and 1, e.g. 0.8"),
+    ("quota", "margin", "1.5", "a fraction between 0 and 1, e.g. 0.8"),
+    ("analytics", "leaderboard_size", "0", "a positive integer"),
+    ("cleanup", "keep_newest", "-1", "a non-negative integer"),
+])
+@pytest.mark.parametrize("config_class", [AnalyticsConfig, ReportConfig, CleanupConfig])
+def test_out_of_range_values_name_the_file_section_and_key(tmp_path, config_class, section, key, value, expected):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigurationError) as info:
+        config_class.from_toml(str(path))
+    assert str(info.value) == f"{path}: [{section}] {key} = {value}: expected {expected}"
+
+
 @pytest.mark.parametrize("config_class", [AnalyticsConfig, ReportConfig, CleanupConfig])
 def test_every_command_checks_the_whole_shared_file(tmp_path, config_class):
     path = tmp_path / "c.toml"
