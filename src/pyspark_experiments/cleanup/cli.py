@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigurationError
+from ..jobs.config import as_list
 from ..jobs.flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
 from ..jobs.hiding import add_secret, password_in
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
@@ -53,6 +54,11 @@ def config_from_args(args: argparse.Namespace) -> CleanupConfig:
         >>> cfg.criteria()
         {'statuses': ['FAILED'], 'tags': {'stage': 'debug'}}
     """
+    for flag, value in (("--experiment-ids", args.experiment_ids), ("--statuses", args.statuses), ("--users", args.users),
+                        ("--where", args.where)):
+        if value is not None and as_list(value) is None:
+            raise ConfigurationError(f"{flag} {value!r} is empty: expected at least one value (leave the flag out for "
+                                     f"no condition)")
     cfg = CleanupConfig.from_toml(args.config) if args.config else CleanupConfig()
     cfg = cfg.override(
         **job_flag_values(args, cfg.spark_conf),
