@@ -36,3 +36,8 @@ def test_a_non_finite_age_names_the_flag(value, capsys):
     captured = capsys.readouterr()
     assert "--older-than-days" in captured.err and "finite" in captured.err
     assert "next run completes the work" not in captured.out + captured.err
+
+
+def test_a_plan_file_with_restore_is_refused(capsys):
+    assert cli.main(["--tracking-uri", "sqlite:///x.db", "--restore", "b", "--plan-file", "p.json"]) == EXIT_CONFIG
+    assert "--plan-file" in capsys.readouterr().err
