@@ -57,19 +57,47 @@ def bulk_time_bound(criteria: dict) -> bool:
     return set(criteria) == {"experiment_ids", "older_than"}
 
 
+def databricks_host_creds(uri):
+    """MLflow's host credentials for the workspace the resolved tracking URI ``uri`` names
+    (``databricks``, or ``databricks://<profile>``: that profile, never the default's), resolved
+    as the REST store resolves them
+    (:func:`~pyspark_experiments.stores.rest.auth.resolve_connection`: a host copied from the
+    browser is reduced to the workspace's API base); OAuth machine-to-machine credentials go
+    through MLflow's own resolution of the same URI.
+
+    Example::
+
+        >>> databricks_host_creds(resolve_tracking_uri("databricks://team")).host   # doctest: +SKIP
+        'https://adb-123.4.azuredatabricks.net'
+    """
+    from mlflow.utils.databricks_utils import get_databricks_host_creds
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    from ..stores.rest.auth import resolve_connection
+
+    connection = resolve_connection(uri)
+    if connection.credential.kind != "bearer":
+        return get_databricks_host_creds(uri.location)
+    return MlflowHostCreds(
+        connection.base_url, token=connection.credential.secret, ignore_tls_verification=connection.verify is False,
+        server_cert_path=connection.verify if isinstance(connection.verify, str) else None,
+        client_cert_path=connection.client_cert,
+    )
+
+
 def databricks_delete_runs(uri, experiment_id: str, max_timestamp_millis: int, max_runs: int) -> int:
-    """``POST /api/2.0/mlflow/databricks/runs/delete-runs``; returns the runs deleted.
+    """``POST /api/2.0/mlflow/databricks/runs/delete-runs`` to the workspace the resolved
+    tracking URI ``uri`` names (:func:`databricks_host_creds`); returns the runs deleted.
 
     Example::
 
         >>> databricks_delete_runs(resolve_tracking_uri("databricks://team"), "7", 1767225600000, 100)   # doctest: +SKIP
         100
     """
-    from mlflow.utils.databricks_utils import get_databricks_host_creds
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     endpoint = "/api/2.0/mlflow/databricks/runs/delete-runs"
-    response = http_request(get_databricks_host_creds("databricks"), endpoint, "POST", json={
+    response = http_request(databricks_host_creds(uri), endpoint, "POST", timeout=120, json={
         "experiment_id": experiment_id, "max_timestamp_millis": int(max_timestamp_millis), "max_runs": int(max_runs)})
     response = verify_rest_response(response, endpoint)
     return int(response.json().get("runs_deleted", 0))
