@@ -118,7 +118,13 @@ def _nothing(runs: list[dict]) -> None:
 @dataclass
 class Deletion:
     """What :func:`delete_runs` did: the ids deleted, the ids already deleted (by someone else:
-    not deleted again, not recorded as deleted by this batch), and the ids that failed."""
+    not deleted again, not recorded as deleted by this batch), and the ids that failed.
+
+    Example::
+
+        >>> Deletion(deleted={"r1"}).failed
+        set()
+    """
 
     deleted: set[str] = field(default_factory=set)
     already: set[str] = field(default_factory=set)
