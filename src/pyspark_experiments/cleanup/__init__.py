@@ -4,7 +4,8 @@ asked (through MLflow's API), record every deletion, restore a batch.
 - :mod:`.config`: :class:`CleanupConfig`; :mod:`.cli`: the command;
 - :mod:`.job`: :func:`run_cleanup` (selection with
   :func:`pyspark_experiments.analytics.cleanup_candidates`, the target's lock);
-- :mod:`.records`: the ``cleanup_log`` table or JSON-lines file;
+- :mod:`.records`: the ``cleanup_log`` table or JSON-lines file (intents before deletions);
+- :mod:`.plan`: a dry run's saved selection, which ``--yes --plan-file`` carries out exactly;
 - :mod:`.deletion`: delete and restore through MLflow, Databricks' bulk delete.
 
 Example::

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigurationError
+from ..jobs.config import as_list
 from ..jobs.flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
 from ..redact import remember_uri
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-newest", type=int, help="condition: beyond the newest N runs of their experiment")
     p.add_argument("--yes", action="store_true", help="delete the selected runs (default: list them only)")
     p.add_argument("--restore", metavar="BATCH", help="restore the runs a batch deleted")
+    p.add_argument("--plan-file", metavar="PATH",
+                   help="dry run: save the selected runs and their selection to PATH; with --yes: delete exactly "
+                        "the runs PATH lists (those that no longer match, or changed, are skipped)")
     p.add_argument("--record-file", help=f"JSON-lines record when there is no target (default ./{DEFAULT_RECORD_FILE})")
     p.add_argument("--lock-timeout-minutes", type=float, help="take over another host's lock after this long")
     return p
@@ -53,6 +57,11 @@ def config_from_args(args: argparse.Namespace) -> CleanupConfig:
         >>> cfg.criteria()
         {'statuses': ['FAILED'], 'tags': {'stage': 'debug'}}
     """
+    for flag, value in (("--experiment-ids", args.experiment_ids), ("--statuses", args.statuses), ("--users", args.users),
+                        ("--where", args.where)):
+        if value is not None and as_list(value) is None:
+            raise ConfigurationError(f"{flag} {value!r} is empty: expected at least one value (leave the flag out for "
+                                     f"no condition)")
     cfg = CleanupConfig.from_toml(args.config) if args.config else CleanupConfig()
     cfg = cfg.override(
         **job_flag_values(args, cfg.spark_conf),
@@ -70,6 +79,8 @@ def _parse(argv: list[str]) -> JobSettings:
     cfg = config_from_args(args)
     if args.yes and args.restore:
         raise ConfigurationError("--yes and --restore: give one")
+    if args.plan_file is not None and (args.restore or not args.plan_file.strip()):
+        raise ConfigurationError("--plan-file: expected a file path, with a dry run (to write it) or --yes (to carry it out)")
     return JobSettings(cfg, args)
 
 
@@ -77,7 +88,8 @@ def _run(settings: JobSettings, show: bool):
     from .job import run_cleanup
 
     with command_session("cleanup", settings.cfg) as spark:
-        return run_cleanup(spark, settings.cfg, yes=settings.args.yes, restore=settings.args.restore)
+        return run_cleanup(spark, settings.cfg, yes=settings.args.yes, restore=settings.args.restore,
+                           plan_file=settings.args.plan_file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

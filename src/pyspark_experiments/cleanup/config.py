@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -77,6 +78,11 @@ class CleanupConfig(CommandConfig):
             pyspark_experiments.errors.ConfigurationError: [cleanup] keep_newest = -1: expected a non-negative integer
         """
         self.check_shared()
+        if self.older_than_days is not None and not math.isfinite(self.older_than_days):
+            raise ConfigurationError(f"--older-than-days ([cleanup] older_than_days) = {self.older_than_days}: "
+                                     f"expected a finite number of days")
+        if self.where is not None and not self.where.strip():
+            raise ConfigurationError("--where ([cleanup] where) is empty: expected a SQL condition on the runs columns")
         if self.keep_newest is not None and self.keep_newest < 0:
             raise ConfigurationError(f"[cleanup] keep_newest = {self.keep_newest}: expected a non-negative integer")
         if self.lock_timeout_minutes <= 0:

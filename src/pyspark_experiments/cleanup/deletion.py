@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..errors import MissingDependencyError
 from ..jobs.hiding import short_error
 
 log = logging.getLogger("pyspark_experiments.cleanup")
+
+#: Crash tests: SIGKILL the cleanup after this many deletions.
+KILL_ENV = "PYSPARK_EXPERIMENTS_CLEANUP_KILL_AFTER"
 
 
 def mlflow_client(tracking_uri: str):
@@ -50,56 +57,129 @@ def bulk_time_bound(criteria: dict) -> bool:
     return set(criteria) == {"experiment_ids", "older_than"}
 
 
-def databricks_delete_runs(experiment_id: str, max_timestamp_millis: int, max_runs: int) -> int:
-    """``POST /api/2.0/mlflow/databricks/runs/delete-runs``; returns the runs deleted.
+def databricks_host_creds(uri):
+    """MLflow's host credentials for the workspace the resolved tracking URI ``uri`` names
+    (``databricks``, or ``databricks://<profile>``: that profile, never the default's), resolved
+    as the REST store resolves them
+    (:func:`~pyspark_experiments.stores.rest.auth.resolve_connection`: a host copied from the
+    browser is reduced to the workspace's API base); OAuth machine-to-machine credentials go
+    through MLflow's own resolution of the same URI.
 
     Example::
 
-        >>> databricks_delete_runs("7", 1767225600000, 100)                  # doctest: +SKIP
-        100
+        >>> databricks_host_creds(resolve_tracking_uri("databricks://team")).host   # doctest: +SKIP
+        'https://adb-123.4.azuredatabricks.net'
     """
     from mlflow.utils.databricks_utils import get_databricks_host_creds
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    from ..stores.rest.auth import resolve_connection
+
+    connection = resolve_connection(uri)
+    if connection.credential.kind != "bearer":
+        return get_databricks_host_creds(uri.location)
+    return MlflowHostCreds(
+        connection.base_url, token=connection.credential.secret, ignore_tls_verification=connection.verify is False,
+        server_cert_path=connection.verify if isinstance(connection.verify, str) else None,
+        client_cert_path=connection.client_cert,
+    )
+
+
+def databricks_delete_runs(uri, experiment_id: str, max_timestamp_millis: int, max_runs: int) -> int:
+    """``POST /api/2.0/mlflow/databricks/runs/delete-runs`` to the workspace the resolved
+    tracking URI ``uri`` names (:func:`databricks_host_creds`); returns the runs deleted.
+
+    Example::
+
+        >>> databricks_delete_runs(resolve_tracking_uri("databricks://team"), "7", 1767225600000, 100)   # doctest: +SKIP
+        100
+    """
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     endpoint = "/api/2.0/mlflow/databricks/runs/delete-runs"
-    response = http_request(get_databricks_host_creds("databricks"), endpoint, "POST", json={
+    response = http_request(databricks_host_creds(uri), endpoint, "POST", timeout=120, json={
         "experiment_id": experiment_id, "max_timestamp_millis": int(max_timestamp_millis), "max_runs": int(max_runs)})
     response = verify_rest_response(response, endpoint)
     return int(response.json().get("runs_deleted", 0))
 
 
-def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime) -> set[str]:
-    """Delete ``runs`` (dicts with ``run_id`` and ``experiment_id``) from the store at ``uri``
-    (a resolved tracking URI); returns the ids deleted (the rest failed, and are logged).
+def _kill_after(count: int) -> None:
+    """SIGKILL this process after ``count`` deletions when :data:`KILL_ENV` says so (crash tests)."""
+    limit = os.environ.get(KILL_ENV, "").strip()
+    if limit and count >= int(limit):
+        log.warning("%s=%s: killing this process (SIGKILL)", KILL_ENV, limit)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _nothing(runs: list[dict]) -> None:
+    return None
+
+
+@dataclass
+class Deletion:
+    """What :func:`delete_runs` did: the ids deleted, the ids already deleted (by someone else:
+    not deleted again, not recorded as deleted by this batch), and the ids that failed.
 
     Example::
 
-        >>> delete_runs(resolve_tracking_uri("sqlite:///m.db"), runs, {"statuses": ["FAILED"]}, now)   # doctest: +SKIP
+        >>> Deletion(deleted={"r1"}).failed
+        set()
+    """
+
+    deleted: set[str] = field(default_factory=set)
+    already: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
+def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime, *,
+                before: Callable[[list[dict]], None] = _nothing,
+                after: Callable[[list[dict]], None] = _nothing) -> Deletion:
+    """Delete ``runs`` (dicts with ``run_id`` and ``experiment_id``) from the store at ``uri``
+    (a resolved tracking URI). ``before(runs)`` is called with the runs about to be deleted
+    (to record them first), ``after(runs)`` with those deleted; a run mlflow already lists as
+    deleted is left alone (:attr:`Deletion.already`), a failure logged (:attr:`Deletion.failed`).
+
+    Example::
+
+        >>> delete_runs(resolve_tracking_uri("sqlite:///m.db"), runs, {"statuses": ["FAILED"]}, now).deleted   # doctest: +SKIP
         {'0a1b...'}
     """
-    deleted: set[str] = set()
+    outcome = Deletion()
     if not runs:
-        return deleted
+        return outcome
     client = mlflow_client(uri.location)
     if uri.scheme == "databricks" and bulk_time_bound(criteria):
         bound = now - dt.timedelta(days=float(criteria["older_than"]))
         for experiment_id in sorted({r["experiment_id"] for r in runs}):
             wanted = [r for r in runs if r["experiment_id"] == experiment_id]
-            count = databricks_delete_runs(experiment_id, int(bound.timestamp() * 1000), len(wanted))
+            before(wanted)
+            count = databricks_delete_runs(uri, experiment_id, int(bound.timestamp() * 1000), len(wanted))
             # Recorded as deleted: the selected runs the workspace now lists as deleted, no others.
             done = {r["run_id"] for r in wanted} & deleted_runs(client, experiment_id)
             if count != len(wanted) or len(done) != len(wanted):
                 log.warning("experiment %s: Databricks deleted %d run(s); %d were selected, %d of them are now deleted",
                             experiment_id, count, len(wanted), len(done))
-            deleted |= done
-        return deleted
+            outcome.deleted |= done
+            outcome.failed |= {r["run_id"] for r in wanted} - done
+            after([r for r in wanted if r["run_id"] in done])
+            _kill_after(len(outcome.deleted))
+        return outcome
     for run in runs:
         try:
+            if client.get_run(run["run_id"]).info.lifecycle_stage == "deleted":
+                log.warning("run %s: already deleted; left alone", run["run_id"])
+                outcome.already.add(run["run_id"])
+                continue
+            before([run])
             client.delete_run(run["run_id"])
-            deleted.add(run["run_id"])
         except Exception as error:  # recorded as not deleted; the job then fails with the count
             log.error("run %s: not deleted: %s", run["run_id"], short_error(error))
-    return deleted
+            outcome.failed.add(run["run_id"])
+            continue
+        outcome.deleted.add(run["run_id"])
+        after([run])
+        _kill_after(len(outcome.deleted))
+    return outcome
 
 
 def deleted_runs(client, experiment_id: str) -> set[str]:
@@ -119,6 +199,29 @@ def deleted_runs(client, experiment_id: str) -> set[str]:
         token = page.token
         if not token:
             return found
+
+
+def never_deleted(uri, rows: list[dict]) -> set[str]:
+    """Of ``rows`` (records with ``run_id``), the ids of the runs mlflow lists as active: a run
+    whose deletion was intended but never happened (a cleanup stopped before it) has nothing to
+    restore.
+
+    Example::
+
+        >>> never_deleted(resolve_tracking_uri("sqlite:///m.db"), rows)        # doctest: +SKIP
+        {'0a1b...'}
+    """
+    if not rows:
+        return set()
+    client = mlflow_client(uri.location)
+    active = set()
+    for row in rows:
+        try:
+            if client.get_run(row["run_id"]).info.lifecycle_stage != "deleted":
+                active.add(row["run_id"])
+        except Exception as error:  # restore_run then says what is wrong with it
+            log.warning("run %s: cannot read its lifecycle stage: %s", row["run_id"], short_error(error))
+    return active
 
 
 def restore_runs(uri, rows: list[dict]) -> list[dict]:

@@ -4,16 +4,18 @@ MLflow's own API (:mod:`.deletion`); every deletion recorded, every batch restor
 - Selection: :func:`pyspark_experiments.analytics.cleanup_candidates` over the store's active
   runs (by experiment, status, age, user, tags, a SQL condition, or the oldest runs beyond the
   newest N of an experiment).
-- Dry run (default): prints the candidates and exits; nothing changes.
+- Dry run (default): prints the candidates and exits; nothing changes. With a plan file, saves
+  them with their selection (:mod:`.plan`); ``--yes`` with the plan deletes exactly those that
+  still match and have not changed.
 - ``--yes``: soft-deletes them: ``MlflowClient(tracking_uri).delete_run`` for local stores and
   tracking servers; on Databricks, the bulk ``databricks/runs/delete-runs`` endpoint where the
   selection is exactly "runs of an experiment started before a time", else one by one. Runs
   move to ``deleted`` (MLflow's trash); nothing is written into a store directly.
-- Records (:mod:`.records`): one row per deleted (or restored) run, appended to the Delta table
-  ``cleanup_log`` of the target (taking the target's lock, as the sync does), or, with no
-  target, to a JSON-lines file (``--record-file``).
-- ``--restore BATCH``: restores the runs a batch deleted (``MlflowClient.restore_run``) and
-  records that too (``action = "restore"``).
+- Records (:mod:`.records`): each run recorded before it is deleted (``intent``), then its
+  outcome, in the Delta table ``cleanup_log`` of the target (taking the target's lock, as the
+  sync does), or, with no target, in a JSON-lines file (``--record-file``, under an OS lock).
+- ``--restore BATCH``: restores the runs a batch deleted, or was deleting when it stopped
+  (``MlflowClient.restore_run``), and records that too (``action = "restore"``).
 
 Example::
 
@@ -26,17 +28,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
+import os
 import time
 from dataclasses import dataclass, field
 
 from ..analytics import cleanup_candidates
 from ..analytics.inputs import read_tables
 from ..errors import ConfigurationError, JobError
+from ..jobs.hiding import short_error
 from ..jobs.lock import locked
 from ..uri import resolve_tracking_uri
 from .config import CleanupConfig
-from .deletion import delete_runs, restore_runs
-from .records import RECORD_COLUMNS, Records, new_batch_id, who
+from .deletion import delete_runs, never_deleted, restore_runs
+from .plan import compare, new_plan, read_plan, write_plan
+from .records import DELETE, INTENT, NOT_DELETED, RECORD_COLUMNS, RESTORE, Records, new_batch_id, who
 
 #: Most candidates listed in the summary (the count is always complete).
 SHOWN = 200
@@ -59,17 +65,23 @@ class CleanupResult:
     batch_id: str | None = None
     record: str | None = None
     elapsed_s: float = 0.0
+    skipped: list[tuple[dict, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         n = len(self.runs)
         if self.mode == "dry run":
             head = f"pyspark-experiments cleanup: dry run: {n} run(s) selected in {self.store} ({self.criteria}); nothing deleted"
             tail = "run again with --yes to delete them (soft delete: `--restore <batch>` undoes it)" if n else ""
+            if self.record:
+                tail = (f"plan saved to {self.record}; delete exactly these runs with: "
+                        f"pyspark-experiments cleanup --yes --plan-file {self.record}")
         elif self.mode == "restore":
             head = f"pyspark-experiments cleanup: restored {n} run(s) of batch {self.batch_id} in {self.store}"
             tail = f"recorded in {self.record}"
         else:
             head = f"pyspark-experiments cleanup: deleted {n} run(s) in {self.store} ({self.criteria}) as batch {self.batch_id}"
+            if self.skipped:
+                head += f"; {len(self.skipped)} skipped"
             tail = f"recorded in {self.record}; undo with: pyspark-experiments cleanup --restore {self.batch_id}" if n else ""
         lines = [head]
         if n:
@@ -81,20 +93,34 @@ class CleanupResult:
                              f"{started:<19}  {run.get('run_name') or ''}")
             if n > SHOWN:
                 lines.append(f"  ... and {n - SHOWN} more")
+        for run, why in self.skipped[:SHOWN]:
+            lines.append(f"  skipped {run['run_id']}: {why}")
+        if len(self.skipped) > SHOWN:
+            lines.append(f"  ... and {len(self.skipped) - SHOWN} more skipped")
         if tail:
             lines.append(tail)
         return "\n".join(lines)
 
 
-def select(spark, cfg: CleanupConfig, now: dt.datetime) -> list[dict]:
-    """The candidate runs (as dicts), read from the store's active runs.
+def select(spark, cfg: CleanupConfig, now: dt.datetime, criteria: dict | None = None) -> list[dict]:
+    """The candidate runs (as dicts), read from the store's active runs, by ``criteria``
+    (default: the config's); a ``where`` Spark cannot parse or resolve is a
+    :class:`ConfigurationError` naming ``--where``.
 
     Example::
 
         >>> select(spark, CleanupConfig(statuses=("FAILED",)), dt.datetime.now(dt.UTC))   # doctest: +SKIP
     """
+    criteria = cfg.criteria() if criteria is None else criteria
     runs = read_tables(spark, cfg, source="store", view_type="ACTIVE_ONLY")["runs"]
-    return [row.asDict() for row in cleanup_candidates(runs, now=now, **cfg.criteria()).collect()]
+    if criteria.get("where"):
+        try:
+            runs.where(criteria["where"]).schema  # analysed, not run
+        except Exception as error:  # ParseException / AnalysisException, classic or Connect
+            first = short_error(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigurationError(f"--where ([cleanup] where) {criteria['where']!r}: not a valid SQL condition on the "
+                                     f"runs columns ({first})") from None
+    return [row.asDict() for row in cleanup_candidates(runs, now=now, **criteria).collect()]
 
 
 def target_locked(spark, cfg: CleanupConfig):
@@ -111,9 +137,18 @@ def target_locked(spark, cfg: CleanupConfig):
     return locked(cfg.target(spark), job="cleanup", timeout_minutes=cfg.lock_timeout_minutes)
 
 
+def _no_condition() -> ConfigurationError:
+    return ConfigurationError(
+        "cleanup: no condition given; pass at least one of --experiment-ids, --statuses, --older-than-days, --users, "
+        "--tag, --where, --keep-newest (selecting every run is never a default)"
+    )
+
+
 def run_cleanup(spark, cfg: CleanupConfig, *, yes: bool = False, restore: str | None = None,
-                now: dt.datetime | None = None) -> CleanupResult:
-    """Select (and with ``yes`` delete, or with ``restore`` restore) runs; see the module.
+                now: dt.datetime | None = None, plan_file: str | None = None) -> CleanupResult:
+    """Select (and with ``yes`` delete, or with ``restore`` restore) runs; see the module. A dry
+    run with ``plan_file`` saves the selection there (:mod:`.plan`); ``yes`` with ``plan_file``
+    deletes exactly the runs it lists that still match and have not changed.
 
     Example::
 
@@ -125,40 +160,111 @@ def run_cleanup(spark, cfg: CleanupConfig, *, yes: bool = False, restore: str | 
     if restore:
         return _restore(spark, cfg, uri, records, restore, started)
     criteria = cfg.criteria()
+    plan = None
+    if yes and plan_file:
+        plan = read_plan(plan_file, uri.display)
+        if criteria and _normal(criteria) != _normal(plan["criteria"]):
+            raise ConfigurationError(f"--plan-file {plan_file}: the conditions given ({_text(criteria)}) are not the "
+                                     f"plan's ({_text(plan['criteria'])}); give none, or the plan's")
+        criteria, now = plan["criteria"], plan["now"]
     if not criteria:
-        raise ConfigurationError(
-            "cleanup: no condition given; pass at least one of --experiment-ids, --statuses, --older-than-days, --users, "
-            "--tag, --where, --keep-newest (selecting every run is never a default)"
-        )
+        raise _no_condition()
     now = now or dt.datetime.now(dt.UTC)
-    text = "; ".join(f"{k}={v}" for k, v in criteria.items())
+    text = _text(criteria)
     if not yes:
-        runs = select(spark, cfg, now)
-        return CleanupResult("dry run", uri.display, text, runs, elapsed_s=time.monotonic() - started)
-    with target_locked(spark, cfg):
-        runs = select(spark, cfg, now)
-        batch = new_batch_id(now)
-        deleted = delete_runs(uri, runs, criteria, now)
-        by, at = who(), dt.datetime.now(dt.UTC)
-        records.append([{"batch_id": batch, "action": "delete", "run_id": r["run_id"], "experiment_id": r["experiment_id"],
-                         "run_name": r.get("run_name"), "status": r.get("status"), "reason": r.get("reason"), "at": at,
-                         "by": by, "tracking_uri": uri.display} for r in runs if r["run_id"] in deleted])
-    failed = [r for r in runs if r["run_id"] not in deleted]
-    if failed:
-        raise JobError(f"cleanup: {len(failed)} of {len(runs)} run(s) could not be deleted (first: {failed[0]['run_id']}); "
-                       f"the {len(deleted)} deleted are recorded as batch {batch} in {records.display}")
-    return CleanupResult("delete", uri.display, text, runs, batch, records.display, time.monotonic() - started)
+        runs = select(spark, cfg, now, criteria)
+        if plan_file:
+            write_plan(plan_file, new_plan(uri.display, criteria, now, runs))
+        return CleanupResult("dry run", uri.display, text, runs, record=os.path.abspath(plan_file) if plan_file else None,
+                             elapsed_s=time.monotonic() - started)
+    with target_locked(spark, cfg), records.held():
+        skipped: list[tuple[dict, str]] = []
+        if plan is None:
+            runs = select(spark, cfg, now, criteria)
+        else:
+            runs, skipped = compare(plan, select(spark, cfg, now, criteria))
+        batch = new_batch_id(dt.datetime.now(dt.UTC))
+        # With a plan, only the runs it lists: never Databricks' bulk delete by time bound.
+        outcome = _delete(uri, records, batch, runs, {} if plan else criteria, now)
+    done = [r for r in runs if r["run_id"] in outcome.deleted]
+    result = CleanupResult("delete", uri.display, text, done, batch, records.display, time.monotonic() - started,
+                           skipped=[(r, why) for r, why in skipped]
+                           + [(r, "already deleted (not by this batch)") for r in runs if r["run_id"] in outcome.already])
+    if outcome.failed:
+        first = sorted(outcome.failed)[0]
+        raise JobError(f"cleanup: {len(outcome.failed)} of {len(runs)} run(s) could not be deleted (first: {first}); "
+                       f"the {len(outcome.deleted)} deleted are recorded as batch {batch} in {records.display}")
+    return result
+
+
+def _normal(criteria: dict) -> str:
+    return json.dumps(criteria, sort_keys=True, default=str)
+
+
+def _text(criteria: dict) -> str:
+    return "; ".join(f"{k}={v}" for k, v in criteria.items())
+
+
+def _row(run: dict, batch: str, action: str, uri, by: str) -> dict:
+    return {"batch_id": batch, "action": action, "run_id": run["run_id"], "experiment_id": run["experiment_id"],
+            "run_name": run.get("run_name"), "status": run.get("status"), "reason": run.get("reason"),
+            "at": dt.datetime.now(dt.UTC), "by": by, "tracking_uri": uri.display}
+
+
+def _delete(uri, records: Records, batch: str, runs: list[dict], criteria: dict, now: dt.datetime):
+    """Delete ``runs``, each printed and recorded (``intent``) before it is deleted, its outcome
+    after: in a JSON-lines file one fsynced line at a time; in ``cleanup_log`` the batch's
+    intents in one commit before any deletion, the outcomes in one commit after."""
+    by = who()
+
+    def announce(some: list[dict]) -> None:
+        for run in some:
+            print(f"deleting {run['experiment_id']} {run['run_id']} {run.get('status') or ''} {run.get('run_name') or ''}",
+                  flush=True)
+        if not records.target:
+            records.append([_row(run, batch, INTENT, uri, by) for run in some])
+
+    done: list[dict] = []
+
+    def deleted(some: list[dict]) -> None:
+        if records.target:
+            done.extend(some)
+        else:
+            records.append([_row(run, batch, DELETE, uri, by) for run in some])
+
+    if records.target:
+        records.append([_row(run, batch, INTENT, uri, by) for run in runs])
+    try:
+        outcome = delete_runs(uri, runs, criteria, now, before=announce, after=deleted)
+    finally:
+        if records.target:
+            records.append([_row(run, batch, DELETE, uri, by) for run in done])
+    missed = [r for r in runs if r["run_id"] in outcome.failed | outcome.already]
+    records.append([_row(run, batch, NOT_DELETED, uri, by) for run in missed])
+    return outcome
 
 
 def _restore(spark, cfg: CleanupConfig, uri, records: Records, batch: str, started: float) -> CleanupResult:
-    with target_locked(spark, cfg):
-        rows = [r for r in records.read() if r.get("batch_id") == batch and r.get("action") == "delete"]
-        if not rows:
+    with target_locked(spark, cfg), records.held():
+        rows = [r for r in records.read() if r.get("batch_id") == batch]
+        actions: dict[str, set[str]] = {}
+        for row in rows:
+            actions.setdefault(row["run_id"], set()).add(row.get("action"))
+        # Deleted by the batch, or about to be when it stopped (an intent without an outcome).
+        wanted: dict[str, dict] = {}
+        for row in rows:
+            done = actions[row["run_id"]]
+            if DELETE in done or done == {INTENT}:
+                wanted.setdefault(row["run_id"], row)
+        if not wanted:
             raise ConfigurationError(f"cleanup --restore {batch!r}: no deletions of that batch in {records.display}")
-        restored = restore_runs(uri, rows)
+        unsure = [row for run_id, row in wanted.items() if DELETE not in actions[run_id]]
+        never = never_deleted(uri, unsure)
+        todo = [row for run_id, row in wanted.items() if run_id not in never]
+        restored = restore_runs(uri, todo)
         by, at = who(), dt.datetime.now(dt.UTC)
-        records.append([{**{c: row.get(c) for c in RECORD_COLUMNS}, "action": "restore", "at": at, "by": by,
+        records.append([{**{c: row.get(c) for c in RECORD_COLUMNS}, "action": RESTORE, "at": at, "by": by,
                          "tracking_uri": uri.display} for row in restored])
-    if len(restored) != len(rows):
-        raise JobError(f"cleanup --restore {batch}: {len(rows) - len(restored)} of {len(rows)} run(s) could not be restored")
+    if len(restored) != len(todo):
+        raise JobError(f"cleanup --restore {batch}: {len(todo) - len(restored)} of {len(todo)} run(s) could not be restored")
     return CleanupResult("restore", uri.display, "", restored, batch, records.display, time.monotonic() - started)

@@ -1,5 +1,8 @@
-"""The cleanup's records: one row per deleted (or restored) run, :data:`RECORD_COLUMNS`, in the
-target's ``cleanup_log`` Delta table, or, with no target, in a JSON-lines file.
+"""The cleanup's records: rows of :data:`RECORD_COLUMNS`, in the target's ``cleanup_log`` Delta
+table, or, with no target, in a JSON-lines file. Each run a cleanup deletes is recorded twice:
+an ``intent`` row before it is deleted (durable first: a cleanup killed mid-delete leaves every
+deleted run recorded), then a ``delete`` row once it is (or ``not-deleted``); ``restore`` rows
+when a batch is restored.
 
 Example::
 
@@ -9,19 +12,24 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import getpass
 import json
 import os
 import socket
 import uuid
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TargetLockedError
 from ..jobs.config import CommandConfig
 
 RECORD_TABLE = "cleanup_log"
 DEFAULT_RECORD_FILE = "pyspark-experiments-cleanup.jsonl"
 #: The columns of a record (Delta table or JSON line).
+#: The actions a record holds: before a deletion, its outcome, a restore.
+INTENT, DELETE, NOT_DELETED, RESTORE = "intent", "delete", "not-deleted", "restore"
 RECORD_COLUMNS = ("batch_id", "action", "run_id", "experiment_id", "run_name", "status", "reason", "at", "by", "tracking_uri")
 
 
@@ -106,6 +114,37 @@ class Records:
                 handle.write(json.dumps({**row, "at": row["at"].isoformat()}, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    @contextlib.contextmanager
+    def held(self):
+        """Without a target, hold an OS lock (``flock``) on ``<record file>.lock`` around a
+        block, so that two cleanups recording into one file never run at once: the second
+        raises :class:`TargetLockedError` (exit 75). With a target, the target's lock does it.
+
+        Example::
+
+            >>> with Records(None, CommandConfig(), "/tmp/cleanup.jsonl").held():
+            ...     pass
+        """
+        if self.target:
+            yield self
+            return
+        path = self.file + ".lock"
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        with open(path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise TargetLockedError(f"another cleanup is recording into {self.file} (it holds {path}); "
+                                        f"try again when it has finished") from None
+            try:
+                yield self
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def read(self) -> list[dict]:
         """Every record, as dicts; a line that is not JSON is a :class:`ConfigurationError`

@@ -159,8 +159,14 @@ class Key:
     choices: tuple[Any, ...] | None = None
     kind: str | Callable[[Any], Any] = "text"
     accepts: Callable[[Any], bool] | None = None
+    #: An empty value (``[]``, ``""``, ``","``) is an error, not "no setting": for a condition
+    #: that an empty list would drop, widening what it selects.
+    nonempty: bool = False
 
     def check(self, value: Any, source: str, section: str, key: str) -> Any:
+        if self.nonempty and isinstance(value, (list, str)) and as_list(value) is None:
+            raise ConfigurationError(f"{source}: [{section}] {key} = {shown(value)} is empty: expected {self.expected} "
+                                     f"(leave the key out for no condition)")
         ok = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
         if ok and isinstance(value, list):
             ok = all(isinstance(item, (str, int)) and not isinstance(item, bool) for item in value)

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -199,9 +200,29 @@ class TargetLock:
         self.timeout = timeout_minutes
         self.taken_over: list[dict] = []
 
-    def ensure_table(self) -> None:
-        """Create the lock table if it is missing (two creators at once end with one table)."""
+    def ensure_table(self, attempts: int = 10) -> None:
+        """Create the lock table if it is missing (two creators at once end with one table),
+        then wait until it can be read: while another job creates it, its log folder exists
+        before its first commit, and Delta's ``CREATE TABLE IF NOT EXISTS`` then does nothing
+        (the table "exists") while reading it fails (``DELTA_MISSING_DELTA_TABLE``). If it never
+        becomes readable: :class:`TargetLockedError` (another job is creating it; exit 75).
+
+        Example::
+
+            >>> TargetLock(DeltaTarget.at_path(spark, "/data/mlflow")).ensure_table()   # doctest: +SKIP
+        """
         self.target.ensure(LOCK_TABLE, lock_schema())
+        for attempt in range(attempts):
+            try:
+                if self.target.exists(LOCK_TABLE):
+                    return
+            except Exception as error:  # a log folder without its first commit reads in other ways too
+                log.debug("lock table not readable yet: %s", hide(str(error))[:200])
+            time.sleep(0.2 * (attempt + 1))
+        raise TargetLockedError(
+            f"another job is creating the lock table {LOCK_TABLE} of {self.target.display} (its Delta log has no "
+            f"commit yet); try again when it has finished (if no job is running, remove the folder {LOCK_TABLE})"
+        )
 
     def claims(self) -> dict[str, dict]:
         """The claims present: ``{property key: holder}``."""

@@ -8,11 +8,8 @@ another job holds the target's lock exits 75 without touching anything.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -24,37 +21,7 @@ from pyspark_experiments.cleanup.config import CleanupConfig  # noqa: E402
 from pyspark_experiments.cleanup.records import RECORD_TABLE  # noqa: E402
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK  # noqa: E402
 
-NOW = dt.datetime.now(dt.UTC)
-DAY_MS = 86_400_000
-
-
-def write_store(uri: str, root) -> dict[str, str]:
-    """Two experiments; old and recent runs, FINISHED, FAILED and KILLED. Returns {run name: id}."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    now_ms = int(NOW.timestamp() * 1000)
-    ids = {}
-    for name in ("alpha", "beta"):
-        experiment = client.create_experiment(name, artifact_location=str(root / "artifacts" / name))
-        for label, status, age_days in (("old-failed", "FAILED", 60), ("old-killed", "KILLED", 45), ("old-ok", "FINISHED", 90),
-                                        ("new-failed", "FAILED", 2), ("new-ok", "FINISHED", 1)):
-            start = now_ms - age_days * DAY_MS
-            run = client.create_run(experiment, start_time=start, run_name=f"{name}-{label}", tags={"mlflow.user": "ann"})
-            client.log_metric(run.info.run_id, "loss", float(age_days), timestamp=start, step=0)
-            client.set_terminated(run.info.run_id, status=status, end_time=start + 60_000)
-            ids[f"{name}-{label}"] = run.info.run_id
-    return ids
-
-
-def stages(uri: str) -> dict[str, str]:
-    """run id -> lifecycle stage, as mlflow itself reports them."""
-    from mlflow import MlflowClient
-    from mlflow.entities import ViewType
-
-    client = MlflowClient(tracking_uri=uri)
-    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
-    return {r.info.run_id: r.info.lifecycle_stage for r in client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=1000)}
+from .mlflow_runs import cleanup_process, stages, write_store  # noqa: E402
 
 
 @pytest.fixture(params=(pytest.param("sqlite", marks=pytest.mark.slow), pytest.param("file", marks=pytest.mark.slow)))
@@ -83,10 +50,10 @@ def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
     assert {i for i, s in after.items() if s == "deleted"} == expected
     assert {i: s for i, s in after.items() if i not in expected} == {i: s for i, s in before.items() if i not in expected}
 
-    records = spark.read.format("delta").load(f"{target}/{RECORD_TABLE}").collect()
+    records = [r for r in spark.read.format("delta").load(f"{target}/{RECORD_TABLE}").collect() if r.action == "delete"]
     assert sorted(r.run_id for r in records) == sorted(expected)  # one row per deleted run
     batches = {r.batch_id for r in records}
-    assert len(batches) == 1 and {r.action for r in records} == {"delete"}
+    assert len(batches) == 1
     assert all(r.reason and r.by and r.at and r.experiment_id for r in records)
     batch = batches.pop()
     assert f"--restore {batch}" in out
@@ -99,14 +66,7 @@ def test_dry_run_delete_and_restore(spark, store, tmp_path, capsys):
     assert f"restored 4 run(s) of batch {batch}" in capsys.readouterr().out
     assert stages(uri) == before
     actions = spark.read.format("delta").load(f"{target}/{RECORD_TABLE}").groupBy("action").count().collect()
-    assert {r.action: r["count"] for r in actions} == {"delete": 4, "restore": 4}
-
-
-def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    """``pyspark-experiments cleanup`` in its own process (its Spark session sees ``env``)."""
-    command = [sys.executable, "-m", "pyspark_experiments", "cleanup", "--master", "local[2]", "--no-progress", *args]
-    return subprocess.run(command, env={**os.environ, "PYSPARK_PYTHON": sys.executable, **env},
-                          capture_output=True, text=True, timeout=900)
+    assert {r.action: r["count"] for r in actions} == {"intent": 4, "delete": 4, "restore": 4}
 
 
 @pytest.mark.slow
@@ -127,7 +87,7 @@ def test_databricks_deletes_in_bulk_where_a_time_bound_selects_the_runs(tmp_path
         alpha = MlflowClient(url).get_experiment_by_name("alpha").experiment_id
         with DatabricksProxy(url, token, throttle_every=5) as proxy:
             env = {"DATABRICKS_HOST": proxy.url, "DATABRICKS_TOKEN": token, "HOME": str(tmp_path)}
-            done = _cli(["--tracking-uri", "databricks", "--record-file", str(record),
+            done = cleanup_process(["--tracking-uri", "databricks", "--record-file", str(record),
                          "--experiment-ids", alpha, "--older-than-days", "30", "--yes"], env)
             assert done.returncode == EXIT_OK, done.stderr[-3000:]
             assert proxy.bulk_deletions == 1, "one bulk request for the one experiment"
@@ -136,12 +96,14 @@ def test_databricks_deletes_in_bulk_where_a_time_bound_selects_the_runs(tmp_path
         after = stages(url)
         assert {i for i, s in after.items() if s == "deleted"} == expected
         records = [json.loads(line) for line in record.read_text().splitlines()]
-        assert sorted(r["run_id"] for r in records) == sorted(expected)
+        assert sorted(r["run_id"] for r in records if r["action"] == "delete") == sorted(expected)
+        assert sorted(r["run_id"] for r in records if r["action"] == "intent") == sorted(expected)
         assert token not in done.stdout + done.stderr + record.read_text()
 
         with DatabricksProxy(url, token, throttle_every=5) as proxy:
             env["DATABRICKS_HOST"] = proxy.url
-            restored = _cli(["--tracking-uri", "databricks", "--record-file", str(record), "--restore", records[0]["batch_id"]], env)
+            restored = cleanup_process(["--tracking-uri", "databricks", "--record-file", str(record),
+                                        "--restore", records[0]["batch_id"]], env)
             assert restored.returncode == EXIT_OK, restored.stderr[-3000:]
         assert stages(url) == before
 
@@ -159,7 +121,7 @@ def test_keep_newest_and_jsonl_record_without_target(spark, tmp_path):
     after = stages(uri)
     assert {i for i, s in after.items() if s == "deleted"} == expected
     lines = [json.loads(line) for line in record.read_text().splitlines()]
-    assert sorted(line["run_id"] for line in lines) == sorted(expected)
+    assert sorted(line["run_id"] for line in lines if line["action"] == "delete") == sorted(expected)
     assert {line["batch_id"] for line in lines} == {result.batch_id}
     cleanup_job.run_cleanup(spark, cfg, restore=result.batch_id)
     assert stages(uri) == before
