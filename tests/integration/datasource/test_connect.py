@@ -15,6 +15,7 @@ import textwrap
 import pytest
 
 from pyspark_experiments.session import local_delta_jars
+from support.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,6 @@ def _pythonpath() -> str:
 
     import pyspark_experiments
 
-    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tests = str(REPO / "tests")
     src = os.path.dirname(os.path.dirname(os.path.abspath(pyspark_experiments.__file__)))
     return os.pathsep.join([src, tests, os.environ.get("PYTHONPATH", "")])
