@@ -33,7 +33,7 @@ import random
 import pytest
 
 from support.ports import free_port
-from support.stores import _tracking_uri
+from support.stores import mlflow_tracking_uri
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
@@ -81,7 +81,7 @@ def log_models_data(tracking_uri: str, workdir: str, artifact_root: str | None =
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     runs, models, experiments = {}, {}, {}
     previous_registry = mlflow.get_registry_uri()
-    with _tracking_uri(tracking_uri):
+    with mlflow_tracking_uri(tracking_uri):
         mlflow.set_registry_uri(tracking_uri)
         try:
             for name in ("models-alpha", "models-beta"):
@@ -274,7 +274,7 @@ def log_registry_changes(store: dict, artifact_location: str) -> dict:
 
     uri = store["uri"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with _tracking_uri(uri):
+    with mlflow_tracking_uri(uri):
         experiment = client.create_experiment("models-gamma", artifact_location=artifact_location)
         with mlflow.start_run(experiment_id=experiment, run_name="gamma-run") as run:
             mlflow.log_text("new\n", "notes/new.txt")
@@ -306,7 +306,7 @@ def log_model_changes(store: dict, *, backend_uri: str | None = None) -> dict:
     uri = store["uri"]
     runs, models, experiments = store["runs"], store["models"], store["experiments"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    with _tracking_uri(uri):
+    with mlflow_tracking_uri(uri):
         with mlflow.start_run(experiment_id=experiments["models-alpha"], run_name="art-new") as run:
             mlflow.log_text("a\n", "new/deeper/a.txt")
             mlflow.log_dict({"n": 2}, "new/b.json")

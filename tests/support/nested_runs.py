@@ -30,7 +30,7 @@ import os
 
 import pytest
 
-from support.stores import BASE_MS, _tracking_uri
+from support.stores import BASE_MS, mlflow_tracking_uri
 
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
@@ -64,7 +64,7 @@ def log_nested_runs(tracking_uri: str) -> dict[str, str]:
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.create_experiment(NESTED_EXPERIMENT)
     runs: dict[str, str] = {}
-    with _tracking_uri(tracking_uri):
+    with mlflow_tracking_uri(tracking_uri):
         with mlflow.start_run(experiment_id=experiment, run_name="grid-search") as parent:
             runs["grid-search"] = parent.info.run_id
             mlflow.log_params({"cv": "3", "estimator": "Ridge"})

@@ -82,12 +82,15 @@ _UNICODE = "naïve café — 学习率 — Ελληνικά — 🚀"
 
 
 @contextlib.contextmanager
-def _tracking_uri(uri: str):
-    """Point mlflow's global tracking URI at ``uri`` for the block, then restore it."""
+def mlflow_tracking_uri(uri: str):
+    """Point mlflow's global tracking URI at ``uri`` for the block, then restore it, and the
+    experiment variables ``mlflow.set_experiment`` sets in the environment: a later test
+    resolving ``MLFLOW_EXPERIMENT_ID`` must not see a store written here."""
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     previous = tracking_utils._tracking_uri  # None when never set: restores the default
+    environment = {name: os.environ.get(name) for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
     mlflow.set_tracking_uri(uri)
     try:
         yield
@@ -95,6 +98,11 @@ def _tracking_uri(uri: str):
         while mlflow.active_run() is not None:  # never leak an active run
             mlflow.end_run()
         mlflow.set_tracking_uri(previous)
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -324,7 +332,7 @@ def log_reference_data(tracking_uri: str) -> dict:
 
     # ---- ref-beta: fluent nested runs with dataset inputs, then client runs ----
     train_ds, test_ds = _datasets()
-    with _tracking_uri(tracking_uri), _os_user("carol"):
+    with mlflow_tracking_uri(tracking_uri), _os_user("carol"):
         t = BASE_MS + 20 * DAY_MS
         with mlflow.start_run(experiment_id=beta, run_name="b-parent") as parent:
             runs["b-parent"] = parent.info.run_id
@@ -369,7 +377,7 @@ def log_reference_data(tracking_uri: str) -> dict:
         client.set_tag(run_id, "gamma/tag", f"g{i}")
         client.set_terminated(run_id, "FINISHED", end_time=start + 1_000)
     client.delete_run(runs["g-02"])
-    with _tracking_uri(tracking_uri):
+    with mlflow_tracking_uri(tracking_uri):
         mlflow.delete_experiment(gamma)
 
     return {"experiments": experiments, "runs": runs}

@@ -38,6 +38,8 @@ import os
 
 import pytest
 
+from support.stores import mlflow_tracking_uri
+
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
 
@@ -61,18 +63,6 @@ TOKEN_USAGE = (
 )
 
 
-@contextlib.contextmanager
-def _tracking_uri(uri: str):
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
-
-
 def log_trace_data(tracking_uri: str, artifact_root: str | None = None) -> dict[str, str]:
     """Write the reference traces into ``tracking_uri``; return ``{label: trace_id}``.
 
@@ -85,7 +75,7 @@ def log_trace_data(tracking_uri: str, artifact_root: str | None = None) -> dict[
     from mlflow.entities import AssessmentError, AssessmentSource, SpanType
 
     ids: dict[str, str] = {}
-    with _tracking_uri(tracking_uri):
+    with mlflow_tracking_uri(tracking_uri):
         client = MlflowClient(tracking_uri)
         locations = {name: None if artifact_root is None else os.path.join(artifact_root, name)
                      for name in TRACE_EXPERIMENTS}

@@ -271,15 +271,15 @@ def our_version_row(r):
 
 def test_model_versions_equal_search_model_versions(spark, store):
     client = client_for(store["uri"])
-    from support.stores import _tracking_uri
+    from support.stores import mlflow_tracking_uri
 
-    with _tracking_uri(store["uri"]):  # mlflow's file registry reads logged models through the global URI
+    with mlflow_tracking_uri(store["uri"]):  # mlflow's file registry reads logged models through the global URI
         expected = {(v.name, str(v.version)): v for v in client.search_model_versions(max_results=1000)}
     rows = {(r.name, r.version): r for r in read(spark, store["uri"], "model_versions").collect()}
     assert set(rows) == set(expected) == {("reg-sk", "1"), ("reg-two", "2"), ("reg-two", "3")}
     for key, row in rows.items():
         # search_model_versions leaves aliases empty on SQL stores; get_model_version fills them
-        with _tracking_uri(store["uri"]):
+        with mlflow_tracking_uri(store["uri"]):
             aliases = sorted(client.get_model_version(*key).aliases)
         assert our_version_row(row) == version_row(expected[key]) | {"aliases": aliases}
         if store["kind"] == "file":

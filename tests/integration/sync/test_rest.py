@@ -63,13 +63,13 @@ def log_small_changes(url: str, manifest: dict, wave: int = 0) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from support.stores import _datasets, _tracking_uri
+    from support.stores import _datasets, mlflow_tracking_uri
 
     client = MlflowClient(tracking_uri=url)
     runs, small = manifest["runs"], manifest["experiments"]["small"]
     later = BASE_MS + (400 + wave) * 86_400_000
     train, _ = _datasets()
-    with _tracking_uri(url), mlflow.start_run(experiment_id=small, run_name=f"new-{wave}") as run:
+    with mlflow_tracking_uri(url), mlflow.start_run(experiment_id=small, run_name=f"new-{wave}") as run:
         mlflow.log_params({"lr": "0.3", "round": str(wave)})
         mlflow.set_tag("stage", "new")
         mlflow.log_input(train, context="training", tags={"split": "train"})

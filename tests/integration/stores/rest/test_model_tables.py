@@ -187,7 +187,7 @@ def small_server(tmp_path_factory):
     import numpy as np
     from mlflow import MlflowClient
 
-    from support.stores import _tracking_uri
+    from support.stores import mlflow_tracking_uri
 
     folder = tmp_path_factory.mktemp("rest-small")
     backend = f"sqlite:///{folder / 'mlflow.db'}"
@@ -199,7 +199,7 @@ def small_server(tmp_path_factory):
     with running_mlflow_server(backend, str(folder)) as url:
         client = MlflowClient(tracking_uri=url, registry_uri=url)
         previous = mlflow.get_registry_uri()
-        with _tracking_uri(url):
+        with mlflow_tracking_uri(url):
             mlflow.set_registry_uri(url)
             try:
                 experiment = client.create_experiment("small")
