@@ -45,9 +45,8 @@ from ..traces.convert import (
     trace_from_json,
     traces_batch,
 )
-from ..traces.reading import plan_trace_partitions, record_or_skip, trace_selection
+from ..traces.reading import plan_trace_partitions, record_or_skip, span_rows, trace_selection
 from ..traces.selection import TraceSelection
-from ..traces.spans import span_row
 from .meta import read_local_file, read_values, read_yaml
 
 TRACES_FOLDER = "traces"
@@ -161,12 +160,7 @@ def iter_span_rows(folders: Sequence[tuple[str, str]], with_content: bool = Fals
         trace_id = os.path.basename(os.path.normpath(folder))
         spans = record_or_skip(problems, f"trace {trace_id}",
                                lambda: read_spans_file(spans_path(folder), trace_id))
-        rows = [row for row in (
-            record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
-                span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content))
-            for index, span in enumerate(spans or [])) if row is not None]
-        rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
-        yield from rows
+        yield from span_rows(problems, spans, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content)
 
 
 def read_assessments(folders: Sequence[tuple[str, str]], problems: Problems | None = None) -> pa.RecordBatch:

@@ -50,9 +50,8 @@ from ..traces.convert import (
     trace_from_json,
     traces_batch,
 )
-from ..traces.reading import TraceChunk, plan_trace_partitions, record_or_skip, trace_selection
+from ..traces.reading import TraceChunk, plan_trace_partitions, record_or_skip, span_rows, trace_selection
 from ..traces.selection import TraceSelection
-from ..traces.spans import span_row
 from .work import RestWork
 
 #: The API of MLflow 3's traces (``<server>/api/3.0/mlflow/``, see ``RestClient.url``).
@@ -198,12 +197,8 @@ def read_span_rows(call: Call, infos: Sequence[dict], with_content: bool = False
         trace_id = info["trace_id"]
         spans = spans_by_trace.get(trace_id, []) if trace_id in in_store_ids else record_or_skip(
             problems, f"trace {trace_id}", lambda: _artifact_spans(call, info))
-        rows = [row for row in (
-            record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
-                span, experiment_id=_experiment_id(info), trace_id=trace_id, with_content=with_content))
-            for index, span in enumerate(spans or [])) if row is not None]
-        rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
-        yield from rows
+        yield from span_rows(problems, spans, experiment_id=_experiment_id(info), trace_id=trace_id,
+                             with_content=with_content)
 
 
 def _artifact_spans(call: Call, info: dict) -> list[dict]:

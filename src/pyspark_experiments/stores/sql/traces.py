@@ -51,7 +51,7 @@ from ..traces.convert import (
     trace_from_sql,
     traces_batch,
 )
-from ..traces.reading import plan_trace_partitions, record_or_skip, trace_selection
+from ..traces.reading import plan_trace_partitions, record_or_skip, span_rows, trace_selection
 from ..traces.selection import TraceSelection
 from ..traces.spans import span_row
 
@@ -206,12 +206,8 @@ def iter_span_rows(connection, trace_ids: Sequence[str], with_content: bool = Fa
                 raise archived_spans_error(trace_id)
             spans = record_or_skip(problems, f"trace {trace_id}", lambda: read_spans_file(
                 local_spans_file(artifacts, trace_id), trace_id)) if artifacts else None
-            rows = [row for row in (
-                record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
-                    span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content))
-                for index, span in enumerate(spans or [])) if row is not None]
-            rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
-            yield from rows
+            yield from span_rows(problems, spans, experiment_id=experiment_id, trace_id=trace_id,
+                                 with_content=with_content)
 
 
 def _span_locations(connection, chunk: Sequence[str]) -> dict[str, tuple]:

@@ -22,6 +22,7 @@ from ...errors import ExperimentsError, MalformedRecordError
 from ..base import Partition, Selection
 from ..problems import Problems
 from .selection import TraceSelection
+from .spans import span_row
 
 #: Traces per partition when option ``partitionSize`` is not set: spans and their content make
 #: a trace far larger than a run's row, so a partition holds fewer of them.
@@ -114,3 +115,21 @@ def record_or_skip(problems: Problems | None, where: str, make: Callable[[], Any
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         (problems or Problems("FAILFAST")).skip(f"{where}: {type(error).__name__}: {error}")
     return None
+
+
+def span_rows(problems: Problems | None, spans: Sequence[dict] | None, *, experiment_id: str, trace_id: str,
+              with_content: bool = False) -> list[dict]:
+    """The rows of one trace's ``spans`` (MLflow's span JSON, any of its forms) in start order,
+    each malformed span raised or skipped as :func:`record_or_skip` does.
+
+    Example::
+
+        >>> span_rows(None, [], experiment_id="1", trace_id="tr-1")
+        []
+    """
+    rows = [row for row in (
+        record_or_skip(problems, f"trace {trace_id}, span {index}", lambda: span_row(
+            span, experiment_id=experiment_id, trace_id=trace_id, with_content=with_content))
+        for index, span in enumerate(spans or [])) if row is not None]
+    rows.sort(key=lambda row: (row["start_time_ns"] is None, row["start_time_ns"] or 0, row["span_id"]))
+    return rows
