@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_FAILED
 from support.commands import run_command
 from support.ports import free_port
 
 SPARK_NOISE = ("Traceback", "SQLSTATE", "PYTHON_DATA_SOURCE_ERROR", "org.apache.spark", "File \"")
 
+
+# Each test runs a command in a new process (its own Spark): the slow tier, as the jobs' other
+# end-to-end runs.
+pytestmark = pytest.mark.slow
 
 def analytics(*args: str) -> subprocess.CompletedProcess:
     return run_command("analytics", *args)
