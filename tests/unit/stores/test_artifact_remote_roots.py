@@ -12,11 +12,8 @@ import traceback
 
 import pytest
 
-from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.errors import StoreConnectionError, UnsupportedStoreError
-from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.problems import collect_skipped
-from pyspark_experiments.uri import resolve_tracking_uri
+from support.reads import read_as_executors
 from support.small import write_small_stores
 
 KEY, SECRET = "AKIAXXXX", "SECRETVALUE"
@@ -35,11 +32,8 @@ def store_with_artifact_uris(tmp_path, uris: list[str]) -> tuple[str, list[str]]
 
 
 def read(store: str, mode: str, **options):
-    selection, partitions = plan_read({"trackingUri": store, "table": "artifacts", "mode": mode, **options})
-    backend = open_store(resolve_tracking_uri(store))
-    with collect_skipped() as skipped:
-        rows = [row for partition in partitions for batch in backend.read(partition) for row in batch.to_pylist()]
-    return rows, skipped
+    """Rows and skipped records of ``table=artifacts`` read as a Spark executor would."""
+    return read_as_executors(store, "artifacts", mode, **options)
 
 
 def test_credentials_in_an_artifact_uri_are_never_shown(tmp_path, caplog):

@@ -9,11 +9,8 @@ import os
 
 import pytest
 
-from pyspark_experiments.datasource import plan_read
 from pyspark_experiments.errors import StoreNotFoundError
-from pyspark_experiments.stores import open_store
-from pyspark_experiments.stores.problems import collect_skipped
-from pyspark_experiments.uri import resolve_tracking_uri
+from support.reads import read_as_executors
 
 OUTSIDE_TEXT = b"OUTSIDE-THE-ROOT"
 
@@ -51,11 +48,7 @@ def linked_run(tmp_path):
 
 def read(store: str, mode: str, **options):
     """Rows and skipped records of ``table=artifacts`` read as a Spark executor would."""
-    selection, partitions = plan_read({"trackingUri": store, "table": "artifacts", "mode": mode, **options})
-    backend = open_store(resolve_tracking_uri(store))
-    with collect_skipped() as skipped:
-        rows = [row for partition in partitions for batch in backend.read(partition) for row in batch.to_pylist()]
-    return rows, skipped
+    return read_as_executors(store, "artifacts", mode, **options)
 
 
 def test_links_leading_out_of_the_root_are_reported_not_followed(linked_run, caplog):
