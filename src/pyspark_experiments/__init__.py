@@ -3,7 +3,9 @@
 Installing the package is enough: Spark discovers ``DefaultSource`` in packages named
 ``pyspark_*``, so ``spark.read.format("experiments")`` works with no further call. Keep this
 module's imports cheap and safe: one failing ``pyspark_*`` import disables Spark's discovery
-of every such package. This module only re-exports; nothing in the package imports it.
+of every such package. This module only re-exports (after checking that pyspark can be
+imported: it is not a base requirement, see :mod:`.dependencies`); nothing in the package
+imports it.
 
 Example::
 
@@ -16,8 +18,14 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from .datasource import ALIASES, ExperimentsDataSource, register
-from .session import session
+from .dependencies import require_pyspark
+
+# pyspark is the platform's or the [spark] extra's: without one (or with one too old for Python
+# data sources) every import of the package stops here with a message that says how to get it.
+require_pyspark()
+
+from .datasource import ALIASES, ExperimentsDataSource, register  # noqa: E402
+from .session import session  # noqa: E402
 
 try:
     __version__ = metadata.version("pyspark-experiments")

@@ -37,8 +37,8 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
-from importlib import metadata
 
+from .dependencies import connect_only, connect_only_error, delta_spark_version
 from .errors import MissingDependencyError
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -52,7 +52,9 @@ _started_worker_python: str | None = None
 def delta_package() -> str:
     """The Maven coordinate of the Delta jar matching the installed pyspark and delta-spark.
 
-    ``PYSPARK_EXPERIMENTS_DELTA_PACKAGE`` overrides it (for a mirror that lacks that version).
+    ``PYSPARK_EXPERIMENTS_DELTA_PACKAGE`` overrides it (for a mirror that lacks that version);
+    without it and without delta-spark, a
+    :class:`~pyspark_experiments.errors.MissingDependencyError` says how to get one.
 
     Example::
 
@@ -65,7 +67,7 @@ def delta_package() -> str:
     import pyspark
 
     spark_minor = ".".join(pyspark.__version__.split(".")[:2])
-    return f"io.delta:delta-spark_{spark_minor}_2.13:{metadata.version('delta-spark')}"
+    return f"io.delta:delta-spark_{spark_minor}_2.13:{delta_spark_version()}"
 
 
 def local_delta_jars(package: str | None = None) -> list[str] | None:
@@ -105,7 +107,9 @@ def session(
 
     When the Delta jars are neither in the local Maven repository nor resolvable by Spark, a
     :class:`~pyspark_experiments.errors.MissingDependencyError` names the artifact and the ways
-    out (instead of Spark's "Java gateway process exited").
+    out (instead of Spark's "Java gateway process exited"). Only a Spark started here needs
+    delta-spark (its version picks the jars) and the full pyspark: with ``pyspark-client`` alone,
+    pass ``remote="sc://..."``; a server brings its own Delta.
 
     Starting a local Spark with neither ``PYSPARK_PYTHON`` nor ``spark.pyspark.python`` set,
     it sets ``spark.pyspark.python`` to ``sys.executable``: the workers run this interpreter,
@@ -132,6 +136,8 @@ def session(
     # The master Spark will use: workers on this machine, in this environment, for "local...".
     master = master or os.environ.get("SPARK_MASTER") or "local[*]"
     starts_spark = not remote or not remote.startswith("sc://")
+    if starts_spark and connect_only():
+        raise connect_only_error()
     settings = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "8",
