@@ -11,6 +11,7 @@ PURE_MODULES = [
     "pyspark_experiments.cleanup.plan",
     "pyspark_experiments.datasource.options",
     "pyspark_experiments.errors",
+    "pyspark_experiments.quota.result",
     "pyspark_experiments.reproducible.columns",
     "pyspark_experiments.session",
     "pyspark_experiments.uri",
