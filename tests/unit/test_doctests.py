@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 PURE_MODULES = [
+    "pyspark_experiments.cleanup.families",
     "pyspark_experiments.cleanup.plan",
     "pyspark_experiments.datasource.options",
     "pyspark_experiments.errors",

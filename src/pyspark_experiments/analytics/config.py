@@ -75,6 +75,7 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "where": Key("where", _STRING, "a SQL condition on the runs columns (string)", nonempty=True),
         "keep_newest": Key("keep_newest", _INT, "a non-negative integer", kind="integer", accepts=lambda n: n >= 0),
         "record_file": Key("record_file", _STRING, "a JSON-lines file (string)"),
+        "keep_children": Key("keep_children", _BOOL, "true or false", kind="bool"),
     },
     job={
         "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes", kind="number"),
