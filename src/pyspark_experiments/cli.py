@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("pyspark_experiments.sync.cli", "incrementally copy a tracking store into Delta tables"),
     "analytics": ("pyspark_experiments.analytics.cli", "compute run analytics into Delta tables next to the synced ones"),
     "report": ("pyspark_experiments.report.cli", "write one self-contained HTML report of a store or synced tables"),
+    "quota": ("pyspark_experiments.quota.cli", "usage of the tracking quotas; exit 3 when one is near its limit, 4 over"),
     "cleanup": ("pyspark_experiments.cleanup.cli", "list runs to clean up; delete (--yes) or restore (--restore) them"),
 }
 

@@ -8,10 +8,12 @@ import importlib
 import pytest
 
 PURE_MODULES = [
+    "pyspark_experiments.cleanup.families",
     "pyspark_experiments.cleanup.plan",
     "pyspark_experiments.datasource.options",
     "pyspark_experiments.dependencies",
     "pyspark_experiments.errors",
+    "pyspark_experiments.quota.result",
     "pyspark_experiments.reproducible.columns",
     "pyspark_experiments.session",
     "pyspark_experiments.uri",

@@ -1,7 +1,9 @@
-"""Settings of the analytics job (:class:`AnalyticsConfig`) and what it shares with the report
-(:class:`MetricsConfig`), on the job layer's :class:`~pyspark_experiments.jobs.config.CommandConfig`.
+"""Settings of the analytics job (:class:`AnalyticsConfig`), what it shares with the report
+(:class:`MetricsConfig`) and, with the quota command too, where the runs are read and the
+quota limits (:class:`QuotaSettings`, the ``[quota]`` keys :data:`QUOTA_KEYS`), on the job
+layer's :class:`~pyspark_experiments.jobs.config.CommandConfig`.
 
-``conf/analytics.toml`` is one file for three commands (``analytics``, ``report``,
+``conf/analytics.toml`` is one file for four commands (``analytics``, ``report``, ``quota``,
 ``cleanup``): :data:`LAYOUT` declares every key of it, so that each command checks the whole
 file, and each command's config keeps only its own settings.
 
@@ -35,6 +37,16 @@ def _count(field: str) -> Key:
     return Key(field, _INT, "a positive integer", kind="integer", accepts=lambda n: n > 0)
 
 
+#: The names of the quota limits (:class:`QuotaLimits`' fields), each a ``[quota]`` key and a setting.
+LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(QuotaLimits))
+
+#: The ``[quota]`` keys: the limits and the warning margin. The analytics job, the report and
+#: the quota command read them; the quota command's flags are made from them too.
+QUOTA_KEYS: dict[str, Key] = {
+    **{name: _count(name) for name in LIMIT_NAMES},
+    "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8", kind="number", accepts=lambda x: 0 < x <= 1),
+}
+
 #: The TOML layout of ``conf/analytics.toml``: section -> key -> the setting it fills. The
 #: ``[report]`` keys are the report's, the ``[cleanup]`` keys the cleanup command's.
 LAYOUT: dict[str, dict[str, Key]] = job_layout(
@@ -49,12 +61,7 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "stuck_hours": Key("stuck_hours", _NUMBER, "a number of hours", kind="number"),
         "exact_history_percentiles": Key("exact_history", _BOOL, "true or false", kind="bool"),
     },
-    quota={
-        **{name: _count(name) for name in ("params_per_run", "tags_per_run", "metric_steps_per_run",
-                                          "runs_per_experiment", "tags_per_experiment")},
-        "margin": Key("margin", _NUMBER, "a fraction between 0 and 1, e.g. 0.8", kind="number",
-                      accepts=lambda x: 0 < x <= 1),
-    },
+    quota=QUOTA_KEYS,
     report={
         "out": Key("out", _STRING, "a folder for report.html (string)"),
         "title": Key("title", _STRING, "a title (string)"),
@@ -68,32 +75,30 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "where": Key("where", _STRING, "a SQL condition on the runs columns (string)", nonempty=True),
         "keep_newest": Key("keep_newest", _INT, "a non-negative integer", kind="integer", accepts=lambda n: n >= 0),
         "record_file": Key("record_file", _STRING, "a JSON-lines file (string)"),
+        "keep_children": Key("keep_children", _BOOL, "true or false", kind="bool"),
     },
     job={
         "lock_timeout_minutes": Key("lock_timeout_minutes", _NUMBER, "a number of minutes", kind="number"),
     },
 )
 
-_LIMITS = tuple(f.name for f in dataclasses.fields(QuotaLimits))
-
 
 @dataclass(frozen=True)
-class MetricsConfig(CommandConfig):
-    """What the analytics job and the report share: where the runs are read (``source``) and
-    how they are judged (metrics and their directions, period, leaderboard size, quota limits).
+class QuotaSettings(CommandConfig):
+    """What the analytics job, the report and the quota command share: where the runs are read
+    (``source``), the quota limits (:data:`LIMIT_NAMES`; Databricks' unless set) and the
+    warning margin, from the ``[quota]`` keys (:data:`QUOTA_KEYS`).
+
+    A config whose command takes the ``[quota]`` keys as flags too (``--margin``,
+    ``--runs-per-experiment``...) sets :attr:`QUOTA_FLAGS`, and its errors name the flag.
 
     Example::
 
-        >>> MetricsConfig(params_per_run=3).limits().params_per_run
+        >>> QuotaSettings(params_per_run=3).limits().params_per_run
         3
     """
 
     source: str | None = None  # None: "store" when a tracking URI is given, else "target"
-    metrics: tuple[str, ...] | None = None
-    lower_is_better: tuple[str, ...] | None = None
-    higher_is_better: tuple[str, ...] | None = None
-    period: str | None = None
-    leaderboard_size: int = 10
     params_per_run: int | None = None
     tags_per_run: int | None = None
     metric_steps_per_run: int | None = None
@@ -102,6 +107,8 @@ class MetricsConfig(CommandConfig):
     margin: float = 0.8
 
     LAYOUT: ClassVar[Layout] = LAYOUT
+    #: Whether the command takes each ``[quota]`` key as a flag too.
+    QUOTA_FLAGS: ClassVar[bool] = False
 
     def read_from(self) -> str:
         """``"store"`` or ``"target"``: the ``source`` setting, else the store when a tracking
@@ -109,12 +116,75 @@ class MetricsConfig(CommandConfig):
 
         Example::
 
-            >>> MetricsConfig(tracking_uri="sqlite:///m.db", target_path="/d").read_from()
+            >>> QuotaSettings(tracking_uri="sqlite:///m.db", target_path="/d").read_from()
             'store'
         """
         if self.source:
             return self.source
         return "store" if self.tracking_uri or not self.has_target else "target"
+
+    def limits(self) -> QuotaLimits:
+        """The quota limits: Databricks' unless set.
+
+        Example::
+
+            >>> QuotaSettings().limits().runs_per_experiment
+            500000
+        """
+        return QuotaLimits(**{name: getattr(self, name) for name in LIMIT_NAMES if getattr(self, name) is not None})
+
+    def quota_setting(self, key: str) -> str:
+        """How errors name a ``[quota]`` key: the key, with its flag where the command has one.
+
+        Example::
+
+            >>> QuotaSettings().quota_setting("tags_per_run")
+            '[quota] tags_per_run'
+        """
+        if self.QUOTA_FLAGS:
+            return f"--{key.replace('_', '-')} ([quota] {key})"
+        return f"[quota] {key}"
+
+    def validate(self, *, need_target: bool = False):
+        """Check the shared settings, the source, the margin and the limits; returns ``self``.
+
+        Example::
+
+            >>> QuotaSettings(runs_per_experiment=0).validate()
+            Traceback (most recent call last):
+            ...
+            pyspark_experiments.errors.ConfigurationError: [quota] runs_per_experiment = 0: expected a positive integer
+        """
+        self.check_shared(need_target=need_target)
+        if self.read_from() == "target" and not self.has_target:
+            raise ConfigurationError("source 'target' needs --target-path or --target-schema")
+        if not 0 < self.margin <= 1:
+            raise ConfigurationError(f"{self.quota_setting('margin')} = {self.margin!r}: expected a fraction between 0 and 1, "
+                                     f"e.g. 0.8")
+        for name in LIMIT_NAMES:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"{self.quota_setting(name)} = {value!r}: expected a positive integer")
+        return self
+
+
+@dataclass(frozen=True)
+class MetricsConfig(QuotaSettings):
+    """What the analytics job and the report share: where the runs are read and the quota
+    limits (:class:`QuotaSettings`), and how runs are judged (metrics and their directions,
+    period, leaderboard size).
+
+    Example::
+
+        >>> MetricsConfig(params_per_run=3).limits().params_per_run
+        3
+    """
+
+    metrics: tuple[str, ...] | None = None
+    lower_is_better: tuple[str, ...] | None = None
+    higher_is_better: tuple[str, ...] | None = None
+    period: str | None = None
+    leaderboard_size: int = 10
 
     def mode_of(self, metric: str) -> str:
         """``"min"`` or ``"max"``: from ``lower_is_better`` / ``higher_is_better``, else guessed
@@ -142,16 +212,6 @@ class MetricsConfig(CommandConfig):
         names = list(dict.fromkeys((self.metrics or ()) + (self.lower_is_better or ()) + (self.higher_is_better or ())))
         return {name: self.mode_of(name) for name in names}
 
-    def limits(self) -> QuotaLimits:
-        """The quota limits: Databricks' unless set.
-
-        Example::
-
-            >>> MetricsConfig().limits().runs_per_experiment
-            500000
-        """
-        return QuotaLimits(**{name: getattr(self, name) for name in _LIMITS if getattr(self, name) is not None})
-
     def validate(self, *, need_target: bool = False):
         """Check the settings together; returns ``self``.
 
@@ -162,19 +222,14 @@ class MetricsConfig(CommandConfig):
             ...
             pyspark_experiments.errors.ConfigurationError: metric(s) a listed as both lower and higher is better
         """
-        self.check_shared(need_target=need_target)
-        if self.read_from() == "target" and not self.has_target:
-            raise ConfigurationError("source 'target' needs --target-path or --target-schema")
+        super().validate(need_target=need_target)
         if self.period is not None and self.period not in PERIODS + ("auto",):
             raise ConfigurationError(f"period {self.period!r}: expected day, week, month or auto")
-        if not 0 < self.margin <= 1:
-            raise ConfigurationError(f"[quota] margin = {self.margin!r}: expected a fraction between 0 and 1, e.g. 0.8")
         if self.leaderboard_size < 1:
             raise ConfigurationError(f"[analytics] leaderboard_size = {self.leaderboard_size}: expected a positive integer")
         both = set(self.lower_is_better or ()) & set(self.higher_is_better or ())
         if both:
             raise ConfigurationError(f"metric(s) {', '.join(sorted(both))} listed as both lower and higher is better")
-        self.limits()  # raises for a limit that is not a positive integer
         return self
 
 

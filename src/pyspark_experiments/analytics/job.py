@@ -16,7 +16,8 @@ Tables written (overwritten each run; see ``docs/analytics.md`` for their column
 ``analytics_leaderboard``          :func:`~pyspark_experiments.analytics.leaderboard` per
                                    metric, with a ``metric`` column
 ``analytics_metric_history``       :func:`~pyspark_experiments.metric_history_summary`
-``analytics_quota_usage``          :func:`~pyspark_experiments.analytics.quota_usage` (flagged)
+``analytics_quota_usage``          :func:`~pyspark_experiments.analytics.quota_usage`, every
+                                   row (``level``: ``over``, ``near`` or ``ok``)
 =================================  =========================================================
 
 The functions see the active runs (``lifecycle_stage = 'active'``); quota usage sees every run
@@ -144,7 +145,7 @@ def analytics_tables(tables: dict[str, DataFrame], cfg: AnalyticsConfig, metrics
         PREFIX + "leaderboard": lambda: per_metric(lambda m, mode: leaderboard(runs, m, n=cfg.leaderboard_size, mode=mode)),
         PREFIX + "metric_history": history,
         PREFIX + "quota_usage": lambda: quota_usage(every_run, metrics=tables["metrics"], experiments=tables["experiments"],
-                                                              limits=cfg.limits(), margin=cfg.margin),
+                                                              limits=cfg.limits(), margin=cfg.margin, only_flagged=False),
     }
 
 

@@ -6,7 +6,9 @@ asked (through MLflow's API), record every deletion, restore a batch.
   :func:`pyspark_experiments.analytics.cleanup_candidates`, the target's lock);
 - :mod:`.records`: the ``cleanup_log`` table or JSON-lines file (intents before deletions);
 - :mod:`.plan`: a dry run's saved selection, which ``--yes --plan-file`` carries out exactly;
-- :mod:`.deletion`: delete and restore through MLflow, Databricks' bulk delete.
+- :mod:`.deletion`: delete and restore through MLflow, Databricks' bulk delete;
+- :mod:`.families`: parents and their nested runs (children deleted first, a parent kept while
+  a run under it stays).
 
 Example::
 

@@ -19,7 +19,7 @@ from ..jobs.config import as_list
 from ..jobs.flags import add_job_flags, hide_tracking_uri_flag, job_flag_values, key_values
 from ..jobs.run import EXIT_CODES_HELP, JobSettings, command_session, run_job
 from ..redact import remember_uri
-from .config import CleanupConfig
+from .config import CleanupConfig, no_condition_error
 from .records import DEFAULT_RECORD_FILE
 
 
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="condition: a tag value (repeatable)")
     p.add_argument("--where", help="condition: SQL on the runs columns, e.g. \"metrics['loss'] > 1\"")
     p.add_argument("--keep-newest", type=int, help="condition: beyond the newest N runs of their experiment")
+    p.add_argument("--keep-children", action="store_true", default=None,
+                   help="leave the runs nested under a selected run (default: they are selected with it)")
     p.add_argument("--yes", action="store_true", help="delete the selected runs (default: list them only)")
     p.add_argument("--restore", metavar="BATCH", help="restore the runs a batch deleted")
     p.add_argument("--plan-file", metavar="PATH",
@@ -67,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> CleanupConfig:
         **job_flag_values(args, cfg.spark_conf),
         cleanup_experiments=args.experiment_ids, statuses=args.statuses, older_than_days=args.older_than_days,
         users=args.users, tags=key_values(args.tag, "--tag", strip_values=False) or None, where=args.where,
-        keep_newest=args.keep_newest, record_file=args.record_file, lock_timeout_minutes=args.lock_timeout_minutes,
+        keep_newest=args.keep_newest, keep_children=args.keep_children, record_file=args.record_file,
+        lock_timeout_minutes=args.lock_timeout_minutes,
     )
     remember_uri(cfg.tracking_uri)
     return cfg.validate()
@@ -81,6 +84,8 @@ def _parse(argv: list[str]) -> JobSettings:
         raise ConfigurationError("--yes and --restore: give one")
     if args.plan_file is not None and (args.restore or not args.plan_file.strip()):
         raise ConfigurationError("--plan-file: expected a file path, with a dry run (to write it) or --yes (to carry it out)")
+    if not args.restore and not (args.yes and args.plan_file) and not cfg.has_condition():
+        raise no_condition_error()  # before any Spark session; --yes with a plan takes the plan's
     return JobSettings(cfg, args)
 
 

@@ -20,6 +20,20 @@ from ..errors import ConfigurationError
 from ..jobs.config import CommandConfig, Layout
 
 
+def no_condition_error() -> ConfigurationError:
+    """The error of a selection with no condition: selecting every run is never a default.
+
+    Example::
+
+        >>> str(no_condition_error()).startswith("cleanup: no condition given")
+        True
+    """
+    return ConfigurationError(
+        "cleanup: no condition given; pass at least one of --experiment-ids, --statuses, --older-than-days, --users, "
+        "--tag, --where, --keep-newest (selecting every run is never a default)"
+    )
+
+
 @dataclass(frozen=True)
 class CleanupConfig(CommandConfig):
     """Which runs the cleanup selects, and where it records what it did.
@@ -38,17 +52,21 @@ class CleanupConfig(CommandConfig):
     where: str | None = None
     keep_newest: int | None = None
     record_file: str | None = None
+    keep_children: bool = False
     lock_timeout_minutes: float = 360.0
 
     LAYOUT: ClassVar[Layout] = LAYOUT
 
     def criteria(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`~pyspark_experiments.analytics.cleanup_candidates`.
+        """The keyword arguments of :func:`~pyspark_experiments.analytics.cleanup_candidates`:
+        the conditions, and ``keep_children`` when set (nested runs of a selected run left out).
 
         Example::
 
             >>> CleanupConfig(cleanup_experiments=("7",), keep_newest=5).criteria()
             {'experiment_ids': ['7'], 'keep_newest': 5}
+            >>> CleanupConfig(statuses=("FAILED",), keep_children=True).criteria()
+            {'statuses': ['FAILED'], 'keep_children': True}
         """
         criteria: dict[str, Any] = {}
         if self.cleanup_experiments:
@@ -65,7 +83,19 @@ class CleanupConfig(CommandConfig):
             criteria["where"] = self.where
         if self.keep_newest is not None:
             criteria["keep_newest"] = self.keep_newest
+        if self.keep_children:
+            criteria["keep_children"] = True
         return criteria
+
+    def has_condition(self) -> bool:
+        """Whether a condition is given (``keep_children`` is none: it only leaves runs out).
+
+        Example::
+
+            >>> CleanupConfig(keep_children=True).has_condition(), CleanupConfig(users=("ann",)).has_condition()
+            (False, True)
+        """
+        return bool(set(self.criteria()) - {"keep_children"})
 
     def validate(self) -> CleanupConfig:
         """Check the settings together; returns ``self``.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MissingDependencyError
 from ..jobs.hiding import short_error
+from .families import deletion_order, hold_ancestors, parents
 
 log = logging.getLogger("pyspark_experiments.cleanup")
 
@@ -47,14 +48,15 @@ def mlflow_client(tracking_uri: str):
 
 def bulk_time_bound(criteria: dict) -> bool:
     """Whether Databricks' bulk ``delete-runs`` (runs of one experiment created before a time)
-    selects exactly the candidates: only experiments and an age are given.
+    selects exactly the candidates: only experiments and an age are given (``keep_children``
+    aside: the caller checks that no nested run joined the selection).
 
     Example::
 
         >>> bulk_time_bound({"experiment_ids": ["1"], "older_than": 30, "statuses": ["FAILED"]})
         False
     """
-    return set(criteria) == {"experiment_ids", "older_than"}
+    return set(criteria) - {"keep_children"} == {"experiment_ids", "older_than"}
 
 
 def databricks_host_creds(uri):
@@ -133,11 +135,14 @@ class Deletion:
 
 def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime, *,
                 before: Callable[[list[dict]], None] = _nothing,
-                after: Callable[[list[dict]], None] = _nothing) -> Deletion:
-    """Delete ``runs`` (dicts with ``run_id`` and ``experiment_id``) from the store at ``uri``
-    (a resolved tracking URI). ``before(runs)`` is called with the runs about to be deleted
-    (to record them first), ``after(runs)`` with those deleted; a run mlflow already lists as
-    deleted is left alone (:attr:`Deletion.already`), a failure logged (:attr:`Deletion.failed`).
+                after: Callable[[list[dict]], None] = _nothing, keep_children: bool = False) -> Deletion:
+    """Delete ``runs`` (dicts with ``run_id``, ``experiment_id`` and ``parent_run_id``) from the
+    store at ``uri`` (a resolved tracking URI), nested runs before their parents
+    (:func:`~.families.deletion_order`). ``before(runs)`` is called with the runs about to be
+    deleted (to record them first), ``after(runs)`` with those deleted; a run mlflow already
+    lists as deleted is left alone (:attr:`Deletion.already`), a failure logged
+    (:attr:`Deletion.failed`). Unless ``keep_children``, a run whose nested run failed is not
+    deleted either (it fails too): no child outlives its parent.
 
     Example::
 
@@ -147,6 +152,7 @@ def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime, *,
     outcome = Deletion()
     if not runs:
         return outcome
+    runs = deletion_order(runs)
     client = mlflow_client(uri.location)
     if uri.scheme == "databricks" and bulk_time_bound(criteria):
         bound = now - dt.timedelta(days=float(criteria["older_than"]))
@@ -164,7 +170,12 @@ def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime, *,
             after([r for r in wanted if r["run_id"] in done])
             _kill_after(len(outcome.deleted))
         return outcome
+    parent_of, held = parents(runs), {}
     for run in runs:
+        if not keep_children and run["run_id"] in held:
+            log.error("run %s: not deleted: its nested run %s was not", run["run_id"], held[run["run_id"]])
+            outcome.failed.add(run["run_id"])
+            continue
         try:
             if client.get_run(run["run_id"]).info.lifecycle_stage == "deleted":
                 log.warning("run %s: already deleted; left alone", run["run_id"])
@@ -175,6 +186,7 @@ def delete_runs(uri, runs: list[dict], criteria: dict, now: dt.datetime, *,
         except Exception as error:  # recorded as not deleted; the job then fails with the count
             log.error("run %s: not deleted: %s", run["run_id"], short_error(error))
             outcome.failed.add(run["run_id"])
+            hold_ancestors(run["run_id"], parent_of, held)
             continue
         outcome.deleted.add(run["run_id"])
         after([run])

@@ -3,7 +3,9 @@ MLflow's own API (:mod:`.deletion`); every deletion recorded, every batch restor
 
 - Selection: :func:`pyspark_experiments.analytics.cleanup_candidates` over the store's active
   runs (by experiment, status, age, user, tags, a SQL condition, or the oldest runs beyond the
-  newest N of an experiment).
+  newest N of an experiment), with the runs nested under a selected run unless
+  ``keep_children``: a parent and its children go together (:mod:`.families`), nested runs
+  deleted first, a parent never deleted while a run under it stays.
 - Dry run (default): prints the candidates and exits; nothing changes. With a plan file, saves
   them with their selection (:mod:`.plan`); ``--yes`` with the plan deletes exactly those that
   still match and have not changed.
@@ -34,13 +36,15 @@ import time
 from dataclasses import dataclass, field
 
 from ..analytics import cleanup_candidates
+from ..analytics.cleanup import NESTED_REASON
 from ..analytics.inputs import read_tables
 from ..errors import ConfigurationError, JobError
 from ..jobs.hiding import short_error
 from ..jobs.lock import locked
 from ..uri import resolve_tracking_uri
-from .config import CleanupConfig
+from .config import CleanupConfig, no_condition_error
 from .deletion import delete_runs, never_deleted, restore_runs
+from .families import deletion_order, keep_together
 from .plan import compare, new_plan, read_plan, write_plan
 from .records import DELETE, INTENT, NOT_DELETED, RECORD_COLUMNS, RESTORE, Records, new_batch_id, who
 
@@ -91,8 +95,13 @@ class CleanupResult:
                 started = started.strftime("%Y-%m-%d %H:%M:%S") if isinstance(started, dt.datetime) else str(started or "")[:19]
                 lines.append(f"  {run['experiment_id']:<10}  {run['run_id']:<32}  {str(run.get('status') or ''):<8}  "
                              f"{started:<19}  {run.get('run_name') or ''}")
+                if run.get("selected_with"):
+                    lines[-1] += f"  (nested under selected run {run['selected_with']})"
             if n > SHOWN:
                 lines.append(f"  ... and {n - SHOWN} more")
+            nested = sum(1 for run in self.runs if run.get("selected_with"))
+            if nested:
+                lines.append(f"  {nested} of them nested under a selected run, selected with it (--keep-children leaves them)")
         for run, why in self.skipped[:SHOWN]:
             lines.append(f"  skipped {run['run_id']}: {why}")
         if len(self.skipped) > SHOWN:
@@ -120,7 +129,11 @@ def select(spark, cfg: CleanupConfig, now: dt.datetime, criteria: dict | None = 
             first = short_error(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigurationError(f"--where ([cleanup] where) {criteria['where']!r}: not a valid SQL condition on the "
                                      f"runs columns ({first})") from None
-    return [row.asDict() for row in cleanup_candidates(runs, now=now, **criteria).collect()]
+    runs.cache()  # read once: finding nested runs queries it once per nesting level
+    try:
+        return [row.asDict() for row in cleanup_candidates(runs, now=now, **criteria).collect()]
+    finally:
+        runs.unpersist()
 
 
 def target_locked(spark, cfg: CleanupConfig):
@@ -135,13 +148,6 @@ def target_locked(spark, cfg: CleanupConfig):
     if not cfg.has_target:
         return contextlib.nullcontext()
     return locked(cfg.target(spark), job="cleanup", timeout_minutes=cfg.lock_timeout_minutes)
-
-
-def _no_condition() -> ConfigurationError:
-    return ConfigurationError(
-        "cleanup: no condition given; pass at least one of --experiment-ids, --statuses, --older-than-days, --users, "
-        "--tag, --where, --keep-newest (selecting every run is never a default)"
-    )
 
 
 def run_cleanup(spark, cfg: CleanupConfig, *, yes: bool = False, restore: str | None = None,
@@ -167,8 +173,8 @@ def run_cleanup(spark, cfg: CleanupConfig, *, yes: bool = False, restore: str | 
             raise ConfigurationError(f"--plan-file {plan_file}: the conditions given ({_text(criteria)}) are not the "
                                      f"plan's ({_text(plan['criteria'])}); give none, or the plan's")
         criteria, now = plan["criteria"], plan["now"]
-    if not criteria:
-        raise _no_condition()
+    if not set(criteria) - {"keep_children"}:
+        raise no_condition_error()
     now = now or dt.datetime.now(dt.UTC)
     text = _text(criteria)
     if not yes:
@@ -179,13 +185,19 @@ def run_cleanup(spark, cfg: CleanupConfig, *, yes: bool = False, restore: str | 
                              elapsed_s=time.monotonic() - started)
     with target_locked(spark, cfg), records.held():
         skipped: list[tuple[dict, str]] = []
+        keep_children = bool(criteria.get("keep_children"))
         if plan is None:
             runs = select(spark, cfg, now, criteria)
         else:
-            runs, skipped = compare(plan, select(spark, cfg, now, criteria))
+            candidates = select(spark, cfg, now, criteria)
+            runs, skipped = compare(plan, candidates)
+            if not keep_children:  # a planned parent stays while a run under it stays
+                runs, held = keep_together(runs, candidates)
+                skipped += held
         batch = new_batch_id(dt.datetime.now(dt.UTC))
-        # With a plan, only the runs it lists: never Databricks' bulk delete by time bound.
-        outcome = _delete(uri, records, batch, runs, {} if plan else criteria, now)
+        # Databricks' bulk delete by time bound only for exactly its selection: no plan, no nested run added.
+        bulk = {} if plan or any(r.get("selected_with") for r in runs) else criteria
+        outcome = _delete(uri, records, batch, deletion_order(runs), bulk, now, keep_children=keep_children)
     done = [r for r in runs if r["run_id"] in outcome.deleted]
     result = CleanupResult("delete", uri.display, text, done, batch, records.display, time.monotonic() - started,
                            skipped=[(r, why) for r, why in skipped]
@@ -211,10 +223,12 @@ def _row(run: dict, batch: str, action: str, uri, by: str) -> dict:
             "at": dt.datetime.now(dt.UTC), "by": by, "tracking_uri": uri.display}
 
 
-def _delete(uri, records: Records, batch: str, runs: list[dict], criteria: dict, now: dt.datetime):
-    """Delete ``runs``, each printed and recorded (``intent``) before it is deleted, its outcome
-    after: in a JSON-lines file one fsynced line at a time; in ``cleanup_log`` the batch's
-    intents in one commit before any deletion, the outcomes in one commit after."""
+def _delete(uri, records: Records, batch: str, runs: list[dict], criteria: dict, now: dt.datetime, *,
+            keep_children: bool = False):
+    """Delete ``runs`` (nested runs first), each printed and recorded (``intent``) before it is
+    deleted, its outcome after: in a JSON-lines file one fsynced line at a time; in
+    ``cleanup_log`` the batch's intents in one commit before any deletion, the outcomes in one
+    commit after."""
     by = who()
 
     def announce(some: list[dict]) -> None:
@@ -235,13 +249,34 @@ def _delete(uri, records: Records, batch: str, runs: list[dict], criteria: dict,
     if records.target:
         records.append([_row(run, batch, INTENT, uri, by) for run in runs])
     try:
-        outcome = delete_runs(uri, runs, criteria, now, before=announce, after=deleted)
+        outcome = delete_runs(uri, runs, criteria, now, before=announce, after=deleted, keep_children=keep_children)
     finally:
         if records.target:
             records.append([_row(run, batch, DELETE, uri, by) for run in done])
     missed = [r for r in runs if r["run_id"] in outcome.failed | outcome.already]
     records.append([_row(run, batch, NOT_DELETED, uri, by) for run in missed])
     return outcome
+
+
+def restore_order(rows: list[dict]) -> list[dict]:
+    """Records of a batch (one per run, its ``intent``) in the order to restore their runs:
+    parents before the runs nested under them, the reverse of the deletion (the runs the
+    conditions selected first, then the nested ones, each latest recorded first).
+
+    Example::
+
+        >>> rows = [{"run_id": "c", "reason": "nested under selected run p", "at": "2026-12-08T10:00:01+00:00"},
+        ...         {"run_id": "p", "reason": "status FAILED", "at": "2026-12-08T10:00:02+00:00"}]
+        >>> [r["run_id"] for r in restore_order(rows)]
+        ['p', 'c']
+    """
+    def at(row: dict) -> float:
+        value = row.get("at")
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return value.timestamp() if isinstance(value, dt.datetime) else 0.0
+
+    return sorted(rows, key=lambda row: (str(row.get("reason") or "").startswith(NESTED_REASON), -at(row)))
 
 
 def _restore(spark, cfg: CleanupConfig, uri, records: Records, batch: str, started: float) -> CleanupResult:
@@ -255,12 +290,14 @@ def _restore(spark, cfg: CleanupConfig, uri, records: Records, batch: str, start
         for row in rows:
             done = actions[row["run_id"]]
             if DELETE in done or done == {INTENT}:
-                wanted.setdefault(row["run_id"], row)
+                # the intent row where there is one: intents are recorded in the order of deletion
+                if row.get("action") == INTENT or row["run_id"] not in wanted:
+                    wanted[row["run_id"]] = row
         if not wanted:
             raise ConfigurationError(f"cleanup --restore {batch!r}: no deletions of that batch in {records.display}")
         unsure = [row for run_id, row in wanted.items() if DELETE not in actions[run_id]]
         never = never_deleted(uri, unsure)
-        todo = [row for run_id, row in wanted.items() if run_id not in never]
+        todo = restore_order([row for run_id, row in wanted.items() if run_id not in never])
         restored = restore_runs(uri, todo)
         by, at = who(), dt.datetime.now(dt.UTC)
         records.append([{**{c: row.get(c) for c in RECORD_COLUMNS}, "action": RESTORE, "at": at, "by": by,

@@ -5,8 +5,9 @@ The plan is a JSON file: ``store`` (the tracking URI, password hidden), ``criter
 conditions), ``now`` (the instant the selection was made: ``--older-than-days`` is measured from
 it, so the bound does not move with the clock), ``older_than_bound`` (that bound, for readers)
 and ``runs``, each with its fingerprint (:func:`fingerprint`: experiment, status, end time,
-lifecycle stage). Carrying a plan out (:func:`compare`), a run that no longer matches the
-selection, or whose fingerprint changed, is skipped and reported.
+lifecycle stage), its ``parent_run_id`` and ``selected_with`` (for a run nested under a selected
+one, that run: it is in the plan because of it). Carrying a plan out (:func:`compare`), a run
+that no longer matches the selection, or whose fingerprint changed, is skipped and reported.
 
 Example::
 
@@ -61,7 +62,8 @@ def new_plan(store: str, criteria: dict, now: dt.datetime, runs: list[dict]) -> 
         "format": PLAN_FORMAT, "version": PLAN_VERSION, "store": store, "criteria": criteria,
         "now": now.isoformat(), "older_than_bound": bound,
         "runs": [{"run_id": r["run_id"], "run_name": r.get("run_name"), "start_time": _text(r.get("start_time")),
-                  "reason": r.get("reason"), "fingerprint": fingerprint(r)} for r in runs],
+                  "reason": r.get("reason"), "parent_run_id": r.get("parent_run_id"), "selected_with": r.get("selected_with"),
+                  "fingerprint": fingerprint(r)} for r in runs],
     }
 
 

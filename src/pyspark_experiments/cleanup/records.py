@@ -2,7 +2,8 @@
 table, or, with no target, in a JSON-lines file. Each run a cleanup deletes is recorded twice:
 an ``intent`` row before it is deleted (durable first: a cleanup killed mid-delete leaves every
 deleted run recorded), then a ``delete`` row once it is (or ``not-deleted``); ``restore`` rows
-when a batch is restored.
+when a batch is restored. A run deleted because it is nested under a selected one says so in
+its ``reason`` (``nested under selected run <id>``): the batch holds the family, restored with it.
 
 Example::
 

@@ -39,6 +39,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: Invalid configuration: a flag, a config file, a setting.
 EXIT_CONFIG = 2
+#: The quota command: a quota at or above the margin of its limit, none over it.
+EXIT_QUOTA_NEAR = 3
+#: The quota command: a quota over its limit.
+EXIT_QUOTA_OVER = 4
 #: Another job holds the target (EX_TEMPFAIL: a scheduler may retry later).
 EXIT_LOCKED = 75
 #: Interrupted (Ctrl-C, SIGINT): 128 + 2, as shells report it.
@@ -173,7 +177,8 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
     ``parse(argv)`` builds the job's settings (raising ``ConfigurationError`` or argparse's
     ``SystemExit``); they must have ``log_level`` and ``progress`` (``None``: when stderr is a
     terminal). ``run(settings, show_progress)`` does the work and returns a result with
-    ``summary()``, printed on stdout. Errors are logged and summed up on stdout as a FAILED /
+    ``summary()``, printed on stdout, and may carry its own ``exit_code`` (the quota command's
+    :data:`EXIT_QUOTA_NEAR` / :data:`EXIT_QUOTA_OVER`; else 0). Errors are logged and summed up on stdout as a FAILED /
     NOT RUN line, mapped to an exit code by :func:`exit_code_for`; an error of ours that Spark
     wrapped is reported as itself (:func:`~pyspark_experiments.jobs.failures.innermost_error`),
     its full traceback logged only when ``settings.debug`` is true. Everything printed is
@@ -214,4 +219,4 @@ def run_job(command: str, argv: Sequence[str], parse: Callable[[list[str]], Any]
         print(outcome_line(command, error, time.monotonic() - started), flush=True)
         return code
     print(hide(result.summary()), flush=True)
-    return EXIT_OK
+    return int(getattr(result, "exit_code", EXIT_OK))
