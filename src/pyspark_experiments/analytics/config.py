@@ -60,6 +60,7 @@ LAYOUT: dict[str, dict[str, Key]] = job_layout(
         "leaderboard_size": _count("leaderboard_size"),
         "stuck_hours": Key("stuck_hours", _NUMBER, "a number of hours", kind="number"),
         "exact_history_percentiles": Key("exact_history", _BOOL, "true or false", kind="bool"),
+        "traces": Key("trace_tables", _BOOL, "true or false", kind="bool"),
     },
     quota=QUOTA_KEYS,
     report={
@@ -247,7 +248,19 @@ class AnalyticsConfig(MetricsConfig):
 
     stuck_hours: float = 24.0
     exact_history: bool = False
+    trace_tables: bool = True
     lock_timeout_minutes: float = 360.0
+
+    def table_period(self) -> str:
+        """The period of the job's tables: the ``period`` setting, or ``week`` when it is unset
+        or ``auto`` (the report's).
+
+        Example::
+
+            >>> AnalyticsConfig(period="auto").table_period(), AnalyticsConfig(period="day").table_period()
+            ('week', 'day')
+        """
+        return self.period if self.period in PERIODS else "week"
 
     def validate(self, *, need_target: bool = True) -> AnalyticsConfig:
         """Check the settings together (a target is needed: the job writes there); returns ``self``.

@@ -20,6 +20,9 @@ Tables written (overwritten each run; see ``docs/analytics.md`` for their column
                                    row (``level``: ``over``, ``near`` or ``ok``)
 =================================  =========================================================
 
+When the store holds GenAI traces, eight more (:mod:`.trace_job`), from ``analytics_trace_volume``
+to ``analytics_traces_per_session``.
+
 The functions see the active runs (``lifecycle_stage = 'active'``); quota usage sees every run
 the tables hold, deleted ones included, since they count against a limit until purged.
 
@@ -51,6 +54,7 @@ from .history import metric_history_summary
 from .inputs import read_tables, source_display
 from .leaderboard import leaderboard
 from .quota import quota_usage
+from .trace_job import trace_tables
 from .trend import metric_trend
 
 log = logging.getLogger("pyspark_experiments.analytics")
@@ -111,7 +115,7 @@ def analytics_tables(tables: dict[str, DataFrame], cfg: AnalyticsConfig, metrics
         >>> plan["analytics_total_runs"]().show()                                      # doctest: +SKIP
     """
     runs, every_run = active(tables["runs"]), tables["runs"]
-    period = cfg.period if cfg.period in ("day", "week", "month") else "week"
+    period = cfg.table_period()
 
     def per_metric(build: Callable[[str, str], DataFrame]) -> DataFrame:
         frames = [build(m, cfg.mode_of(m)).withColumn("metric", F.lit(m)).withColumn("mode", F.lit(cfg.mode_of(m)))
@@ -168,7 +172,8 @@ def run_analytics(spark, cfg: AnalyticsConfig, *, progress: bool = False, now: d
     source = source_display(cfg, reading)
     log.info("analytics: %s %s -> %s", reading, source, target.display)
     tables = read_tables(spark, cfg, source=reading)
-    show = Progress("analytics", progress, steps=12, logger=log)
+    traces = trace_tables(spark, cfg, reading, target, tables["experiments"], PREFIX)
+    show = Progress("analytics", progress, steps=12 + len(traces.tables), logger=log)
     show.step("taking the target's lock")
     result = AnalyticsResult(source, target.display, reading)
     runs = tables["runs"]
@@ -177,13 +182,14 @@ def run_analytics(spark, cfg: AnalyticsConfig, *, progress: bool = False, now: d
         with locked(target, job="analytics", timeout_minutes=cfg.lock_timeout_minutes):
             require_metrics(active(runs), cfg.metrics, "metrics (--metrics, [analytics] metrics):")
             metrics = list(cfg.metrics or ()) or default_metrics(active(runs))
-            for name, build in analytics_tables(tables, cfg, metrics, now=now).items():
+            for name, build in {**analytics_tables(tables, cfg, metrics, now=now), **traces.tables}.items():
                 show.step(f"writing {name}")
                 target.write(build(), name, "overwrite", overwrite_schema=True)
                 result.tables[name] = target.read(name).count()
             show.step("releasing the lock")
     finally:
         runs.unpersist()
+        traces.release()
         show.done()
     result.elapsed_s = time.monotonic() - started
     return result

@@ -21,32 +21,12 @@ from pyspark.sql import functions as F
 from pyspark_experiments import analytics
 from pyspark_experiments.analytics import QuotaLimits
 from pyspark_experiments.errors import ConfigurationError
+from support.compare import assert_rows, collect, period_of, same
 from support.nested_runs import NESTED_EXPERIMENT, PARENTS, nested_sqlite_store  # noqa: F401  (the session fixture)
 
 STORES = ("sqlite", "file")
 #: A fixed "now" for the age-based functions: later than every explicit time in the stores.
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def same(a, b, rel=1e-9) -> bool:
-    """Equal values: NaN equals NaN, None equals only None, numbers within a relative tolerance."""
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        if math.isinf(a) or math.isinf(b):
-            return a == b
-        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
-    return a == b
-
-
-def assert_rows(actual: list[dict], expected: list[dict], what: str) -> None:
-    assert len(actual) == len(expected), f"{what}: {len(actual)} rows, expected {len(expected)}\n{actual}\n{expected}"
-    for got, want in zip(actual, expected):
-        assert set(got) == set(want), what
-        for key in want:
-            assert same(got[key], want[key]), f"{what}: {key} is {got[key]!r}, expected {want[key]!r}\n{got}\n{want}"
 
 
 def nan_none(value):
@@ -115,14 +95,6 @@ def expected_history(client, expected_runs) -> pd.DataFrame:
     return frame.drop_duplicates(ignore_index=True)
 
 
-def period_of(day: dt.date, period: str) -> dt.date:
-    if period == "week":
-        return day - dt.timedelta(days=day.weekday())
-    if period == "month":
-        return day.replace(day=1)
-    return day
-
-
 # ---- our side: the source's DataFrames ----
 
 
@@ -134,10 +106,6 @@ def tables(spark, uri):
     runs = read("runs").cache()
     yield {"runs": runs, "metrics": read("metrics"), "experiments": read("experiments")}
     runs.unpersist()
-
-
-def collect(df) -> list[dict]:
-    return [row.asDict(recursive=True) for row in df.collect()]
 
 
 # ---- tests ----

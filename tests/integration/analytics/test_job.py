@@ -5,7 +5,6 @@ codes for a bad config (2, naming key and file) and a locked target (75)."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 import pytest
 from pyspark.sql import functions as F
@@ -15,25 +14,13 @@ from pyspark_experiments.analytics import QuotaLimits, cli
 from pyspark_experiments.analytics.job import PREFIX
 from pyspark_experiments.jobs import EXIT_CONFIG, EXIT_LOCKED, EXIT_OK
 from pyspark_experiments.sync import sync
+from support.compare import sorted_rows
 
 pytestmark = pytest.mark.slow  # every analytics table written and re-read through the job
 
 
-def _plain(value):
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    if isinstance(value, float):
-        return round(value, 9)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_plain(v) for v in value)
-    return value
-
-
 def rows(df, drop=()) -> list[tuple]:
-    df = df.drop(*drop)
-    return sorted((tuple(_plain(v) for v in row) for row in df.collect()), key=repr)
+    return sorted_rows(df.drop(*drop), digits=9)
 
 
 @pytest.fixture(scope="module")
