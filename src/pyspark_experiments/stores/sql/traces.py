@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from ... import tables
 from ..base import Partition, Selection
+from ..fingerprints import TRACE_FINGERPRINT_PARTS, digests_by_run, fingerprint, text_digest
 from ..problems import Problems
 from ..traces.artifact_spans import (
     ARTIFACT_LOCATION_TAG,
@@ -282,6 +283,78 @@ def read_assessments(connection, trace_ids: Sequence[str], problems: Problems | 
     return assessments_batch(rows)
 
 
+def trace_fingerprints(connection, experiment_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{trace_id: (experiment_id, fingerprint)}`` of every trace of ``experiment_ids`` (see
+    :meth:`~..base.Store.trace_fingerprints`), one query per MLflow table: the ``trace`` part
+    digests the trace's ``trace_info`` row, tags, request metadata and trace metrics; the
+    ``spans`` part is the ``db_payload_generation`` that MLflow (3.18 and later) moves at every
+    span write, or, in older stores, the spans' count and latest end; the ``assessments`` part
+    digests its assessments' rows.
+
+    Example::
+
+        >>> import sqlite3
+        >>> trace_fingerprints(sqlite3.connect(":memory:"), ["1"])
+        {}
+    """
+    columns = table_columns(connection, "trace_info")
+    if not experiment_ids or columns is None:
+        return {}
+    ids = [int(value) for value in experiment_ids]
+    within = f"i.experiment_id IN ({', '.join([placeholder_of(connection)] * len(ids))})"
+    names, infos = _named_rows(connection, f"SELECT i.* FROM trace_info i WHERE {within}", ids)
+    trace_column = names.index("request_id")
+    experiment_of = {row[trace_column]: str(row[names.index("experiment_id")]) for row in infos}
+    generation = names.index("db_payload_generation") if "db_payload_generation" in names else None
+    kept = [index for index, name in enumerate(names) if index != generation]
+    parts = [_digests([(row[trace_column], *(row[i] for i in kept)) for row in infos])]
+    for table in ("trace_tags", "trace_request_metadata", "trace_metrics"):
+        if table_columns(connection, table) is not None:
+            sql = (f"SELECT t.request_id, t.key, t.value FROM {table} t "
+                   f"JOIN trace_info i ON i.request_id = t.request_id WHERE {within}")
+            parts.append(_digests(_rows(connection, sql, ids)))
+    if generation is not None:
+        spans = {row[trace_column]: row[generation] for row in infos}
+    elif table_columns(connection, "spans") is not None:
+        sql = (f"SELECT s.trace_id, COUNT(*), MAX(s.end_time_unix_nano) FROM spans s "
+               f"WHERE s.experiment_id IN ({', '.join([placeholder_of(connection)] * len(ids))}) GROUP BY s.trace_id")
+        spans = {trace_id: f"{count}:{end}" for trace_id, count, end in _rows(connection, sql, ids)}
+    else:
+        spans = {}
+    assessments = {}
+    if table_columns(connection, "assessments") is not None:
+        _, rows = _named_rows(connection, "SELECT a.trace_id, a.* FROM assessments a "
+                                          f"JOIN trace_info i ON i.request_id = a.trace_id WHERE {within}", ids)
+        assessments = _digests(rows)
+    return {
+        trace_id: (experiment_id, fingerprint({
+            "trace": text_digest(*(part.get(trace_id) for part in parts)),
+            "spans": text_digest(spans.get(trace_id)),
+            "assessments": text_digest(assessments.get(trace_id)),
+        }, TRACE_FINGERPRINT_PARTS))
+        for trace_id, experiment_id in experiment_of.items()
+    }
+
+
+def _named_rows(connection, sql: str, params: Sequence) -> tuple[list[str], list[tuple]]:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return [description[0].lower() for description in cursor.description], cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _digests(rows: Sequence[tuple]) -> dict[str, str]:
+    """A digest per trace of ``rows`` (the first value: the trace id; the others, as text:
+    :func:`~..fingerprints.digests_by_run`)."""
+    if not rows:
+        return {}
+    columns = [pa.array([None if value is None else str(value) for value in column], pa.large_string())
+               for column in zip(*rows)]
+    return digests_by_run(pa.table(columns, names=[f"c{index}" for index in range(len(columns))]))
+
+
 def _key_values(connection, table: str, chunk: Sequence[str]) -> dict[str, dict]:
     """``{trace_id: {key: value}}`` of a trace key-value table (``key`` qualified: MySQL
     reserves the word)."""
@@ -359,3 +432,8 @@ class SqlTraceTables:
         problems.report()
         if batch.num_rows:
             yield batch
+
+    def trace_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """The traces' fingerprints of the selected experiments (:func:`trace_fingerprints`)."""
+        with self._connect() as connection:
+            return trace_fingerprints(connection, selection.experiment_ids)
