@@ -23,6 +23,7 @@ PURE_MODULES = [
     "pyspark_experiments.stores.sql.encodings",
     "pyspark_experiments.stores.resolve",
     "pyspark_experiments.sync.columns",
+    "pyspark_experiments.sync.traces",
     "pyspark_experiments.suggest",
     "pyspark_experiments.jobs.failures",
     "pyspark_experiments.tables",
