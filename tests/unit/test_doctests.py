@@ -10,6 +10,7 @@ import pytest
 PURE_MODULES = [
     "pyspark_experiments.cleanup.plan",
     "pyspark_experiments.datasource.options",
+    "pyspark_experiments.datasource.trace_offsets",
     "pyspark_experiments.errors",
     "pyspark_experiments.reproducible.columns",
     "pyspark_experiments.session",
