@@ -5,9 +5,10 @@ A SQLite store written by real mlflow (tests/support/traces_store.py); between r
 queries (``trigger(availableNow=True)``, a checkpoint, a Delta sink) real mlflow logs a trace
 whose end time is a minute before the newest one already streamed (out of order, within
 ``lateArrivalSeconds``), sets a tag on a streamed trace (not emitted again: a trace is emitted
-once, when it has ended), logs a feedback, overrides one and updates another (a new state:
-emitted again). A trace arriving later than ``lateArrivalSeconds`` stops the stream with an
-error naming it, rather than being skipped.
+once, when it has ended), logs spans of a trace still in progress (emitted once it ends), logs
+a feedback, overrides one and updates another (a new state: emitted again). A trace arriving
+later than ``lateArrivalSeconds`` stops the stream with an error naming it, rather than being
+skipped.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def test_traces_and_assessments_stream_once_across_runs_and_restarts(spark, tmp_
                                  assessment=Feedback(name="notes", value="line one only"))
         safety = next(a for a in client.get_trace(ids["answer"]).info.assessments if a.name == "safety")
         mlflow.override_feedback(trace_id=ids["answer"], assessment_id=safety.assessment_id, value=True)
+        # a trace in progress: one span logged as an OpenTelemetry exporter does, its root still open
+        root = client.start_trace("agent", experiment_id=alpha)
+        step = client.start_span("step", trace_id=root.trace_id, parent_id=root.span_id)
+        client.end_span(trace_id=root.trace_id, span_id=step.span_id)
+        client._tracking_client.store.log_spans(alpha, [step])
 
     batches = _ran(_run_stream(spark, uri, "traces", *paths["traces"]))
     assert sum(b["numInputRows"] for b in batches) == 1
@@ -103,10 +109,15 @@ def test_traces_and_assessments_stream_once_across_runs_and_restarts(spark, tmp_
     assert [row[7] for row in states if row[0] == notes.assessment_id] in (
         ['"line one\\nline two"', '"line one only"'], ['"line one only"', '"line one\\nline two"'])
 
-    # 3. A restart with nothing new adds nothing.
-    for table in ("traces", "assessments"):
-        assert _ran(_run_stream(spark, uri, table, *paths[table])) == []
-    assert len(_sink(spark, paths["traces"][1], "traces")) == 5
+    # 3. The trace in progress ends: emitted now, once. A restart with nothing new adds nothing.
+    with mlflow_tracking_uri(uri):
+        client.end_trace(root.trace_id)
+    batches = _ran(_run_stream(spark, uri, "traces", *paths["traces"]))
+    assert sum(b["numInputRows"] for b in batches) == 1
+    streamed = _sink(spark, paths["traces"][1], "traces")
+    assert len(streamed) == len({row[0] for row in streamed}) == 6
+    assert [row[4] for row in streamed if row[0] == root.trace_id] == ["OK"]
+    assert _ran(_run_stream(spark, uri, "assessments", *paths["assessments"])) == []
 
     # 4. A trace ending an hour before the newest one streamed: later than lateArrivalSeconds.
     with mlflow_tracking_uri(uri):
@@ -115,7 +126,7 @@ def test_traces_and_assessments_stream_once_across_runs_and_restarts(spark, tmp_
     query = _run_stream(spark, uri, "traces", *paths["traces"])
     assert query.exception() is not None
     assert "1 trace(s) arrived with a time before this stream's horizon" in str(query.exception())
-    assert len(_sink(spark, paths["traces"][1], "traces")) == 5
+    assert len(_sink(spark, paths["traces"][1], "traces")) == 6
 
 
 def test_a_traces_stream_refuses_traces_in_progress(spark, tmp_path, trace_sqlite_store):

@@ -4,8 +4,8 @@ real mlflow (tests/support/traces_store.py), real Delta tables.
 What must hold: a first sync writes each trace table equal to what the data source reads; a
 sync with nothing changed writes nothing; after real changes (a trace logged with a start time
 before every other's, a tag set on a trace after the fact, a new assessment, an overridden one,
-a deleted trace) an incremental sync ends with exactly the store's rows, writing only what
-changed; a sync SIGKILLed while it writes the trace tables, run again, ends the same (and
+a deleted trace, a trace in progress that gains spans and ends) an incremental sync ends with
+exactly the store's rows, writing only what changed; a sync SIGKILLed while it writes the trace tables, run again, ends the same (and
 deletes a trace the killed sync wrote that was deleted from the store before the rerun).
 """
 
@@ -69,6 +69,32 @@ def change_traces(uri: str, ids: dict) -> dict:
             "overridden": relevance.assessment_id}
 
 
+class TraceInProgress:
+    """A trace whose spans reach the store one at a time before its root span ends, as an
+    OpenTelemetry exporter sends them (``log_spans`` of the tracking store): MLflow keeps it
+    ``IN_PROGRESS`` until the root arrives."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(uri)
+        self.experiment = self.client.get_experiment_by_name("traces-alpha").experiment_id
+        self.root = self.client.start_trace("agent", experiment_id=self.experiment)
+        self.trace_id = self.root.trace_id
+
+    def log_step(self, name: str) -> None:
+        step = self.client.start_span(name, trace_id=self.trace_id, parent_id=self.root.span_id)
+        self.client.end_span(trace_id=self.trace_id, span_id=step.span_id)
+        self.client._tracking_client.store.log_spans(self.experiment, [step])
+
+    def end(self) -> None:
+        self.client.end_trace(self.trace_id)
+
+
+def spans_of(spark, target: str, trace_id: str) -> list[str]:
+    return sorted(row[4] for row in synced(spark, target)[tables.SPANS] if row[0] == trace_id)
+
+
 def test_trace_tables_sync_incrementally_to_the_store_rows(spark, tmp_path, trace_sqlite_store):
     uri, ids = copied_store(trace_sqlite_store, tmp_path)
     target = str(tmp_path / "delta")
@@ -88,21 +114,35 @@ def test_trace_tables_sync_incrementally_to_the_store_rows(spark, tmp_path, trac
     assert all(again.tables[t].version is None for t in TRACE_TABLES), again.summary()
 
     changed = change_traces(uri, ids)
+    with mlflow_tracking_uri(uri):
+        running = TraceInProgress(uri)
+        running.log_step("step-1")
     incremental = sync(uri, target, spark=spark, tables=TRACE_TABLES)
     assert incremental.mode == "incremental", incremental.summary()
-    # solo (a tag), answer-2 and answer (assessments); the late trace; failing deleted
-    assert (incremental.new_traces, incremental.changed_traces, incremental.deleted_traces) == (1, 3, 1), \
+    # solo (a tag), answer-2 and answer (assessments); the late trace and the one in progress; failing deleted
+    assert (incremental.new_traces, incremental.changed_traces, incremental.deleted_traces) == (2, 3, 1), \
         incremental.summary()
     after = source(spark, uri)
     assert_same(synced(spark, target), after)
     traces, spans, assessments = (incremental.tables[t] for t in TRACE_TABLES)
-    assert (traces.inserted, traces.updated, traces.deleted) == (1, 1, 1), incremental.summary()
-    assert spans.inserted == 1 and spans.updated == 0 and spans.deleted >= 1, incremental.summary()
+    assert (traces.inserted, traces.updated, traces.deleted) == (2, 1, 1), incremental.summary()
+    assert spans.inserted == 2 and spans.updated == 0 and spans.deleted >= 1, incremental.summary()
+    assert spans_of(spark, target, running.trace_id) == ["step-1"]
     # the new feedback and the override inserted, the overridden one updated (no longer valid)
     assert (assessments.inserted, assessments.updated) == (2, 1), incremental.summary()
     assert ids["failing"] not in {row[0] for row in synced(spark, target)[tables.TRACES]}
     valid = {row[0]: row[15] for row in synced(spark, target)[tables.ASSESSMENTS]}
     assert valid[changed["overridden"]] is False and valid[changed["overriding"]] is True
+
+    # The trace in progress gains a span, then ends (its root span arrives): re-read, merged.
+    with mlflow_tracking_uri(uri):
+        running.log_step("step-2")
+        running.end()
+    ended = sync(uri, target, spark=spark, tables=TRACE_TABLES)
+    assert (ended.new_traces, ended.changed_traces) == (0, 1), ended.summary()
+    assert (ended.tables[tables.TRACES].updated, ended.tables[tables.SPANS].inserted) == (1, 2), ended.summary()
+    assert spans_of(spark, target, running.trace_id) == ["agent", "step-1", "step-2"]
+    assert_same(synced(spark, target), source(spark, uri))
 
     # The state holds each trace once: the next sync finds nothing to do.
     quiet = sync(uri, target, spark=spark, tables=TRACE_TABLES)
