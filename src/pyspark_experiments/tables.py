@@ -52,7 +52,7 @@ MODEL_TABLE_NAMES = (ARTIFACTS, MODELS, REGISTERED_MODELS, MODEL_VERSIONS)
 #: Tables of the model registry: the whole registry of the store, not per experiment.
 REGISTRY_TABLES = (REGISTERED_MODELS, MODEL_VERSIONS)
 
-# MLflow 3 GenAI traces. Not in TABLE_NAMES either: the Delta sync does not keep them (yet).
+# MLflow 3 GenAI traces. Not in TABLE_NAMES either: the Delta sync keeps them when asked (``tables``).
 TRACES = "traces"
 SPANS = "spans"
 ASSESSMENTS = "assessments"

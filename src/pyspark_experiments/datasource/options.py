@@ -19,7 +19,9 @@ registry take them:
 - ``traces``, ``spans``, ``assessments``: the load path (and ``viewType``) select experiments;
   ``startTimeAfter`` (inclusive) and ``startTimeBefore`` (exclusive) bound the request time,
   ``traceStates`` and ``traceIds`` pick traces; ``withSpanContent`` adds the spans' inputs,
-  outputs and events (``spans`` only); ``partitionSize`` / ``numPartitions`` count traces.
+  outputs and events (``spans`` only); ``partitionSize`` / ``numPartitions`` count traces;
+  streams of ``traces`` and ``assessments`` take ``maxRowsPerTrigger`` and
+  ``lateArrivalSeconds``.
 
 Example::
 
@@ -72,6 +74,8 @@ OPTIONS = (
     "traceStates",
     "traceIds",
     "withSpanContent",
+    # streams of traces and assessments
+    "lateArrivalSeconds",
     # tracking servers only: credentials, TLS, retries, concurrency (stores/rest/settings.py)
     *REST_OPTIONS,
 )
@@ -99,14 +103,18 @@ TRACE_STATES = ("OK", "ERROR", "IN_PROGRESS")
 _CONNECTION = {o.lower() for o in REST_OPTIONS}
 _COMMON = {"trackinguri", "table", "mode", "partitionsize", "numpartitions", "columnnameofcorruptrecord", *_CONNECTION}
 _EXPERIMENTS = {"experimentids", "experimentnames"}
+#: Options of the streams of traces and assessments (spark.readStream).
+_STREAMED = {"maxrowspertrigger", "latearrivalseconds"}
 _APPLIES = {
     tables.ARTIFACTS: _COMMON | _EXPERIMENTS | {"viewtype", "runids", "starttimeafter", *ARTIFACT_OPTIONS},
     tables.MODELS: _COMMON | _EXPERIMENTS | {"viewtype", "runids"},
     tables.REGISTERED_MODELS: _COMMON | {"viewtype"},
     tables.MODEL_VERSIONS: _COMMON | {"viewtype", "runids"},
-    tables.TRACES: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS} - {"withspancontent"},
+    tables.TRACES: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS, *_STREAMED}
+    - {"withspancontent"},
     tables.SPANS: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS},
-    tables.ASSESSMENTS: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS} - {"withspancontent"},
+    tables.ASSESSMENTS: _COMMON | _EXPERIMENTS | {"viewtype", "starttimeafter", *TRACE_OPTIONS, *_STREAMED}
+    - {"withspancontent"},
 }
 
 
@@ -233,6 +241,8 @@ class ReadRequest:
     trace_states: tuple[str, ...] | None = None
     trace_ids: tuple[str, ...] | None = None
     with_span_content: bool = False
+    # streams of traces and assessments: how late an item may arrive and still be streamed
+    late_arrival_seconds: int | None = None
     # REST connection options (may hold credentials: never shown)
     store_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -294,6 +304,7 @@ class ReadRequest:
             trace_states=_states_option(given.get("tracestates")),
             trace_ids=_list_option(given.get("traceids"), "traceIds", "trace ids"),
             with_span_content=bool_option("withSpanContent", given.get("withspancontent")),
+            late_arrival_seconds=_positive_int("lateArrivalSeconds", given.get("latearrivalseconds")),
             store_options=tuple(sorted((_CANONICAL[k], str(v)) for k, v in given.items() if _CANONICAL[k] in REST_OPTIONS)),
         )
 

@@ -1,8 +1,11 @@
-"""Streaming reads: ``spark.readStream.format("experiments")`` for ``metrics`` and ``runs``.
+"""Streaming reads: ``spark.readStream.format("experiments")`` for ``metrics``, ``runs``,
+``traces`` and ``assessments``.
 
 ``metrics`` streams every metric point once, as it is logged (offsets: a position per series,
 as the store's ``capabilities`` declare it); ``runs`` streams each state of a run once (offsets:
-a digest per run). From a tracking server (positions are digests) a ``metrics`` offset keeps,
+a digest per run); ``traces`` each trace once it has ended and ``assessments`` each state of an
+assessment once (offsets: a horizon in time and the items emitted past it,
+:mod:`.trace_offsets`). From a tracking server (positions are digests) a ``metrics`` offset keeps,
 per series, the digest, how many points were emitted and a digest of those points; changed
 series are re-read whole and the points after those emitted are emitted. Both support
 ``trigger(availableNow=True)`` and ``maxRowsPerTrigger``. How offsets, replays and limits work:
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -34,6 +38,14 @@ from pyspark.sql.datasource import DataSourceStreamReader, InputPartition
 
 from .. import tables
 from ..errors import ConfigurationError, UnsupportedStoreError
+from .trace_offsets import (
+    DEFAULT_LATE_ARRIVAL_SECONDS,
+    advance,
+    assessment_keys,
+    emitted_between,
+    item_key,
+    trace_keys,
+)
 
 try:  # pyspark >= 4.2
     from pyspark.sql.streaming.datasource import (
@@ -50,9 +62,13 @@ except ImportError:  # pragma: no cover - older pyspark: no admission control
 
 log = logging.getLogger("pyspark_experiments.streaming")
 
-STREAM_TABLES = (tables.METRICS, tables.RUNS)
+STREAM_TABLES = (tables.METRICS, tables.RUNS, tables.TRACES, tables.ASSESSMENTS)
+#: The streams whose offsets are a horizon in time and the items emitted past it.
+TIMED_TABLES = (tables.TRACES, tables.ASSESSMENTS)
+_FIELDS = {tables.METRICS: "m", tables.RUNS: "r", tables.TRACES: "t", tables.ASSESSMENTS: "a"}
 OFFSET_VERSION = 1
-# Runs per planned chunk of the runs stream (each chunk's partitions carry its digests).
+# Runs (traces) per planned chunk of the runs (traces, assessments) stream (each chunk's
+# partitions carry its digests, or the keys of its items).
 _RUNS_PER_CHUNK = 1_000
 _SERIES_PER_CHUNK = 5_000
 
@@ -60,13 +76,15 @@ _SERIES_PER_CHUNK = 5_000
 class StreamPartition(InputPartition):
     """A store partition, plus, for ``runs``, the digest each run must have to be emitted; for
     ``metrics`` from a store without exact range reads, the store partitions of some series and
-    the slice of each series to emit."""
+    the slice of each series to emit; for ``traces`` and ``assessments``, the items to emit
+    (an assessment only with that key)."""
 
     def __init__(self, index: int, partition, digests: dict[str, str] | None = None,
-                 slices: dict | None = None) -> None:
+                 slices: dict | None = None, keys: dict[str, int] | None = None) -> None:
         super().__init__(index)
         self.partition = partition
         self.digests = digests
+        self.keys = keys
         # Digest positions: per series, (n_start, n_end, digest of the first n_end points).
         self.slices = slices
 
@@ -162,7 +180,8 @@ def _check_prefix(uri: str, run_id: str, key: str, points: list[dict], emitted: 
 
 
 class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """The stream reader of the ``experiments`` source, for ``metrics`` and ``runs``.
+    """The stream reader of the ``experiments`` source, for ``metrics``, ``runs``, ``traces`` and
+    ``assessments``.
 
     It holds no state beyond the offsets Spark checkpoints, except the target offset that
     ``trigger(availableNow=True)`` fixes when a query starts.
@@ -176,7 +195,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
     def __init__(self, request) -> None:
         if request.table not in STREAM_TABLES:
             raise ConfigurationError(
-                f"option 'table': streaming reads support {' and '.join(repr(t) for t in STREAM_TABLES)}, "
+                f"option 'table': streaming reads support {', '.join(repr(t) for t in STREAM_TABLES[:-1])} and "
+                f"{STREAM_TABLES[-1]!r}, "
                 f"not {request.table!r}; read {request.table!r} with spark.read (batch) or keep a "
                 f"Delta copy with pyspark_experiments.sync"
             )
@@ -187,6 +207,16 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             )
         if request.metric_ranges is not None:
             raise ConfigurationError("option 'metricRanges' is for batch reads; a stream tracks positions itself")
+        if request.late_arrival_seconds is not None and request.table not in TIMED_TABLES:
+            raise ConfigurationError(
+                f"option 'lateArrivalSeconds' applies to the streams of {' and '.join(TIMED_TABLES)}, "
+                f"not {request.table!r}"
+            )
+        if request.table == tables.TRACES and "IN_PROGRESS" in (request.trace_states or ()):
+            raise ConfigurationError(
+                "option 'traceStates': a traces stream emits each trace once, when it has ended; "
+                "IN_PROGRESS does not apply (stream OK and ERROR traces, or read traces in progress in batch)"
+            )
         self.request = request
         self._target: dict | None = None
         # (change token, offset content) of the last scan, where the store takes tokens: a
@@ -218,6 +248,14 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
 
     def _scan(self, store) -> dict:
         selection = self._selection(store)
+        if self.request.table in TIMED_TABLES:
+            listing: dict = {}
+            keys_of = trace_keys if self.request.table == tables.TRACES else assessment_keys
+            if selection.experiment_ids:
+                for partition in store.plan(selection):
+                    for batch in store.read(partition):
+                        listing.update(keys_of(batch))
+            return listing
         if self.request.table == tables.METRICS:
             if not selection.experiment_ids:
                 return {}
@@ -235,7 +273,7 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
 
     @property
     def _field(self) -> str:
-        return "m" if self.request.table == tables.METRICS else "r"
+        return _FIELDS[self.request.table]
 
     def _offset(self, content: dict) -> dict:
         return {"v": OFFSET_VERSION, self._field: content}
@@ -274,6 +312,14 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         max_rows = getattr(limit, "max_rows", None) if limit is not None else None
         if max_rows is None and limit is None and self.request.max_rows_per_trigger:
             max_rows = self.request.max_rows_per_trigger
+        if self.request.table in TIMED_TABLES:
+            lag = self.request.late_arrival_seconds
+            lag = DEFAULT_LATE_ARRIVAL_SECONDS if lag is None else lag
+            return self._offset(advance(
+                before, current, lag_us=lag * 1_000_000, now_us=time.time_ns() // 1000, max_rows=max_rows,
+                restate=self.request.table == tables.ASSESSMENTS, what=self.request.table[:-1],
+                where=self.request.uri.display,
+            ))
         if self._digests:
             return self._offset(self._advance_digests(before, current, max_rows))
         if self.request.table == tables.METRICS:
@@ -359,6 +405,8 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
         if not selection.experiment_ids:
             return []
         result: list[StreamPartition] = []
+        if self.request.table in TIMED_TABLES:
+            return self._timed_partitions(store, selection, before, after)
         if self._digests:
             slices = {
                 (run_id, key): (int((before.get(run_id, {}).get(key) or [None, 0])[1]), int(value[1]), value[2])
@@ -394,10 +442,29 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
                 result.append(StreamPartition(len(result), partition, digests))
         return result
 
+    def _timed_partitions(self, store, selection, before: dict, after: dict) -> list[StreamPartition]:
+        """The partitions of the traces (assessments) a micro-batch emits
+        (:func:`~.trace_offsets.emitted_between`): chunks of traces, each partition with the
+        items to emit (an assessment with its key)."""
+        assessments = self.request.table == tables.ASSESSMENTS
+        items = emitted_between(before, after, restate=assessments)
+        trace_of = {item: after["e"][item][1] if assessments else item for item in items}
+        traces = sorted(set(trace_of.values()))
+        result: list[StreamPartition] = []
+        for i in range(0, len(traces), _RUNS_PER_CHUNK):
+            chunk = set(traces[i:i + _RUNS_PER_CHUNK])
+            keys = {item: item_key(after["e"][item]) for item in items if trace_of[item] in chunk}
+            for partition in store.plan(replace(selection, trace_ids=tuple(sorted(chunk)))):
+                result.append(StreamPartition(len(result), partition, keys=keys))
+        return result
+
     def read(self, partition) -> Iterator:
         if not isinstance(partition, StreamPartition):
             return
         store = self._store()
+        if partition.keys is not None:
+            yield from self._read_timed(store, partition)
+            return
         if partition.slices is not None:
             yield from self._read_slices(store, partition)
             return
@@ -406,6 +473,21 @@ class ExperimentsStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNo
             return
         for batch in store.read(partition.partition):
             keep = [partition.digests.get(row["run_id"]) == run_digest(row) for row in batch.to_pylist()]
+            if all(keep):
+                yield batch
+            elif any(keep):
+                yield batch.filter(pa.array(keep, type=pa.bool_()))
+
+    def _read_timed(self, store, partition) -> Iterator:
+        """The rows of the partition's traces (assessments: with the key the end offset holds:
+        one changed again since is emitted by a later micro-batch)."""
+        assessments = self.request.table == tables.ASSESSMENTS
+        for batch in store.read(partition.partition):
+            if assessments:
+                found = assessment_keys(batch)
+                keep = [partition.keys.get(item) == found[item][0] for item in batch.column("assessment_id").to_pylist()]
+            else:
+                keep = [item in partition.keys for item in batch.column("trace_id").to_pylist()]
             if all(keep):
                 yield batch
             elif any(keep):

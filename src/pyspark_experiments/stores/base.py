@@ -178,6 +178,7 @@ class StoreCapabilities:
     - ``change_token``: whether :meth:`Store.change_token` is implemented: the store can tell,
       without reading a table, that nothing in it changed since an earlier token (SQLite: the
       database file's change counter; PostgreSQL: the write-ahead log's position).
+    - ``trace_fingerprints``: whether :meth:`Store.trace_fingerprints` is implemented.
     - ``tables``: the values of the ``table`` option the store serves; ``active_only_tables``:
       those it serves for ``viewType`` ``ACTIVE_ONLY`` only (a tracking server's searches hide
       deleted logged models and model versions).
@@ -199,6 +200,7 @@ class StoreCapabilities:
     run_fingerprints: bool = False
     metric_marks: bool = False
     change_token: bool = False
+    trace_fingerprints: bool = False
     tables: tuple[str, ...] = tables.TABLE_NAMES + tables.MODEL_TABLE_NAMES
     active_only_tables: tuple[str, ...] = ()
 
@@ -314,3 +316,21 @@ class Store(ABC):
             {'3f2a...': ('1', '9c1d...'), ...}
         """
         raise NotImplementedError(f"{self.uri.display} reports no run fingerprints")
+
+    def trace_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """``{trace_id: (experiment_id, fingerprint)}`` for every trace of the selected
+        experiments (driver side; the selection's other narrowing is not applied).
+
+        Only for stores whose ``capabilities.trace_fingerprints`` is true. The fingerprint reads
+        ``trace=<digest>;spans=<digest>;assessments=<digest>``
+        (:data:`~.fingerprints.TRACE_FINGERPRINT_PARTS`): one digest changes whenever the
+        trace's ``traces`` row may have changed (its info, tags, request metadata, trace
+        metrics), one whenever its spans may have (spans are added while a trace is in progress),
+        one whenever its assessments may have (logged, updated, overridden, deleted).
+
+        Example::
+
+            >>> store.trace_fingerprints(Selection("traces", ("1",), view_type="ALL"))  # doctest: +SKIP
+            {'tr-3f2a...': ('1', 'trace=9c1d...;spans=2;assessments=77aa...'), ...}
+        """
+        raise NotImplementedError(f"{self.uri.display} reports no trace fingerprints")

@@ -1,10 +1,13 @@
-"""Run fingerprints: one digest per part of a run (its row, params, tags, dataset inputs),
-joined into one text, so that a reader can tell which of the tables changed.
+"""Run and trace fingerprints: one digest per part of a run (its row, params, tags, dataset
+inputs) or of a trace (its ``traces`` row, spans, assessments), joined into one text, so that a
+reader can tell which of the tables changed.
 
 Example::
 
     >>> fingerprint_parts(fingerprint({"run": "a", "params": "b", "tags": "c", "inputs": "d"}))["params"]
     'b'
+    >>> fingerprint({"trace": "a", "spans": "b", "assessments": "c"}, TRACE_FINGERPRINT_PARTS)
+    'trace=a;spans=b;assessments=c'
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from __future__ import annotations
 import pyarrow as pa
 
 FINGERPRINT_PARTS = ("run", "params", "tags", "inputs")
+#: The parts of a trace fingerprint: the sources of its ``traces`` row (info, tags, request
+#: metadata, trace metrics), its spans, its assessments.
+TRACE_FINGERPRINT_PARTS = ("trace", "spans", "assessments")
 
 
-def fingerprint(digests: dict[str, str]) -> str:
-    """Join per-part digests into a run fingerprint (parts as in :data:`FINGERPRINT_PARTS`).
+def fingerprint(digests: dict[str, str], parts: tuple[str, ...] = FINGERPRINT_PARTS) -> str:
+    """Join per-part digests into a fingerprint: a run's (parts as in
+    :data:`FINGERPRINT_PARTS`) or, with ``parts`` :data:`TRACE_FINGERPRINT_PARTS`, a trace's.
 
     Example::
 
         >>> fingerprint({"run": "a", "params": "b", "tags": "c", "inputs": "d"})
         'run=a;params=b;tags=c;inputs=d'
     """
-    return ";".join(f"{part}={digests[part]}" for part in FINGERPRINT_PARTS)
+    return ";".join(f"{part}={digests[part]}" for part in parts)
 
 
 def digests_by_run(rows: pa.Table) -> dict[str, str]:
@@ -66,13 +73,34 @@ def digests_by_run(rows: pa.Table) -> dict[str, str]:
     }
 
 
-def fingerprint_parts(value: str | None) -> dict[str, str]:
-    """Split a run fingerprint into its parts; ``{}`` for ``None`` or an unstructured one.
+def fingerprint_parts(value: str | None, parts: tuple[str, ...] = FINGERPRINT_PARTS) -> dict[str, str]:
+    """Split a run fingerprint (or, with ``parts``, a trace fingerprint) into its parts; ``{}``
+    for ``None`` or an unstructured one.
 
     Example::
 
         >>> fingerprint_parts("run=a;params=b;tags=c;inputs=d")["tags"]
         'c'
+        >>> fingerprint_parts("trace=a;spans=b;assessments=c", TRACE_FINGERPRINT_PARTS)["spans"]
+        'b'
     """
-    parts = dict(item.partition("=")[::2] for item in (value or "").split(";") if "=" in item)
-    return parts if set(parts) == set(FINGERPRINT_PARTS) else {}
+    found = dict(item.partition("=")[::2] for item in (value or "").split(";") if "=" in item)
+    return found if set(found) == set(parts) else {}
+
+
+def text_digest(*values) -> str:
+    """A digest of ``values`` as text, each written with its length (``-`` for ``None``), so
+    that no two different lists read alike.
+
+    Example::
+
+        >>> text_digest("a", None) == text_digest("a", None), text_digest("ab", "c") == text_digest("a", "bc")
+        (True, False)
+    """
+    import hashlib
+
+    digest = hashlib.sha1()
+    for value in values:
+        text = "-" if value is None else str(value)
+        digest.update(f"{'-' if value is None else len(text)}:{text}:".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

@@ -3,11 +3,12 @@ crash-safe. How it works, the lock, the state and the costs: ``docs/sync.md``.
 
 :func:`sync` copies a tracking store into six Delta tables (``experiments``, ``runs``,
 ``metrics``, ``params``, ``tags``, ``inputs``), and the optional ``models``,
-``registered_models``, ``model_versions`` (by default) and ``artifacts`` (when asked: option
-``tables``), in a folder or a catalog schema;
+``registered_models``, ``model_versions`` (by default), ``artifacts`` and the trace tables
+``traces``, ``spans``, ``assessments`` (when asked: option ``tables``), in a folder or a catalog
+schema;
 ``pyspark-experiments sync --config conf/sync.toml`` runs it as a scheduled job. The package's
 parts: :mod:`.config` (settings), :mod:`.state` (the ``_sync_state`` table), :mod:`.plan` (the
-decisions, pure functions), :mod:`.scope` (the store a sync covers), :mod:`.scan`, :mod:`.reads`
+decisions, pure functions; the trace tables' in :mod:`.traces`), :mod:`.scope` (the store a sync covers), :mod:`.scan`, :mod:`.reads`
 and :mod:`.writes` (the Spark side), :mod:`.result` (what a sync did), :mod:`.faults` (the crash
 hook of the tests), :mod:`.runner` (the order of the steps), :mod:`.cli` (the command).
 

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="pyspark-experiments sync",
         description="Incrementally copy an MLflow tracking store into Delta tables (experiments, "
         "runs, metrics, params, tags, inputs; and, see --tables, models, registered_models, model_versions, "
-        "artifacts). Flags override the config file.",
+        "artifacts, traces, spans, assessments). Flags override the config file.",
         epilog=EXIT_CODES_HELP,
     )
     add_job_flags(parser, "conf/sync.toml", "the Delta tables")

@@ -24,7 +24,8 @@ The rules:
   table for the first time, or ``relist_artifacts``; ``models``, ``registered_models`` and
   ``model_versions`` (:data:`KEYED_TABLES`) are read whole and written when their digest differs
   from the saved one (:meth:`Plan.writes_keyed`), always on a full or recovering sync or the
-  first time the table is kept.
+  first time the table is kept; ``traces``, ``spans`` and ``assessments`` follow each trace's
+  fingerprint (:mod:`.traces`).
 
 Example::
 
@@ -42,28 +43,26 @@ from dataclasses import dataclass, field
 
 from .. import tables
 from ..stores.fingerprints import FINGERPRINT_PARTS, fingerprint_parts
-from .state import SyncState, should_compact
+from .state import UNSYNCED, SyncState, should_compact
+from .traces import TRACE_TABLES, TracePlan, plan_traces
 
 #: Above this many series a narrowed read lists no ranges but reads whole runs and merges.
 MAX_LISTED_SERIES = 50_000
 
-#: The state's fingerprint of a run that a read skipped (PERMISSIVE): matches no scan, so every
-#: part of the run is re-read (and merged: the run is known) by the next sync.
-UNSYNCED = "unsynced"
 #: The state's position of a series whose run a read skipped: the next sync reads it whole.
 UNSYNCED_POSITION = -1
 
 PER_RUN_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.RUNS)
 
 #: Tables the sync keeps besides the six run tables, when asked (``Flags.tables``).
-OPTIONAL_TABLES = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+OPTIONAL_TABLES = (tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS, *TRACE_TABLES)
 #: Optional tables read whole every sync (small), compared by digest, mirrored by MERGE.
 KEYED_TABLES = (tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
 
 #: The tables in the order of the summary (and of their creation, reconcile and OPTIMIZE):
 #: the six run tables, then the optional ones a sync keeps when asked (``tables``).
 COMMIT_ORDER = (tables.EXPERIMENTS, tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.RUNS,
-                tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS)
+                tables.ARTIFACTS, tables.MODELS, tables.REGISTERED_MODELS, tables.MODEL_VERSIONS, *TRACE_TABLES)
 #: Tables whose rows belong to a run (deleted with it by a reconcile).
 RUN_KEYED_TABLES = (tables.PARAMS, tables.TAGS, tables.INPUTS, tables.METRICS, tables.ARTIFACTS, tables.RUNS)
 #: Per-run tables whose rows a re-read run no longer has are deleted (MLflow never deletes params).
@@ -75,6 +74,8 @@ MAX_LISTED_RUNS = 5_000
 #: source uses, and handed to Spark as one Arrow table: a Spark job per table costs more than the
 #: read itself. Larger reads go through the data source, spread over the executors.
 DRIVER_READ_RUNS = 500
+#: Traces whose rows (spans included) are read on the driver at most.
+DRIVER_READ_TRACES = 500
 DRIVER_READ_POINTS = 250_000
 
 
@@ -102,6 +103,8 @@ class Scan:
     checks_after: Mapping[tuple[str, str], str] = field(default_factory=dict)
     # Where the store takes metric marks (SQLite): the mark taken before the positions.
     metrics_mark: str | None = None
+    # Where a trace table is kept: {trace_id: (experiment_id, fingerprint)} of the store's traces.
+    traces: Mapping[str, tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class Flags:
     max_listed_series: int = MAX_LISTED_SERIES
     tables: tuple[str, ...] = ()  # optional tables kept (OPTIONAL_TABLES)
     relist_artifacts: bool = False  # re-list every run's artifacts, not only re-read runs'
+    # every experiment of the store is synced: a trace deleted from any of them leaves the tables
+    all_experiments: bool = False
 
 
 @dataclass
@@ -141,6 +146,7 @@ class Plan:
     checks: dict[tuple[str, str], str] = field(default_factory=dict)  # saved with the positions
     tables: tuple[str, ...] = ()  # optional tables kept by this sync
     rewrite: set[str] = field(default_factory=set)  # keyed tables merged whatever their digest
+    traces: TracePlan | None = None  # the trace tables kept, if any
 
     def writes_keyed(self, table: str, digest: str, saved: Mapping[str, str]) -> bool:
         """Whether a keyed table (:data:`KEYED_TABLES`), read whole with ``digest``, is merged
@@ -255,6 +261,13 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         else:  # a run re-read for any reason is re-listed (logging an artifact changes nothing a scan sees)
             artifacts = (runs_changed | changed["inputs"]) & set(scan.fingerprints)
     rewrite = {t for t in KEYED_TABLES if t in kept and (flags.recovering or t in first_time)}
+    trace_plan = None
+    if any(t in kept for t in TRACE_TABLES):
+        scanned = dict(scan.traces or {})
+        saved = state.traces if same_kind else {}
+        gone = purged_runs({t: e for t, (e, _) in saved.items()}, scanned, scan.experiment_ids, flags.all_experiments)
+        trace_plan = plan_traces(scanned, saved, kept=kept, gone=gone, full=full, recovering=flags.recovering,
+                                 first_time=first_time)
     return Plan(
         mode="full" if full else "incremental",
         full=full,
@@ -281,6 +294,7 @@ def make_plan(scan: Scan, state: SyncState, flags: Flags = Flags()) -> Plan:
         checks=dict(scan.checks),
         tables=kept,
         rewrite=rewrite,
+        traces=trace_plan,
     )
 
 
@@ -298,8 +312,8 @@ def is_recovery(taken_over: Iterable[Mapping], last_sync: Mapping) -> bool:
 
 def purged_runs(found: Mapping[str, str], present: Iterable[str], experiment_ids: Iterable[str],
                 all_experiments: bool) -> set[str]:
-    """Runs in the target's tables (``{run_id: experiment_id}``) that the store no longer
-    holds, within the selected experiments (or all, when every experiment is synced).
+    """Runs (or traces) in the target's tables (``{run_id: experiment_id}``) that the store no
+    longer holds, within the selected experiments (or all, when every experiment is synced).
 
     Example::
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from .. import tables
 from ..stores.base import Selection
 from ..stores.problems import SkippedRecord, collect_skipped
-from .plan import KEYED_TABLES, MAX_LISTED_RUNS
+from .plan import DRIVER_READ_TRACES, KEYED_TABLES, MAX_LISTED_RUNS
 from .scope import SyncScope
+from .traces import TRACE_TABLES
 
 #: The column through which executor reads hand PERMISSIVE skips back (option
 #: columnNameOfCorruptRecord); split off before anything is written.
@@ -29,7 +30,8 @@ CORRUPT_COLUMN = "_sync_corrupt_record"
 
 class Skips:
     """What this sync's PERMISSIVE reads skipped, from any thread: records of runs (the state
-    does not record those runs as synced) and records of whole tables (no run of theirs).
+    does not record those runs as synced), records of whole tables (no run of theirs) and
+    records of the trace tables (the traces read are not recorded as synced).
 
     Example::
 
@@ -44,6 +46,7 @@ class Skips:
         self._lock = threading.Lock()
         self._of_runs: list[SkippedRecord] = []
         self._of_tables: list[SkippedRecord] = []
+        self._of_traces: list[SkippedRecord] = []
 
     def add(self, records: Iterable[SkippedRecord]) -> None:
         """Record skips in reads of runs."""
@@ -55,6 +58,17 @@ class Skips:
         with self._lock:
             self._of_tables.extend(records)
 
+    def add_traces(self, records: Iterable[SkippedRecord]) -> None:
+        """Record skips in reads of the trace tables."""
+        with self._lock:
+            self._of_traces.extend(records)
+
+    @property
+    def of_traces(self) -> bool:
+        """Whether a read of a trace table skipped a record."""
+        with self._lock:
+            return bool(self._of_traces)
+
     @property
     def of_runs(self) -> list[SkippedRecord]:
         """The skips in reads of runs, in the order they were recorded."""
@@ -64,11 +78,11 @@ class Skips:
     def places(self) -> list[str]:
         """Every distinct place skipped, once, in the order first recorded (runs' first)."""
         with self._lock:
-            return list(dict.fromkeys(s.where for s in self._of_runs + self._of_tables))
+            return list(dict.fromkeys(s.where for s in self._of_runs + self._of_tables + self._of_traces))
 
     def __bool__(self) -> bool:
         with self._lock:
-            return bool(self._of_runs or self._of_tables)
+            return bool(self._of_runs or self._of_tables or self._of_traces)
 
 
 @dataclass(frozen=True)
@@ -87,11 +101,11 @@ class Reads:
     experiment_ids: tuple[str, ...]
     skips: Skips
 
-    def executor_read(self, table: str, run_ids=None, ranges=None, report: bool = False):
+    def executor_read(self, table: str, run_ids=None, ranges=None, report: bool = False, trace_ids=None):
         """The store's ``table`` through the ``experiments`` data source, read on the executors,
-        narrowed to ``run_ids`` and, for metrics, to ``ranges`` (``{(run_id, key): (after,
-        upto)}``). With ``report``, a PERMISSIVE read carries its skips in column
-        :data:`CORRUPT_COLUMN` (see :meth:`written_part`).
+        narrowed to ``run_ids`` (a trace table: to ``trace_ids``) and, for metrics, to
+        ``ranges`` (``{(run_id, key): (after, upto)}``). With ``report``, a PERMISSIVE read
+        carries its skips in column :data:`CORRUPT_COLUMN` (see :meth:`written_part`).
 
         Example::
 
@@ -116,19 +130,21 @@ class Reads:
                 listed.setdefault(run_id, {})[key] = [after, upto]
             reader = reader.option("metricRanges", json.dumps(listed, separators=(",", ":")))
         semi = None
-        if run_ids is not None and ranges is None:
-            if len(run_ids) <= MAX_LISTED_RUNS:
-                reader = reader.option("runIds", ",".join(sorted(run_ids)))
+        narrowing = ("runIds", "run_id", run_ids) if trace_ids is None else ("traceIds", "trace_id", trace_ids)
+        option, column, ids = narrowing
+        if ids is not None and ranges is None:
+            if len(ids) <= MAX_LISTED_RUNS:
+                reader = reader.option(option, ",".join(sorted(ids)))
             else:
-                semi = self.spark.createDataFrame([(r,) for r in sorted(run_ids)], "run_id string")
+                semi = self.spark.createDataFrame([(i,) for i in sorted(ids)], f"{column} string")
         df = reader.load(",".join(self.experiment_ids))
         if semi is not None:
-            df = df.join(F.broadcast(semi), "run_id", "left_semi")
+            df = df.join(F.broadcast(semi), column, "left_semi")
         return df
 
-    def written_part(self, df):
-        """The rows of an :meth:`executor_read` with ``report`` to write; the records it skipped
-        (PERMISSIVE) go to :attr:`skips` (a second pass over the read).
+    def written_part(self, df, table: str | None = None):
+        """The rows of an :meth:`executor_read` of ``table`` with ``report`` to write; the
+        records it skipped (PERMISSIVE) go to :attr:`skips` (a second pass over the read).
 
         Example::
 
@@ -138,11 +154,16 @@ class Reads:
             return df
         from pyspark.sql import functions as F
 
-        bad = df.where(F.col(CORRUPT_COLUMN).isNotNull()).select("experiment_id", "run_id", CORRUPT_COLUMN).collect()
-        self.skips.add(SkippedRecord(r[CORRUPT_COLUMN], r["experiment_id"], r["run_id"]) for r in bad)
+        bad = df.where(F.col(CORRUPT_COLUMN).isNotNull())
+        if table in TRACE_TABLES:
+            self.skips.add_traces(SkippedRecord(r[CORRUPT_COLUMN], r["experiment_id"])
+                                  for r in bad.select("experiment_id", CORRUPT_COLUMN).collect())
+        else:
+            self.skips.add(SkippedRecord(r[CORRUPT_COLUMN], r["experiment_id"], r["run_id"])
+                           for r in bad.select("experiment_id", "run_id", CORRUPT_COLUMN).collect())
         return df.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
 
-    def driver_read(self, table: str, run_ids=None, ranges=None):
+    def driver_read(self, table: str, run_ids=None, ranges=None, trace_ids=None):
         """A small read on the driver, through the store backend the data source uses: a Spark
         job per table would cost more than the read. Returns an Arrow table; a table with
         nothing to write never becomes a DataFrame (see :meth:`arrow_frame`).
@@ -162,6 +183,7 @@ class Reads:
             metric_ranges=None if ranges is None else tuple(
                 (run_id, key, after, upto) for (run_id, key), (after, upto) in sorted(ranges.items())
             ),
+            trace_ids=None if trace_ids is None else tuple(sorted(trace_ids)),
         )
         batches = []
         if experiment_ids or table in tables.REGISTRY_TABLES:
@@ -169,9 +191,25 @@ class Reads:
                 batches = [batch for partition in store.plan(selection) for batch in store.read(partition)]
             if table in KEYED_TABLES:  # a whole table's skips name no run to re-read
                 self.skips.add_table(skipped)
+            elif table in TRACE_TABLES:
+                self.skips.add_traces(skipped)
             else:
                 self.skips.add(skipped)
         return pa.Table.from_batches(batches, schema=tables.arrow_schema(table))
+
+    def trace_read(self, table: str, trace_ids):
+        """The rows of ``trace_ids`` in trace table ``table``: read on the driver when few
+        (:data:`~.plan.DRIVER_READ_TRACES`), else on the executors; as a DataFrame, and the
+        number of rows where known (None: read on the executors).
+
+        Example::
+
+            >>> df, rows = reads.trace_read("assessments", {"tr-1"})          # doctest: +SKIP
+        """
+        if len(trace_ids) <= DRIVER_READ_TRACES:
+            arrow = self.driver_read(table, trace_ids=trace_ids)
+            return self.arrow_frame(arrow, table), arrow.num_rows
+        return self.written_part(self.executor_read(table, report=True, trace_ids=trace_ids), table), None
 
     def arrow_frame(self, arrow, table: str):
         """A DataFrame of ``table``'s schema holding ``arrow``, in one partition (one file per

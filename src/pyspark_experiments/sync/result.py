@@ -21,6 +21,7 @@ from .. import tables
 from ..redact import hide
 from .plan import COMMIT_ORDER, Plan
 from .state import STATE_TABLE
+from .traces import TRACE_TABLES
 
 log = logging.getLogger("pyspark_experiments.sync")
 
@@ -63,6 +64,12 @@ class SyncResult:
     changed_runs: int = 0
     purged_runs: int = 0
     series_read: int = 0
+    # where a trace table is kept: the store's traces, those new to the target, those read
+    # again, those deleted from the store (and so from the tables)
+    traces: int = 0
+    new_traces: int = 0
+    changed_traces: int = 0
+    deleted_traces: int = 0
     # PERMISSIVE: distinct records the reads skipped, the runs they belong to (never recorded
     # as synced: the next sync re-reads them), and the first few places
     skipped_records: int = 0
@@ -93,6 +100,9 @@ class SyncResult:
             + (f"{self.skipped_runs:,} skipped, " if self.skipped_runs else "")
             + f"{self.purged_runs:,} purged; {self.series_read:,} metric series read",
         ]
+        if self.traces or self.deleted_traces or any(t in self.tables for t in TRACE_TABLES):
+            lines.append(f"          {self.traces:,} traces: {self.new_traces:,} new, {self.changed_traces:,} changed, "
+                         f"{self.deleted_traces:,} deleted")
         if self.store_unchanged:
             lines.append(f"          unchanged since sync #{self.sync_id - 1}: nothing read")
         if self.skipped_records:
@@ -143,6 +153,9 @@ def book_plan(result: SyncResult, plan: Plan, sync_id: int) -> None:
     result.new_runs = plan.new_run_count
     result.changed_runs = plan.changed_run_count
     result.series_read = plan.series_read
+    if plan.traces is not None:
+        result.traces, result.new_traces = len(plan.traces.fingerprints), len(plan.traces.read & plan.traces.new)
+        result.changed_traces = plan.traces.changed_count
     log.info(
         "%s sync: %d experiments, %d runs (%d new, %d changed), %d metric series with new points",
         plan.mode, result.experiments, result.runs, result.new_runs, result.changed_runs, plan.series_read,

@@ -64,6 +64,7 @@ from .state import (
     unchanged_since,
     write_state,
 )
+from .traces import TRACE_TABLES, next_traces
 from .writes import (
     TableWriter,
     Tally,
@@ -72,6 +73,7 @@ from .writes import (
     sync_keyed,
     sync_metrics,
     sync_per_run,
+    sync_trace_table,
 )
 
 log = logging.getLogger("pyspark_experiments.sync")
@@ -105,8 +107,9 @@ def sync(
     ``rest_options``: for a tracking server (``http(s)://``, ``databricks``), the data source's
     REST options (``maxConcurrentRequests``, ``maxRetries``, ``requestTimeout``, ``token``, ...).
     ``tables``: the optional tables to keep besides the six run tables, of ``artifacts``,
-    ``models``, ``registered_models``, ``model_versions`` (default: the last three, where the
-    store serves them; ``()`` or ``"none"``: none); ``relist_artifacts=True`` re-lists every
+    ``models``, ``registered_models``, ``model_versions``, ``traces``, ``spans``,
+    ``assessments`` (default: the logged models and the registry, where the store serves them;
+    ``()`` or ``"none"``: none); ``relist_artifacts=True`` re-lists every
     run's artifacts, not only those of runs re-read for another change (see ``docs/sync.md``).
     Keyword arguments override ``config``. ``spark`` defaults to the active session, or a new
     :func:`pyspark_experiments.session`; a Spark Connect session works too.
@@ -277,7 +280,8 @@ class _Runner:
             scan, state = positioned(scope, target, version, scan, state, recovering)
             scan = checked(scope, scan, state)
             plan = make_plan(scan, state, Flags(full=self.cfg.full, recovering=recovering, tables=scope.optional,
-                                                relist_artifacts=self.cfg.relist_artifacts))
+                                                relist_artifacts=self.cfg.relist_artifacts,
+                                                all_experiments=scope.all_experiments))
             self._carry_out(state, version, plan, experiments, scan.metrics_mark, store_token)
             self.progress.step("releasing the lock")
             lock.release()
@@ -343,7 +347,7 @@ class _Runner:
         result = self.result
         return state_header(store_token, self.scope.digest, sync_id=result.sync_id,
                             experiment_count=result.experiments, run_count=result.runs, appends=appends,
-                            rows=rows, skipped=bool(self.skips))
+                            rows=rows, skipped=bool(self.skips), trace_count=result.traces)
 
     def _sync_entry(self) -> dict:
         return sync_entry(self.result, self.lock.me["holder"], self.scope.uri.display, self.cfg.experiments)
@@ -367,6 +371,7 @@ class _Runner:
         result.mode, result.store_unchanged = "incremental", True
         result.sync_id = int(head["sync_id"]) + 1
         result.experiments, result.runs = int(head["experiment_count"]), int(head["run_count"])
+        result.traces = int(head.get("trace_count") or 0)
         writer = TableWriter(self.target, result, tally)
         for table in self.scope.kept:
             writer.untouched(table)
@@ -410,14 +415,19 @@ class _Runner:
         )
         per_run = PER_RUN_TABLES + ((tables.ARTIFACTS,) if tables.ARTIFACTS in plan.tables else ())
         keyed = [t for t in KEYED_TABLES if t in plan.tables]
+        traced = [t for t in TRACE_TABLES if t in plan.tables]
         saved_digests = state.meta.get("digests") or {}
         outcomes = _parallel(
             [(lambda t=t: sync_per_run(writer, reads, t, plan)) for t in per_run]
             + [lambda: sync_metrics(writer, reads, plan, average_series)]
             + [(lambda t=t: sync_keyed(writer, reads, t, plan, saved_digests, scope.all_experiments)) for t in keyed]
+            + [(lambda t=t: sync_trace_table(writer, reads, t, plan, scope.all_experiments)) for t in traced]
         )
         # keyed tables: the digest of what this sync read (none where a read skipped a record)
         digests = {t: d for t, d in zip(keyed, outcomes[len(per_run) + 1:]) if d is not None}
+        # trace tables: the traces deleted from them (deleted from the store)
+        deleted_traces: set[str] = set().union(*outcomes[len(per_run) + 1 + len(keyed):])
+        self.result.deleted_traces = len(deleted_traces)
 
         purged: set[str] = set()
         if cfg.reconcile_purged:
@@ -426,7 +436,8 @@ class _Runner:
         self.progress.step("saving the sync state")
         fault("before-state")
         self._save_state(state, state_version, plan, tally, purged=purged, experiment_digests=experiment_digests,
-                         digests=digests, metrics_mark=metrics_mark, store_token=store_token)
+                         digests=digests, metrics_mark=metrics_mark, store_token=store_token,
+                         deleted_traces=deleted_traces)
         fault("after-state")
         if cfg.optimize:
             self.progress.step("compacting small files (OPTIMIZE)")
@@ -435,10 +446,11 @@ class _Runner:
 
     def _save_state(self, state: SyncState, state_version: int, plan: Plan, tally: Tally, *, purged: set[str],
                     experiment_digests: dict[str, str], digests: dict[str, str], metrics_mark: str | None,
-                    store_token: str | None) -> None:
-        """Commit the state this sync leaves: the runs and series it synced (those whose reads
-        skipped a record marked unsynced), the row counts and versions of ``tally``, the digests
-        of the experiments and keyed tables, the metrics mark of the scan."""
+                    store_token: str | None, deleted_traces: set[str]) -> None:
+        """Commit the state this sync leaves: the runs, series and traces it synced (those whose
+        reads skipped a record marked unsynced; the traces ``deleted_traces`` from the tables
+        gone), the row counts and versions of ``tally``, the digests of the experiments and
+        keyed tables, the metrics mark of the scan."""
         if not self.lock.held():
             raise TargetLockedError(
                 f"the lock on {self.target.display} was taken over while this sync ran; the data "
@@ -468,8 +480,10 @@ class _Runner:
         skipped = skipped_runs(plan, self.skips.of_runs)
         book_skips(self.result, plan, self.skips.places(), skipped)
         runs, series = next_state(state, plan, purged, skipped)
+        traces = next_traces(state.traces, plan.traces, deleted_traces,
+                             plan.traces.read if plan.traces is not None and self.skips.of_traces else ())
         columns = state_update(state, runs, series, meta, sync_id, compact, next_checks(state, plan, series),
-                               count_series=True)
+                               count_series=True, traces=traces)
         write_state(self.target, columns, compact, user_metadata=self._header(store_token, appends, tally.rows))
         # This sync holds the lock: nobody else writes the state, so this commit is the next one.
         self.result.state_version = state_version + 1

@@ -1,5 +1,6 @@
 """The scan: what the store holds now, cheaply (:func:`scan_store`): the selected experiments'
-rows, a fingerprint per run and a position per metric series; then, once the state is read,
+rows, a fingerprint per run and a position per metric series (and, where a trace table is
+kept, a fingerprint per trace); then, once the state is read,
 the positions where the store takes marks (:func:`positioned`) and the checks of the series
 that moved where it checks them (:func:`checked`).
 
@@ -64,12 +65,15 @@ def scan_store(spark, scope: SyncScope, skips: Skips):
     else:
         fingerprints = hashed_fingerprints(reads)
         state_key = f"{caps.state_key}:hashed"
+    traces = None
+    if scope.keeps_traces:
+        traces = store.trace_fingerprints(dataclasses.replace(selection, table=tables.TRACES)) if experiment_ids else {}
     # A handful of rows: read on the driver, through the store backend.
     selection = dataclasses.replace(selection, table=tables.EXPERIMENTS)
     batches = [b for p in store.plan(selection) for b in store.read(p)] if experiment_ids else []
     experiments = pa.Table.from_batches(batches, schema=tables.arrow_schema(tables.EXPERIMENTS))
     scan = Scan(experiment_ids, fingerprints, positions, state_key=state_key, positions_key=positions_key,
-                position_kind=kind, exact_ranges=exact, metrics_mark=mark)
+                position_kind=kind, exact_ranges=exact, metrics_mark=mark, traces=traces)
     return scan, experiments
 
 

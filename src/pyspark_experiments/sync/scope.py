@@ -27,6 +27,7 @@ from ..uri import TrackingUri, resolve_tracking_uri
 from .columns import EVOLVED_TABLES
 from .config import DEFAULT_TABLES, SyncConfig
 from .plan import COMMIT_ORDER
+from .traces import TRACE_TABLES
 
 log = logging.getLogger("pyspark_experiments.sync")
 
@@ -132,6 +133,11 @@ class SyncScope:
         return kept_tables(self.optional)
 
     @property
+    def keeps_traces(self) -> bool:
+        """Whether this sync keeps a trace table (``traces``, ``spans``, ``assessments``)."""
+        return any(t in self.optional for t in TRACE_TABLES)
+
+    @property
     def all_experiments(self) -> bool:
         """Whether every experiment of the store is synced (no ``experiments`` setting)."""
         return not self.cfg.experiments
@@ -194,6 +200,8 @@ def open_scope(cfg: SyncConfig) -> SyncScope:
         # Whatever its source (options, environment, ~/.mlflow/credentials, ~/.databrickscfg).
         remember(store.connection.credential.secret)
     caps = store.capabilities
-    optional = chosen_optional_tables(caps.tables, cfg.tables, DEFAULT_TABLES, uri.display)
+    # The sync follows traces by their fingerprints: a store that takes none serves no trace table to it.
+    served = tuple(t for t in caps.tables if caps.trace_fingerprints or t not in TRACE_TABLES)
+    optional = chosen_optional_tables(served, cfg.tables, DEFAULT_TABLES, uri.display)
     digest = scope_digest(uri.display, cfg.experiments, optional, cfg.read_mode, caps.state_key, caps.positions_key)
     return SyncScope(cfg, uri, store, store_options, optional, digest)

@@ -3,6 +3,8 @@
 An append-only log of rows, the latest row per entry winning (by ``sync_id``):
 
 - ``kind = "run"``: a run's experiment and fingerprint (``value``; null: removed);
+- ``kind = "trace"``: a trace's experiment and fingerprint (``key``: the trace id; ``value``:
+  the fingerprint, null: removed), where the sync keeps a trace table;
 - ``kind = "series"``: a metric series' position (``position``; null: removed) and, where
   the store checks positions, a digest of the history just before it (``value``);
 - ``kind = "meta"``: one JSON value per ``key``: ``sync`` (id, holder, mode, times, store),
@@ -45,6 +47,9 @@ STATE_TABLE = "_sync_state"
 MAX_STATE_APPENDS = 50
 #: Above this many runs, :func:`read_series` reads every series rather than list the runs.
 MAX_LISTED_SERIES_RUNS = 900
+#: The state's fingerprint of a run (or trace) that a read skipped (PERMISSIVE): matches no
+#: scan, so every part of it is re-read (and merged: it is known) by the next sync.
+UNSYNCED = "unsynced"
 
 STATE_COLUMNS = ("kind", "run_id", "key", "experiment_id", "value", "position", "sync_id")
 
@@ -125,6 +130,7 @@ class SyncState:
     """
 
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)  # run_id -> (experiment, fingerprint)
+    traces: dict[str, tuple[str, str]] = field(default_factory=dict)  # trace_id -> (experiment, fingerprint)
     series: dict[tuple[str, str], int] = field(default_factory=dict)  # (run_id, key) -> position
     series_checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (run_id, key) -> check
     meta: dict[str, Any] = field(default_factory=dict)
@@ -151,7 +157,7 @@ class SyncState:
 
     @property
     def live_rows(self) -> int:
-        return len(self.runs) + self.series_count + len(self.meta)
+        return len(self.runs) + len(self.traces) + self.series_count + len(self.meta)
 
     def series_meta(self, series: dict[tuple[str, str], int], written_series_rows: int, compact: bool) -> dict:
         """The meta entries ``series_count`` and ``series_rows`` after a sync that saves
@@ -190,6 +196,7 @@ class SyncState:
         """The latest row per entry (columns in ``sync_id`` order: later rows win, as dict
         keys do), a null removing the entry."""
         runs: dict = {}
+        traces: dict = {}
         series: dict = {}
         meta: dict = {}
         kinds = columns["kind"]
@@ -197,12 +204,15 @@ class SyncState:
         for kind, (run_id, key, experiment_id, value, position) in zip(kinds, fields):
             if kind == "run":
                 runs[run_id] = (experiment_id, value)
+            elif kind == "trace":
+                traces[key] = (experiment_id, value)
             elif kind == "series":
                 series[(run_id, key)] = (position, value)
             elif kind == "meta":
                 meta[key] = value
         state = cls(stored_rows=stored_rows, stored_series_rows=sum(1 for kind in kinds if kind == "series"))
         state.runs = {run_id: entry for run_id, entry in runs.items() if entry[1] is not None}
+        state.traces = {trace_id: entry for trace_id, entry in traces.items() if entry[1] is not None}
         state.series = {pair: int(position) for pair, (position, _) in series.items() if position is not None}
         state.series_checks = {pair: check for pair, (position, check) in series.items()
                                if position is not None and check is not None}
@@ -212,12 +222,14 @@ class SyncState:
 
 def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dict[tuple[str, str], int],
                  meta: dict[str, Any], sync_id: int, compact: bool,
-                 checks: dict[tuple[str, str], str] | None = None, count_series: bool = False) -> dict[str, list]:
+                 checks: dict[tuple[str, str], str] | None = None, count_series: bool = False,
+                 traces: dict[str, tuple[str, str]] | None = None) -> dict[str, list]:
     """The rows a sync writes to the state, as columns: with ``compact``, every live entry
     (the table is overwritten); otherwise only what differs from ``state``, removals as nulls
     (appended). ``checks``: the position checks saved with ``series`` (in ``value``).
     ``count_series``: ``meta`` gets ``series_count`` and ``series_rows`` as they are after
     these rows (:meth:`SyncState.series_meta`): ``series`` holds the same runs as ``state``.
+    ``traces``: the traces' fingerprints after this sync (None: as ``state`` holds them).
 
     Example::
 
@@ -235,6 +247,9 @@ def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dic
     # Set differences of dict items (no Python loop over the 100,000s of unchanged entries).
     for run_id, (experiment_id, value) in sorted(runs.items() if compact else runs.items() - state.runs.items()):
         add("run", run_id=run_id, experiment_id=experiment_id, value=value)
+    traces = state.traces if traces is None else traces
+    for trace_id, (experiment_id, value) in sorted(traces.items() if compact else traces.items() - state.traces.items()):
+        add("trace", key=trace_id, experiment_id=experiment_id, value=value)
     checks = {pair: check for pair, check in (checks or {}).items() if check is not None}
     if compact:
         differing = series.keys()
@@ -246,6 +261,8 @@ def state_update(state: SyncState, runs: dict[str, tuple[str, str]], series: dic
     if not compact:
         for run_id in sorted(set(state.runs) - set(runs)):
             add("run", run_id=run_id)  # removed
+        for trace_id in sorted(set(state.traces) - set(traces)):
+            add("trace", key=trace_id)  # removed
         for run_id, key in sorted(set(state.series) - set(series)):
             add("series", run_id=run_id, key=key)  # removed
     if count_series:
@@ -353,11 +370,11 @@ def unchanged_since(head: Mapping, store_token: str | None, scope: str) -> bool:
 
 
 def state_header(store_token: str | None, scope: str, *, sync_id: int, experiment_count: int, run_count: int,
-                 appends: int, rows: Mapping[str, int], skipped: bool) -> str | None:
+                 appends: int, rows: Mapping[str, int], skipped: bool, trace_count: int = 0) -> str | None:
     """What the state commit keeps (as Delta's user metadata) for the next sync to skip its
     scan when the store has not changed: the store's token taken before this sync's scan,
-    with what this sync records. None where the store takes no tokens or a record was
-    ``skipped`` (the next sync re-reads it).
+    with what this sync records (``trace_count`` where it keeps a trace table). None where the
+    store takes no tokens or a record was ``skipped`` (the next sync re-reads it).
 
     Example::
 
@@ -371,6 +388,7 @@ def state_header(store_token: str | None, scope: str, *, sync_id: int, experimen
     return json.dumps({
         "store_token": store_token, "scope": scope, "sync_id": sync_id,
         "experiment_count": experiment_count, "run_count": run_count, "appends": appends, "rows": rows,
+        **({"trace_count": trace_count} if trace_count else {}),
     })
 
 

@@ -1,7 +1,7 @@
 """The sync's writes to the Delta tables: appends and null-safe MERGEs booked in the result
 and the row counts the state keeps (:class:`TableWriter`), and what each table's step writes
 (:func:`sync_experiments`, :func:`sync_per_run`, :func:`sync_metrics`, :func:`sync_keyed`,
-:func:`reconcile_purged`). The plan decides; these carry it out.
+:func:`sync_trace_table`, :func:`reconcile_purged`). The plan decides; these carry it out.
 
 Example::
 
@@ -215,10 +215,12 @@ class TableWriter:
         self.finish_write(table, marker=marker)
         fault(f"after-write:{table}")
 
-    def merge(self, table: str, source, *, insert_only: bool, runs=None, delete_stale: str | None = None) -> None:
+    def merge(self, table: str, source, *, insert_only: bool, runs=None, delete_stale: str | None = None,
+              column: str = "run_id") -> None:
         """MERGE ``source`` into ``table`` on its natural keys (null- and NaN-safe).
 
-        ``runs``: the runs the source covers (lets Delta skip other runs' files);
+        ``runs``: the runs (traces, with ``column`` ``trace_id``) the source covers (lets Delta
+        skip other runs' files);
         ``delete_stale``: a condition on the target's rows (``t.``) that the source lacks and
         that are deleted. An empty table is simply appended to.
         """
@@ -230,7 +232,7 @@ class TableWriter:
         keys = tables.NATURAL_KEYS[table]
         on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         if runs is not None and len(runs) <= MAX_LISTED_RUNS:
-            on += " AND t.run_id IN ({})".format(", ".join(sql_string(r) for r in sorted(runs)))
+            on += " AND t.`{}` IN ({})".format(column, ", ".join(sql_string(r) for r in sorted(runs)))
         differs = None
         if not insert_only:
             differs = " OR ".join(
@@ -388,6 +390,48 @@ def sync_metrics(writer: TableWriter, reads: Reads, plan: Plan, average_series: 
         return
     stale = " OR ".join(f"(t.run_id = {sql_string(r)} AND t.key = {sql_string(k)})" for r, k in sorted(whole))
     writer.merge(tables.METRICS, source, insert_only=True, runs=runs, delete_stale=stale or None)
+
+
+def sync_trace_table(writer: TableWriter, reads: Reads, table: str, plan: Plan, all_experiments: bool) -> set[str]:
+    """A trace table (traces, spans, assessments) as the plan's :class:`~.traces.TracePlan`
+    says: the traces read appended (traces the target never saw) or merged, deleting the rows
+    of re-read traces that the store no longer has and of traces deleted from the store; a
+    mirrored table (full sync, first time kept) ends as the store's traces of the synced
+    experiments (all, with ``all_experiments``). After a sync that did not finish, traces the
+    table holds but the store does not are deleted too. Returns the traces deleted.
+
+    Example::
+
+        >>> sync_trace_table(writer, reads, "assessments", plan, all_experiments=True)  # doctest: +SKIP
+        {'tr-9f2c...'}
+    """
+    traces = plan.traces
+    read = traces.changed.get(table, set())
+    mirrored = table in traces.mirrored
+    deleted = set(traces.gone)
+    if plan.recovering and not mirrored and writer.known_rows(table):
+        found = {r["trace_id"]: r["experiment_id"]
+                 for r in writer.target.read(table).select("trace_id", "experiment_id").distinct().collect()}
+        deleted |= purged_runs(found, traces.fingerprints, plan.experiment_ids, all_experiments)
+    if not read and not deleted and not mirrored:
+        writer.untouched(table)
+        return deleted
+    append = traces.appends(table)
+    source, rows = reads.trace_read(table, read)
+    if rows == 0 and (append or writer.known_rows(table) == 0):
+        writer.untouched(table)  # nothing to write, nor to delete (Delta commits no empty append)
+        return deleted
+    if append:
+        writer.append(table, source)
+        return deleted
+    if mirrored:
+        stale = "true" if all_experiments else "t.experiment_id IN ({})".format(
+            ", ".join(sql_string(e) for e in plan.experiment_ids) or "NULL")
+    else:
+        stale = "t.trace_id IN ({})".format(", ".join(sql_string(t) for t in sorted(read | deleted)))
+    writer.merge(table, source, insert_only=False, runs=read if read and not mirrored else None, delete_stale=stale,
+                 column="trace_id")
+    return deleted
 
 
 def reconcile_purged(writer: TableWriter, plan: Plan, kept: tuple[str, ...], all_experiments: bool) -> set[str]:

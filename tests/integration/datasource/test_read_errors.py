@@ -24,7 +24,7 @@ def test_read_stream_of_a_batch_only_table_headlines_our_message(spark, small):
          .load().writeStream.format("memory").queryName("params_stream").start().awaitTermination(60))
     text = str(error.value)
     assert "UnboundLocalError" not in text.splitlines()[0]
-    assert "streaming reads support 'metrics' and 'runs', not 'params'" in text
+    assert "streaming reads support 'metrics', 'runs', 'traces' and 'assessments', not 'params'" in text
 
 
 def test_permissive_read_reports_skips_as_rows_a_notebook_user_sees(spark, small, tmp_path):

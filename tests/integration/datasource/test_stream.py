@@ -143,7 +143,7 @@ def _batch_runs(spark, uri):
 
 def test_other_tables_have_no_stream(spark, tmp_path):
     uri, *_ = _store("sqlite", tmp_path)
-    with pytest.raises(Exception, match="streaming reads support 'metrics' and 'runs'"):
+    with pytest.raises(Exception, match="streaming reads support 'metrics', 'runs', 'traces' and 'assessments', not 'params'"):
         query = (spark.readStream.format("experiments").option("trackingUri", uri).option("table", "params")
                  .load().writeStream.format("memory").queryName("no_stream")
                  .option("checkpointLocation", str(tmp_path / "checkpoint")).start())

@@ -290,7 +290,7 @@ def test_stream_of_a_batch_only_table_refuses_from_its_first_call(small_stores):
     source = ExperimentsDataSource({"trackinguri": small_stores["sqlite"], "table": "params"})
     reader = source.streamReader(source.schema())
     reader.stop()
-    with pytest.raises(ConfigurationError, match="streaming reads support 'metrics' and 'runs', not 'params'"):
+    with pytest.raises(ConfigurationError, match="streaming reads support 'metrics', 'runs', 'traces' and 'assessments', not 'params'"):
         reader.initialOffset()
 
 

@@ -226,6 +226,7 @@ class FileStore(FileTraceTables, Store):
         exact_metric_ranges=True,
         position_units_per_point=_BYTES_PER_POINT,
         run_fingerprints=True,
+        trace_fingerprints=True,
         tables=tables.ALL_TABLE_NAMES,
     )
 

@@ -34,7 +34,9 @@ from collections.abc import Iterator, Sequence
 import pyarrow as pa
 
 from ... import tables
+from ...errors import UnsupportedStoreError
 from ..base import Partition, Selection
+from ..fingerprints import TRACE_FINGERPRINT_PARTS, fingerprint, text_digest
 from ..problems import Problems
 from ..traces.artifact_spans import ARTIFACT_LOCATION_TAG, SPANS_FILE, local_spans_file, read_spans_file
 from ..traces.convert import (
@@ -47,7 +49,7 @@ from ..traces.convert import (
 )
 from ..traces.reading import plan_trace_partitions, record_or_skip, span_rows, trace_selection
 from ..traces.selection import TraceSelection
-from .meta import read_local_file, read_values, read_yaml
+from .meta import file_stats, read_local_file, read_values, read_yaml
 
 TRACES_FOLDER = "traces"
 TRACE_INFO_FILE = "trace_info.yaml"
@@ -234,6 +236,57 @@ def spans_path(folder: str) -> str:
     return local_spans_file(location.strip(), trace_id)
 
 
+def trace_fingerprints(root: str, experiment_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{trace_id: (experiment_id, fingerprint)}`` of every trace of ``experiment_ids`` (see
+    :meth:`~..base.Store.trace_fingerprints`), from the sizes and modification times of its
+    files, none parsed: ``trace_info.yaml``, ``tags/`` and ``request_metadata/`` (the
+    ``trace`` part), its ``traces.json`` (``spans``: written after ``trace_info.yaml``, so a
+    trace seen before its spans were written is read again), ``assessments/``.
+
+    Example::
+
+        >>> trace_fingerprints("/no/such/root", ["1"])
+        {}
+    """
+    found = {}
+    for experiment_id in experiment_ids:
+        traces = os.path.join(experiment_folder(root, experiment_id), TRACES_FOLDER)
+        try:
+            names = sorted(os.listdir(traces))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for trace_id in names:
+            folder = os.path.join(traces, trace_id)
+            try:
+                info = os.stat(os.path.join(folder, TRACE_INFO_FILE))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # not a trace, as plan_trace_folders sees it
+            trace = [f"{TRACE_INFO_FILE} {info.st_size} {info.st_mtime_ns}\n"]
+            file_stats(os.path.join(folder, TAGS_FOLDER), TAGS_FOLDER, trace)
+            file_stats(os.path.join(folder, METADATA_FOLDER), METADATA_FOLDER, trace)
+            assessments: list[str] = []
+            file_stats(os.path.join(folder, ASSESSMENTS_FOLDER), ASSESSMENTS_FOLDER, assessments)
+            found[trace_id] = (str(experiment_id), fingerprint({
+                "trace": text_digest("".join(trace)), "spans": text_digest(_spans_file_stat(folder)),
+                "assessments": text_digest("".join(assessments)),
+            }, TRACE_FINGERPRINT_PARTS))
+    return found
+
+
+def _spans_file_stat(folder: str) -> str | None:
+    """``"<size> <mtime ns>"`` of a trace's ``traces.json``; None when there is none; its
+    location when it is not local (the read reports that)."""
+    try:
+        path = spans_path(folder)
+    except UnsupportedStoreError as error:
+        return str(error)
+    try:
+        stat = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
 class FileTraceTables:
     """The trace tables of :class:`~.store.FileStore` (a part of it: ``root``, ``_check_root``
     and ``_problems`` are the store's)."""
@@ -256,3 +309,8 @@ class FileTraceTables:
             batch = read_assessments(folders, problems)
         if batch.num_rows:
             yield batch
+
+    def trace_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """The traces' fingerprints of the selected experiments (:func:`trace_fingerprints`)."""
+        self._check_root()
+        return trace_fingerprints(self.root, selection.experiment_ids)

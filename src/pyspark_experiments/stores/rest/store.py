@@ -52,7 +52,7 @@ from ..problems import Problems
 from . import convert, history
 from .models import plan_model_tables, read_model_tables
 from .settings import HISTORY_PAGE_SIZE, REST_OPTIONS, RUNS_PAGE_SIZE, Connection
-from .traces import plan_trace_tables, read_trace_tables
+from .traces import plan_trace_tables, read_trace_tables, trace_fingerprints
 from .work import RestWork
 
 # Experiments per runs/search request, run ids per `attributes.run_id IN (...)` filter.
@@ -194,6 +194,7 @@ class RestStore(Store):
             exact_metric_ranges=False,
             position_units_per_point=1,
             run_fingerprints=True,
+            trace_fingerprints=True,
             tables=tables.ALL_TABLE_NAMES,
             active_only_tables=(tables.MODELS, tables.MODEL_VERSIONS),
         )
@@ -325,6 +326,11 @@ class RestStore(Store):
             }
             found[rid] = (info["experiment_id"], fingerprint(digests))
         return found
+
+    def trace_fingerprints(self, selection: Selection) -> dict[str, tuple[str, str]]:
+        """One ``traces/search`` pass over the selected experiments (every page): digests of
+        each trace's info, of its state and duration (for its spans), of its assessments."""
+        return trace_fingerprints(self.client().call, selection.experiment_ids)
 
     # -- reading (executor) ------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ import pyarrow as pa
 from ... import tables
 from ...errors import MalformedRecordError, StoreNotFoundError, UnsupportedStoreError
 from ..base import Partition, Selection
+from ..fingerprints import TRACE_FINGERPRINT_PARTS, fingerprint, text_digest
 from ..problems import Problems
 from ..traces.convert import (
     assessment_from_json,
@@ -224,6 +225,40 @@ def _experiment_id(info: dict) -> str | None:
     if "experiment_id" in info:
         return info["experiment_id"]
     return ((info.get("trace_location") or {}).get("mlflow_experiment") or {}).get("experiment_id")
+
+
+def trace_fingerprints(call: Call, experiment_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{trace_id: (experiment_id, fingerprint)}`` of every trace of ``experiment_ids`` from one
+    search (every page; see :meth:`~..base.Store.trace_fingerprints`): the ``trace`` part
+    digests the TraceInfo without its assessments, ``assessments`` its assessments. The server
+    tells nothing of spans but the trace's state, duration and where its spans are: the
+    ``spans`` part digests those (spans added to a trace in progress that move none of them
+    are seen once the trace ends). A server without MLflow 3's traces API holds no traces.
+
+    Example::
+
+        >>> infos = {"traces": [{"trace_id": "tr-1", "state": "OK",
+        ...          "trace_location": {"mlflow_experiment": {"experiment_id": "1"}}}]}
+        >>> found = trace_fingerprints(lambda *a, **k: infos, ["1"])
+        >>> found["tr-1"][0], found["tr-1"][1].startswith("trace=")
+        ('1', True)
+    """
+    if not experiment_ids:
+        return {}
+    try:
+        infos = search_trace_infos(call, experiment_ids)
+    except StoreNotFoundError:
+        return {}
+    found = {}
+    for info in infos:
+        body = {key: value for key, value in info.items() if key != "assessments"}
+        assessments = sorted(info.get("assessments") or [], key=lambda item: str(item.get("assessment_id")))
+        spans = (info.get("state"), info.get("execution_duration"), (info.get("tags") or {}).get(SPANS_LOCATION_TAG))
+        found[info["trace_id"]] = (str(_experiment_id(info)), fingerprint({
+            "trace": text_digest(json.dumps(body, sort_keys=True)), "spans": text_digest(*spans),
+            "assessments": text_digest(json.dumps(assessments, sort_keys=True)),
+        }, TRACE_FINGERPRINT_PARTS))
+    return found
 
 
 def plan_trace_tables(store, selection: Selection) -> list[Partition]:

@@ -147,6 +147,7 @@ class SqlStore(SqlTableReads, SqlModelTables, SqlTraceTables, SqlConnections, St
             run_fingerprints=True,
             metric_marks=exact,
             change_token=self.uri.scheme in ("sqlite", "postgresql"),
+            trace_fingerprints=True,
             tables=tables.ALL_TABLE_NAMES,
         )
 
