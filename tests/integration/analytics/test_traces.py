@@ -25,7 +25,8 @@ from support.stores import mlflow_tracking_uri
 from support.trace_history import *  # noqa: F401,F403  (the session fixtures)
 from support.trace_history import HISTORY_EXPERIMENTS
 
-STORES = ("sqlite", "file")
+# the file store repeats every comparison on another reader: the slow tier runs it
+STORES = ("sqlite", pytest.param("file", marks=pytest.mark.slow))
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 
