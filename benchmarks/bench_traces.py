@@ -287,6 +287,15 @@ def report(spec: dict, results: dict) -> list[str]:
     return lines + [""] + ratios
 
 
+def _phase(kind: str, name: str, measure) -> dict:
+    """Run one phase; print its timings as they come (a long run shows its figures early)."""
+    print(f"  [{kind}] {name} ...", flush=True)
+    result = measure()
+    print(f"  [{kind}] {name}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in result.items() if not isinstance(v, dict)), flush=True)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     generate_traces.add_spec_arguments(parser)
@@ -310,12 +319,10 @@ def main(argv=None) -> int:
     with spark_session() as spark, generate_traces.store_uris(store, kinds) as uris:
         for kind in kinds:
             ids = [e["id"] for e in manifest["stores"][kind]["experiments"]]
-            print(f"  [{kind}] Spark ...", flush=True)
-            ours = spark_phase(spark, uris[kind], ids, args.repeat)
-            print(f"  [{kind}] search_traces + pandas ...", flush=True)
-            theirs = mlflow_phase(uris[kind], ids, args.repeat)
-            print(f"  [{kind}] search_traces with spans ...", flush=True)
-            spans = spans_search_phase(uris[kind], ids, spec["traces"], args.span_sample_traces)
+            ours = _phase(kind, "Spark", lambda: spark_phase(spark, uris[kind], ids, args.repeat))
+            theirs = _phase(kind, "search_traces + pandas", lambda: mlflow_phase(uris[kind], ids, args.repeat))
+            spans = _phase(kind, "search_traces with spans",
+                           lambda: spans_search_phase(uris[kind], ids, spec["traces"], args.span_sample_traces))
             if not ours["traces"] == theirs["traces"] == spec["traces"]:
                 raise AssertionError(f"{kind}: traces read: Spark {ours['traces']}, mlflow {theirs['traces']}, "
                                      f"generated {spec['traces']}")
