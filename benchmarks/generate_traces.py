@@ -49,6 +49,7 @@ from benchmarks.generate_store import (
     mlflow_env,
     recreate_indexes,
 )
+from benchmarks.trace_templates import INPUT_PRICE, OUTPUT_PRICE, QUESTION, Template, load_templates, log_templates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY_MS = 86_400_000
@@ -61,11 +62,6 @@ SIZES = {
 KINDS = ("sqlite", "postgres")
 #: The mlflow tables the generator fills, in foreign-key order.
 TABLES = ("trace_info", "trace_tags", "trace_request_metadata", "spans", "assessments")
-#: Text the template traces carry where each generated trace puts its own.
-QUESTION = "QUESTION"
-TEMPLATE_USAGE = {"input_tokens": 111, "output_tokens": 22, "total_tokens": 133}
-#: Price per token of the generated CHAT_MODEL spans (``mlflow.llm.cost``).
-INPUT_PRICE, OUTPUT_PRICE = 2.5e-6, 1e-5
 
 
 @dataclass(frozen=True)
@@ -84,113 +80,6 @@ class TraceSpec:
 
     def experiment_of(self, index: int) -> int:
         return index % self.experiments
-
-
-# -- templates, logged by real mlflow ---------------------------------------------------------
-
-
-def log_templates(uri: str, spans: int, artifact_root: str) -> None:
-    """Log the template traces for real into ``uri``: ``qa_agent`` and ``support_agent`` (state
-    OK) and ``qa_agent`` whose last tool raises (state ERROR), each with ``spans`` spans and two
-    feedbacks (``correct`` on the trace, ``relevance`` on its first CHAT_MODEL span)."""
-    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
-    import mlflow
-    from mlflow.entities import AssessmentSource, SpanType
-
-    [experiment] = create_experiments(uri, ["templates"], artifact_root)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=experiment["id"])
-    cost = {"input_cost": 111 * INPUT_PRICE, "output_cost": 22 * OUTPUT_PRICE}
-    cost["total_cost"] = cost["input_cost"] + cost["output_cost"]
-
-    def chat(name: str) -> None:
-        with mlflow.start_span(name=name, span_type=SpanType.CHAT_MODEL) as span:
-            span.set_inputs({"messages": [{"role": "user", "content": QUESTION}], "model": "gpt-bench"})
-            span.set_attributes({"mlflow.chat.tokenUsage": TEMPLATE_USAGE, "mlflow.llm.model": "gpt-bench",
-                                 "mlflow.llm.provider": "openai", "mlflow.llm.cost": cost})
-            span.set_outputs({"choices": [{"message": {"role": "assistant", "content": "ANSWER"}}]})
-
-    def tool(name: str, fail: bool) -> None:
-        with mlflow.start_span(name=name, span_type=SpanType.TOOL) as span:
-            span.set_inputs({"query": QUESTION})
-            if fail:
-                raise RuntimeError("tool failed")
-            span.set_outputs({"rows": 3})
-
-    def agent(name: str, fail: bool):
-        @mlflow.trace(name=name, span_type=SpanType.AGENT)
-        def run(question: str) -> str:
-            mlflow.update_current_trace(session_id="session-0", user=USERS[0], tags={"app": "bench"},
-                                        metadata={"release": "r1"})
-            with mlflow.start_span(name="retrieve", span_type=SpanType.RETRIEVER) as span:
-                span.set_inputs({"query": question})
-                span.set_outputs([{"page_content": "doc", "metadata": {"id": 1}}])
-            for k in range(spans - 2):
-                if k % 2 == 0:
-                    chat(f"chat_{k // 2}")
-                else:
-                    tool(f"tool_{k // 2}", fail and k == spans - 3)
-            return "ANSWER"
-        return run
-
-    try:
-        for name, fail in (("qa_agent", False), ("support_agent", False), ("qa_agent", True)):
-            with contextlib.suppress(RuntimeError):
-                agent(name, fail)(QUESTION)
-            trace_id = mlflow.get_last_active_trace_id()
-            first_chat = next(s for s in mlflow.get_trace(trace_id).data.spans if s.span_type == SpanType.CHAT_MODEL)
-            mlflow.log_feedback(trace_id=trace_id, name="correct", value=True,
-                                source=AssessmentSource(source_type="HUMAN", source_id="reviewer@example.com"))
-            mlflow.log_feedback(trace_id=trace_id, name="relevance", value=0.5, span_id=first_chat.span_id,
-                                rationale="judged on the answer",
-                                source=AssessmentSource(source_type="LLM_JUDGE", source_id="judge-v1"))
-    finally:
-        mlflow.set_tracking_uri(previous)
-
-
-@dataclass
-class Template:
-    """One template trace's rows, as mlflow wrote them (dicts by column name)."""
-
-    info: dict
-    tags: list[dict]
-    metadata: list[dict]
-    #: ``(row, parsed content)`` of each span, by start time (the root first).
-    spans: list[tuple[dict, dict]]
-    #: assessment name -> row
-    assessments: dict[str, dict]
-    #: The trace-info part of mlflow's ``mlflow.trace.sizeStats`` total (the rest is the spans').
-    info_size: int
-
-
-def load_templates(path: str) -> dict[str, Template]:
-    """The template traces of ``path`` by ``"<name>/<state>"``, with a check that their span
-    content re-serializes byte for byte as mlflow wrote it."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    connection.row_factory = sqlite3.Row
-
-    def rows(sql: str, *params) -> list[dict]:
-        return [dict(row) for row in connection.execute(sql, params)]
-
-    templates = {}
-    for info in rows("SELECT * FROM trace_info ORDER BY timestamp_ms"):
-        trace_id = info["request_id"]
-        spans = []
-        for row in rows("SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time_unix_nano", trace_id):
-            content = json.loads(row["content"])
-            if json.dumps(content, ensure_ascii=False) != row["content"]:
-                raise AssertionError(f"span content of template {trace_id} does not re-serialize as mlflow wrote it")
-            spans.append((row, content))
-        metadata = rows("SELECT * FROM trace_request_metadata WHERE request_id = ?", trace_id)
-        stats = json.loads(next(m["value"] for m in metadata if m["key"] == "mlflow.trace.sizeStats"))
-        span_bytes = sum(len(row["content"].encode()) for row, _ in spans) + 2 * (len(spans) - 1)
-        templates[f"{info['trace_name']}/{info['status']}"] = Template(
-            info=info, tags=rows("SELECT * FROM trace_tags WHERE request_id = ?", trace_id), metadata=metadata,
-            spans=spans, info_size=stats["total_size_bytes"] - span_bytes,
-            assessments={a["name"]: a for a in rows("SELECT * FROM assessments WHERE trace_id = ?", trace_id)})
-    connection.close()
-    return templates
 
 
 # -- what each trace holds ---------------------------------------------------------------------
@@ -275,7 +164,14 @@ def trace_data(spec: TraceSpec, index: int) -> TraceData:
 
 
 def trace_totals(trace: TraceData) -> tuple[dict, dict]:
-    """The trace's token usage and cost, as mlflow aggregates its spans' (its own functions)."""
+    """The trace's token usage and cost, as mlflow aggregates its spans' (its own functions).
+
+    Example::
+
+        >>> usage, cost = trace_totals(trace_data(TraceSpec(traces=10), 0))
+        >>> usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"], cost["total_cost"] > 0
+        (True, True)
+    """
     from mlflow.tracing.utils import (
         SpanAggregationNode,
         aggregate_cost_from_span_nodes,
@@ -293,7 +189,14 @@ def _b64(hex_id: str | None) -> str | None:
 
 
 def trace_rows(trace: TraceData, template: Template, experiment: dict) -> dict[str, list[dict]]:
-    """Rows of every mlflow table for ``trace``: the template's, with the trace's own values."""
+    """Rows of every mlflow table for ``trace``: the template's, with the trace's own values.
+
+    Example::
+
+        >>> rows = trace_rows(trace_data(spec, 0), templates["qa_agent/OK"], experiments[0])  # doctest: +SKIP
+        >>> {table: len(found) for table, found in rows.items()}  # doctest: +SKIP
+        {'trace_info': 1, 'trace_tags': 3, 'trace_request_metadata': 14, 'spans': 10, 'assessments': 2}
+    """
     trace_id, experiment_id = trace.trace_id, int(experiment["id"])
     inputs = json.dumps({"question": trace.question})
     usage, cost = trace_totals(trace)
@@ -364,7 +267,13 @@ def _size_metadata(span_sizes: list[int], info_size: int) -> dict[str, str]:
 
 class BulkWriter:
     """Bulk inserts into mlflow's trace tables: ``executemany`` (SQLite) or ``COPY`` (PostgreSQL),
-    secondary indexes dropped while writing and recreated with their original SQL."""
+    secondary indexes dropped while writing and recreated with their original SQL.
+
+    Example::
+
+        >>> writer = BulkWriter("sqlite", "sqlite:////tmp/traces/mlflow.db")  # doctest: +SKIP
+        >>> writer.write(trace_rows(trace, template, experiment)); writer.close()  # doctest: +SKIP
+    """
 
     def __init__(self, kind: str, uri: str) -> None:
         self.kind = kind
@@ -419,7 +328,13 @@ class BulkWriter:
 
 def write_store(kind: str, uri: str, spec: TraceSpec, templates: dict[str, Template], artifact_root: str,
                 progress=print) -> list[dict]:
-    """Create the store ``uri`` with real mlflow, then write the spec's traces; return its experiments."""
+    """Create the store ``uri`` with real mlflow, then write the spec's traces; return its experiments.
+
+    Example::
+
+        >>> write_store("sqlite", "sqlite:////tmp/t/mlflow.db", TraceSpec(traces=50), templates, "/tmp/t/a")  # doctest: +SKIP
+        [{'id': '1', 'artifact_location': '/tmp/t/a/1'}, ...]
+    """
     started = time.perf_counter()
     experiments = create_experiments(uri, [f"traces-{e:03d}" for e in range(spec.experiments)], artifact_root)
     writer = BulkWriter(kind, uri)
@@ -446,6 +361,13 @@ PG_DATABASE = "mlflow_traces"
 
 
 def load_manifest(out: str) -> dict:
+    """The manifest :func:`generate` wrote in ``out``: the spec and each store's experiments.
+
+    Example::
+
+        >>> load_manifest("benchmarks/.stores/traces-L")["spec"]["traces"]  # doctest: +SKIP
+        100000
+    """
     with open(os.path.join(out, MANIFEST), encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -539,7 +461,14 @@ def generate(out: str, spec: TraceSpec, kinds=KINDS, force: bool = False, progre
 
 
 def expected_view(trace: TraceData, experiment: dict) -> dict:
-    """What mlflow's client must answer for ``trace`` (info, metadata, spans, assessments)."""
+    """What mlflow's client must answer for ``trace`` (info, metadata, spans, assessments).
+
+    Example::
+
+        >>> view = expected_view(trace_data(TraceSpec(traces=10), 0), {"id": "1"})
+        >>> view["experiment_id"], len(view["spans"]), view["state"] in ("OK", "ERROR")
+        ('1', 10, True)
+    """
     usage, cost = trace_totals(trace)
     return {
         "experiment_id": experiment["id"], "request_time": trace.request_ms,
@@ -554,7 +483,14 @@ def expected_view(trace: TraceData, experiment: dict) -> dict:
 
 
 def mlflow_view(info, spans=None) -> dict:
-    """The same fields as :func:`expected_view`, from mlflow's ``TraceInfo`` (and spans)."""
+    """The same fields as :func:`expected_view`, from mlflow's ``TraceInfo`` (and spans).
+
+    Example::
+
+        >>> trace = MlflowClient(uri).get_trace(trace_id)  # doctest: +SKIP
+        >>> mlflow_view(trace.info, trace.data.spans)["state"]  # doctest: +SKIP
+        'OK'
+    """
     metadata = info.trace_metadata
     view = {
         "experiment_id": info.trace_location.mlflow_experiment.experiment_id,
@@ -613,7 +549,13 @@ def check_store(uri: str, spec: TraceSpec, experiments: list[dict], sample: int 
 
 
 def check(out: str, sample: int = 5, kinds=KINDS, progress=print) -> list[str]:
-    """Check every store under ``out`` (see :func:`check_store`)."""
+    """Check every store under ``out`` (see :func:`check_store`).
+
+    Example::
+
+        >>> check("benchmarks/.stores/traces-L", sample=20)  # doctest: +SKIP
+        []
+    """
     manifest = load_manifest(out)
     spec = TraceSpec(**manifest["spec"])
     kinds = [kind for kind in kinds if kind in manifest["stores"]]
@@ -630,6 +572,14 @@ def check(out: str, sample: int = 5, kinds=KINDS, progress=print) -> list[str]:
 
 
 def spec_from_args(args) -> TraceSpec:
+    """The :class:`TraceSpec` of parsed :func:`add_spec_arguments` flags: the named size, overridden.
+
+    Example::
+
+        >>> parser = argparse.ArgumentParser(); add_spec_arguments(parser)
+        >>> spec_from_args(parser.parse_args(["--size", "L", "--traces", "1000"])).traces
+        1000
+    """
     base = dict(SIZES[args.size or "S"])
     for name in ("traces", "spans", "experiments", "days"):
         if getattr(args, name, None) is not None:
