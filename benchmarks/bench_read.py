@@ -275,7 +275,7 @@ def _time_history_queries(load, repeat: int, before_first=None) -> dict:
 
 
 def phase_mlflow_search(store: dict, repeat: int) -> dict:
-    generate_store._mlflow_env()
+    generate_store.mlflow_env()
     import mlflow
 
     mlflow.set_tracking_uri(store["uri"])
@@ -290,7 +290,7 @@ def phase_mlflow_search(store: dict, repeat: int) -> dict:
 
 def phase_mlflow_history(store: dict, repeat: int, sample_runs: int | None) -> dict:
     """A loop of get_metric_history over every (run, key), or over a sample of runs."""
-    generate_store._mlflow_env()
+    generate_store.mlflow_env()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=store["uri"])

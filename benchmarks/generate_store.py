@@ -165,7 +165,15 @@ def experiment_name(e: int) -> str:
 # -- SQLite ----------------------------------------------------------------------------------
 
 
-def _mlflow_env() -> None:
+def mlflow_env() -> None:
+    """Quiet mlflow's and alembic's logs and allow the file store (which mlflow 3 deprecates).
+
+    Example::
+
+        >>> mlflow_env()
+        >>> os.environ["MLFLOW_ALLOW_FILE_STORE"]
+        'true'
+    """
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     import logging
 
@@ -173,23 +181,60 @@ def _mlflow_env() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _create_experiments(uri: str, spec: Spec, artifact_root: str) -> list[dict]:
-    """Let real mlflow create the store and its experiments; return their id and artifact location."""
-    _mlflow_env()
+def create_experiments(uri: str, names: list[str], artifact_root: str) -> list[dict]:
+    """Let real mlflow create the store (its schema, for a database) and the experiments
+    ``names``; return each one's ``{"id", "artifact_location"}``. A database store's experiments
+    keep their artifacts in ``<artifact_root>/<n>`` (mlflow's default, ``./mlruns`` of the
+    current folder, would scatter them).
+
+    Example::
+
+        >>> create_experiments("sqlite:////tmp/s/mlflow.db", ["bench-000"], "/tmp/s/artifacts")  # doctest: +SKIP
+        [{'id': '1', 'artifact_location': '/tmp/s/artifacts/1'}]
+    """
+    mlflow_env()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    client.search_experiments()  # creates the schema (SQLite) or the Default experiment (file)
+    client.search_experiments()  # creates the schema (database) or the Default experiment (file)
     experiments = []
-    for e in range(spec.experiments):
-        location = None
-        if uri.startswith("sqlite:"):
-            # mlflow's default is ./mlruns/<id> under the current folder: keep it beside the store.
-            location = os.path.join(artifact_root, str(e + 1))
-        experiment_id = client.create_experiment(experiment_name(e), artifact_location=location)
+    for e, name in enumerate(names):
+        location = os.path.join(artifact_root, str(e + 1)) if "://" in uri else None
+        experiment_id = client.create_experiment(name, artifact_location=location)
         experiment = client.get_experiment(experiment_id)
         experiments.append({"id": experiment_id, "artifact_location": experiment.artifact_location})
     return experiments
+
+
+def drop_secondary_indexes(connection: sqlite3.Connection, tables: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Drop the secondary indexes of SQLite ``tables`` before a bulk insert (much faster than
+    maintaining them row by row under random ids); return ``(name, sql)`` of each, for
+    :func:`recreate_indexes` with mlflow's own SQL afterwards.
+
+    Example::
+
+        >>> connection = sqlite3.connect(":memory:")
+        >>> _ = connection.execute("CREATE TABLE t (a)"); _ = connection.execute("CREATE INDEX i ON t (a)")
+        >>> dropped = drop_secondary_indexes(connection, ("t",)); dropped
+        [('i', 'CREATE INDEX i ON t (a)')]
+        >>> recreate_indexes(connection, dropped)
+    """
+    indexes = connection.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ({})".format(", ".join("?" * len(tables))),
+        tables,
+    ).fetchall()
+    for name, _ in indexes:
+        connection.execute(f'DROP INDEX "{name}"')
+    connection.commit()
+    return indexes
+
+
+def recreate_indexes(connection: sqlite3.Connection, indexes: list[tuple[str, str]]) -> None:
+    """Create again the indexes :func:`drop_secondary_indexes` dropped."""
+    for _, sql in indexes:
+        connection.execute(sql)
+    connection.commit()
 
 
 def write_sqlite(path: str, spec: Spec, progress=print) -> list[dict]:
@@ -198,22 +243,13 @@ def write_sqlite(path: str, spec: Spec, progress=print) -> list[dict]:
         raise FileExistsError(path)
     started = time.perf_counter()
     artifact_root = os.path.join(os.path.dirname(os.path.abspath(path)), "sqlite-artifacts")
-    experiments = _create_experiments(f"sqlite:///{os.path.abspath(path)}", spec, artifact_root)
+    names = [experiment_name(e) for e in range(spec.experiments)]
+    experiments = create_experiments(f"sqlite:///{os.path.abspath(path)}", names, artifact_root)
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA synchronous = OFF")
     connection.execute("PRAGMA journal_mode = MEMORY")
     connection.execute("PRAGMA cache_size = -262144")  # 256 MB
-    # Secondary indexes on run_uuid are rebuilt after the bulk insert (same SQL as mlflow's),
-    # which is much faster than maintaining them row by row under random uuids.
-    bulk_tables = ("runs", "params", "tags", "metrics", "latest_metrics")
-    indexes = connection.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-        "AND tbl_name IN ({})".format(", ".join("?" * len(bulk_tables))),
-        bulk_tables,
-    ).fetchall()
-    for name, _ in indexes:
-        connection.execute(f'DROP INDEX "{name}"')
-    connection.commit()
+    indexes = drop_secondary_indexes(connection, ("runs", "params", "tags", "metrics", "latest_metrics"))
 
     run_rows, param_rows, tag_rows, metric_rows, latest_rows = [], [], [], [], []
 
@@ -273,9 +309,7 @@ def write_sqlite(path: str, spec: Spec, progress=print) -> list[dict]:
             progress(f"  sqlite: {index:,} runs, {points:,} points, {time.perf_counter() - started:.0f} s")
     flush()
     connection.commit()
-    for name, sql in indexes:
-        connection.execute(sql)
-    connection.commit()
+    recreate_indexes(connection, indexes)
     connection.close()
     progress(f"  sqlite: {spec.runs:,} runs, {points:,} points in {time.perf_counter() - started:.1f} s -> {path}")
     return experiments
@@ -339,7 +373,7 @@ def write_file_store(root: str, spec: Spec, progress=print) -> list[dict]:
         raise FileExistsError(root)
     started = time.perf_counter()
     root = os.path.abspath(root)
-    experiments = _create_experiments(root, spec, root)
+    experiments = create_experiments(root, [experiment_name(e) for e in range(spec.experiments)], root)
     points = 0
     checked_meta = False
     for index in range(spec.runs):
@@ -448,7 +482,7 @@ def check_store(uri: str, spec: Spec, experiments: list[dict], sample: int = 5, 
     Uses ``search_runs`` (info, latest metrics, params, tags) and ``get_metric_history`` (full
     history of a few keys). Returns the differences found (empty: identical).
     """
-    _mlflow_env()
+    mlflow_env()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

@@ -30,7 +30,10 @@ def postgres_bin() -> str | None:
 
 @contextlib.contextmanager
 def running_postgres(folder: str):
-    """Start PostgreSQL with its data in ``folder``; yield ``(host, port, user, password)``."""
+    """Start PostgreSQL with its data in ``folder``; yield ``(host, port, user, password)``.
+
+    A ``folder`` that already holds a server's data (from an earlier start) is started again
+    as it is, on a new port: a benchmark store kept between runs."""
     binaries = postgres_bin()
     if binaries is None:
         raise RuntimeError("PostgreSQL is not installed (bash .ci/setup installs it)")
@@ -44,11 +47,12 @@ def running_postgres(folder: str):
         handle.write(password + "\n")
     if as_root:
         hand_to_service_user("postgres", folder, password_file)
-    subprocess.run(
-        [*run_as, os.path.join(binaries, "initdb"), "-D", data, "-U", "mlflow", "--auth=md5",
-         f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"],
-        check=True, capture_output=True, text=True,
-    )
+    if not os.path.exists(os.path.join(data, "PG_VERSION")):
+        subprocess.run(
+            [*run_as, os.path.join(binaries, "initdb"), "-D", data, "-U", "mlflow", "--auth=md5",
+             f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True, text=True,
+        )
     port = free_port()
     log = os.path.join(folder, "server.log")
     subprocess.run(
