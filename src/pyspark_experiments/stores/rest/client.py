@@ -111,10 +111,12 @@ class RestClient:
     def __init__(self, connection: Connection, sleep=time.sleep, clock=time.monotonic, jitter=random.random) -> None:
         self.connection = connection
         credential = connection.credential
-        if credential.kind == "basic":
+        if credential.kind == "bearer":
+            remember(credential.secret)
+        else:  # a login; OAuth machine-to-machine sends its client id and secret as one, and both are secret
             remember_login(credential.username, credential.secret)
-        else:  # a token; for OAuth machine-to-machine also the client id
-            remember(credential.secret, credential.username if credential.kind == "oauth-m2m" else None)
+            if credential.kind == "oauth-m2m":
+                remember(credential.username)
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -167,12 +169,18 @@ class RestClient:
                         self._oauth = Config(host=self.connection.base_url, client_id=credential.username,
                                              client_secret=credential.secret, auth_type="oauth-m2m")
                     except Exception as error:
-                        raise StoreConnectionError(
-                            f"Databricks OAuth with the client credentials from {credential.source} failed: "
-                            f"{self.scrub(str(error))}"
-                        ) from None
+                        raise self._oauth_error(error) from None
+            try:  # the token request: its errors carry what the token endpoint answered
                 return dict(self._oauth.authenticate())
+            except Exception as error:
+                raise self._oauth_error(error) from None
         return {}
+
+    def _oauth_error(self, error: Exception) -> StoreConnectionError:
+        return StoreConnectionError(
+            f"Databricks OAuth with the client credentials from {self.connection.credential.source} failed: "
+            f"{self.scrub(str(error))}"
+        )
 
     def scrub(self, text: str) -> str:
         """``text`` with the credential hidden in every form a server may echo it in (plain,
