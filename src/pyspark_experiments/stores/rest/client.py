@@ -294,7 +294,7 @@ class RestClient:
                     requests.exceptions.ContentDecodingError) as error:
                 if deadline.expired:
                     raise _Retryable(late) from None
-                raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self.scrub(_first_line(error))})") from None
+                raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self._first_line(error)})") from None
         status = response.status_code
         if status == 200:
             return content if raw else self._json(shown, response, content)
@@ -336,7 +336,13 @@ class RestClient:
             return ""
         if not isinstance(error, dict) or not (error.get("error_code") or error.get("message")):
             return ""
-        return f" ({error.get('error_code', 'error')}: {self.scrub(str(error.get('message', ''))[:500])})"
+        # hidden first, then cut: cut first, a credential across the cut would keep its first part
+        return f" ({error.get('error_code', 'error')}: {self.scrub(str(error.get('message', '')))[:500]})"
+
+    def _first_line(self, error: BaseException) -> str:
+        """The first line of ``error``'s text, hidden, then cut to 300 characters."""
+        text = self.scrub(str(error))
+        return text.splitlines()[0][:300] if text.strip() else type(error).__name__
 
     def _json(self, shown: str, response, content: bytes) -> dict:
         try:
@@ -456,6 +462,3 @@ def _digest(records: list) -> bytes:
     text = json.dumps(records, sort_keys=True, default=str, allow_nan=True)
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
 
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__

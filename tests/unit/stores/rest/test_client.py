@@ -227,3 +227,13 @@ def test_oauth_token_request_errors_hide_the_client_secret(scripted):
     with pytest.raises(StoreConnectionError, match="Databricks OAuth with the client credentials from options") as failed:
         client.call("GET", "experiments/search")
     assert secret not in str(failed.value) and login not in str(failed.value)
+
+
+def test_a_long_error_message_is_cut_after_the_credential_is_hidden(scripted):
+    """Cut first, a token echoed across the cut would keep its first characters."""
+    message = "x" * 480 + f" token {TOKEN} rejected"  # the cut at 500 falls inside the token
+    server = scripted((400, {}, {"error_code": "BAD_REQUEST", "message": message}))
+    client, _ = client_for(server)
+    with pytest.raises(StoreConnectionError) as refused:
+        client.call("GET", "x")
+    assert TOKEN[:8] not in str(refused.value) and "x" * 480 in str(refused.value)
