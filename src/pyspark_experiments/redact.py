@@ -2,11 +2,12 @@
 text the package shows (errors, log lines, summaries, JSON output, ``explain()``, ``repr``)
 goes through :func:`hide`.
 
-A secret is hidden in every form it may be shown in: as given, percent-encoded and -decoded,
-and, for a user and password, the base64 of ``user:password`` that a Basic ``Authorization``
-header carries. Besides the remembered values, :func:`hide` recognises credentials by their
-shape: a URL's userinfo password, ``password=`` / ``token=`` / ``secret=`` arguments, and the
-value of an ``Authorization`` header.
+A secret is hidden in every form it may be shown in: as given, percent-encoded (also as an
+HTML form encodes it, spaces as ``+``) and -decoded, escaped as ``repr`` and JSON escape it
+(quotes, backslashes, non-ASCII characters), base64, and, for a user and password, the base64
+of ``user:password`` that a Basic ``Authorization`` header carries. Besides the remembered
+values, :func:`hide` recognises credentials by their shape: a URL's userinfo password,
+``password=`` / ``token=`` / ``secret=`` arguments, and the value of an ``Authorization`` header.
 
 Secrets shorter than :data:`MIN_SECRET` characters are not searched for in free text (they
 would mangle every message); their shapes above are still hidden.
@@ -23,9 +24,10 @@ Example::
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
-from urllib.parse import quote, unquote
+from urllib.parse import quote, quote_plus, unquote
 
 #: Secrets shorter than this are not searched for in free text.
 MIN_SECRET = 3
@@ -54,7 +56,12 @@ _AUTHORIZATION = re.compile(
 
 def _forms(secret: str) -> set[str]:
     decoded = unquote(secret)
-    return {secret, decoded, quote(decoded, safe=""), quote(decoded), quote(secret, safe=""), *_base64_forms(secret)}
+    encoded = {quote(decoded, safe=""), quote(decoded), quote(secret, safe=""), quote_plus(decoded, safe=""),
+               quote_plus(decoded)}
+    # as repr() and JSON show it inside quotes: quotes and backslashes escaped, in JSON also non-ASCII
+    escaped = {shown for text in (secret, decoded) for shown in (
+        repr(text)[1:-1], json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1])}
+    return {secret, decoded, *encoded, *escaped, *_base64_forms(secret)}
 
 
 def _base64_forms(text: str) -> set[str]:
@@ -65,13 +72,17 @@ def _base64_forms(text: str) -> set[str]:
 
 def remember(*secrets: str | None) -> None:
     """Hide each of ``secrets`` (a password, a token) in every later :func:`hide`, in every
-    form: as given, percent-encoded and percent-decoded, base64 (standard and URL-safe).
+    form: as given, percent-encoded and percent-decoded, escaped by ``repr`` and JSON, base64
+    (standard and URL-safe).
 
     Example::
 
         >>> remember("s3cr t!")
-        >>> hide("rejected 's3cr t!' (s3cr%20t%21)")
-        "rejected '***' (***)"
+        >>> hide("rejected 's3cr t!' (s3cr%20t%21, s3cr+t%21)")
+        "rejected '***' (***, ***)"
+        >>> remember("pässwörd")
+        >>> hide(json.dumps({"password": "pässwörd"}))
+        '{"password": "***"}'
     """
     forms = set()
     for secret in secrets:
@@ -188,12 +199,17 @@ def password_of(location: str) -> str | None:
 def split_userinfo(uri: str) -> tuple[str, str | None, str | None, str]:
     """Split ``scheme://user:password@rest`` into (prefix, user, password, rest), as MLflow's
     URLs are meant: the userinfo ends at the last ``@`` before the query, so a raw ``/``, ``:``,
-    ``@`` or space in a password stays in the password. ``(uri, None, None, "")`` without one.
+    ``@`` or space in a password stays in the password. Where what follows that ``@`` is no
+    host (``:/x``), or no ``@`` comes before the query, a raw ``?`` was part of the password: the
+    userinfo ends at the first later ``@`` that a host follows. ``(uri, None, None, "")``
+    without one.
 
     Example::
 
         >>> split_userinfo("postgresql://bob:Hunter/Two22@db:5432/mlflow")
         ('postgresql://', 'bob', 'Hunter/Two22', 'db:5432/mlflow')
+        >>> split_userinfo("s3://KEY:a@:b?c@bucket/x")
+        ('s3://', 'KEY', 'a@:b?c', 'bucket/x')
         >>> split_userinfo("sqlite:///m.db")
         ('sqlite:///m.db', None, None, '')
     """
@@ -201,10 +217,28 @@ def split_userinfo(uri: str) -> tuple[str, str | None, str | None, str]:
     if not match:
         return uri, None, None, ""
     rest = match.group("rest")
-    head = rest.split("?", 1)[0]
-    if "@" not in head:
+    at = _userinfo_end(rest)
+    if at is None:
         return uri, None, None, ""
-    at = head.rfind("@")
     userinfo, after = rest[:at], rest[at + 1:]
     user, colon, password = userinfo.partition(":")
     return match.group("prefix"), user, password if colon else None, after
+
+
+# What follows a userinfo: a host (a name, an IPv4 or a bracketed IPv6 address; libpq's URLs
+# may list several, comma separated), each with an optional port, then the path, query or end.
+_HOST = r"(?:\[[^\]/?#@]*\]|[A-Za-z0-9\-._~%]*)(?::\d+)?"
+_AUTHORITY = re.compile(rf"{_HOST}(?:,{_HOST})*(?=$|[/?#])")
+
+
+def _userinfo_end(rest: str) -> int | None:
+    """Where the userinfo of ``rest`` (a URL after its scheme) ends: see :func:`split_userinfo`."""
+    at = rest.split("?", 1)[0].rfind("@")
+    if at >= 0 and _AUTHORITY.match(rest, at + 1):
+        return at
+    for later in range(at + 1, len(rest)):
+        if rest[later] == "@" and _AUTHORITY.match(rest, later + 1):
+            user, colon, _ = rest[:later].partition(":")
+            if colon and not any(c in user for c in "/?#"):
+                return later
+    return at if at >= 0 else None

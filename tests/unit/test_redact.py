@@ -4,8 +4,9 @@ form a secret may be shown in (as given, percent-encoded, the base64 of ``user:p
 from __future__ import annotations
 
 import base64
+import json
 import string
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,3 +80,25 @@ def test_password_of_reads_uris_and_libpq_strings():
     assert redact.password_of("postgresql://me:s3cret@db/mlflow") == "s3cret"
     assert redact.password_of("host=db password='a b' user=me") == "a b"
     assert redact.password_of("sqlite:///m.db") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=SECRET)
+def test_a_secret_escaped_as_repr_and_json_show_it_is_hidden(secret):
+    """A server echoing ``{password!r}``, JSON output escaping quotes and non-ASCII characters, a
+    form-encoded body (spaces as ``+``)."""
+    redact.remember(secret)
+    forms = {repr(secret)[1:-1], json.dumps(secret)[1:-1], quote_plus(secret, safe="")}
+    for shown in (repr(secret), json.dumps(secret), json.dumps({"password": secret}), f"secret={quote_plus(secret)}"):
+        assert not [form for form in forms if form in redact.hide(shown)], shown
+
+
+def test_a_raw_question_mark_in_a_password_stays_in_the_password():
+    """Unencoded, ``a@:b?c`` reads as the password ``a`` and a host ``:b``, which is no host."""
+    assert redact.split_userinfo("s3://KEY:a@:b?c@bucket/x") == ("s3://", "KEY", "a@:b?c", "bucket/x")
+    assert redact.split_userinfo("mysql://bob:pa?ss@db/mlflow") == ("mysql://", "bob", "pa?ss", "db/mlflow")
+    assert redact.hide_uri("s3://KEY:Qx7-@:/%+#?&=' \"@bucket/runs/x") == "s3://***@bucket/runs/x"
+    # an '@' in a query is no userinfo, nor one in a path without a password
+    assert redact.split_userinfo("s3://bucket/path?x=a@b") == ("s3://bucket/path?x=a@b", None, None, "")
+    assert redact.split_userinfo("postgresql://u:p@h/db?x=a@b") == ("postgresql://", "u", "p", "h/db?x=a@b")
+    assert redact.split_userinfo("postgresql://u:p@h1:5432,h2:5433/db")[2:] == ("p", "h1:5432,h2:5433/db")

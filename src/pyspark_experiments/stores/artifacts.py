@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import posixpath
+import re
 import stat
 import threading
 from collections.abc import Iterator, Sequence
@@ -87,7 +88,7 @@ def plan_artifacts(selection: Selection, runs: Sequence[tuple[str, str, str | No
     cwd = cwd or os.getcwd()
     units = []
     for experiment_id, run_id, uri in sorted(runs, key=lambda r: r[1]):
-        if uri and not urlsplit(uri).scheme and not os.path.isabs(uri):
+        if uri and not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", uri) and not os.path.isabs(uri):
             uri = os.path.normpath(os.path.join(cwd, uri))
         units.append(((str(experiment_id), run_id, uri), 1))
     return pack_partitions(selection, units, DEFAULT_RUNS_PER_PARTITION)
@@ -106,7 +107,7 @@ def resolve_artifact_uri(uri: str, timeout: float = DEFAULT_TIMEOUT_S):
     """
     from pyarrow import fs as pafs
 
-    parts = urlsplit(uri)
+    parts = split_artifact_uri(uri)
     scheme = parts.scheme.lower()
     if scheme in LOCAL_SCHEMES or len(scheme) == 1:  # a bare path (or a Windows drive letter)
         if scheme == "file":
@@ -486,9 +487,28 @@ def _list_local(selection: Selection, root: str, base: str, where: str, problems
     return found
 
 
+def split_artifact_uri(uri: str):
+    """``urlsplit(uri)``, or an :class:`UnsupportedStoreError` naming the URI (its credentials
+    hidden) where it is no URL: a ``[`` or ``]`` outside an IPv6 address, as a password written
+    unencoded may hold.
+
+    Example::
+
+        >>> split_artifact_uri("s3://KEY:pa[ss@bucket/x")
+        Traceback (most recent call last):
+        pyspark_experiments.errors.UnsupportedStoreError: artifact URI 's3://***@bucket/x' is no URL (Invalid IPv6 URL): \
+is a '[' or ']' of its user info not percent-encoded?
+    """
+    try:
+        return urlsplit(uri)
+    except ValueError as error:
+        raise UnsupportedStoreError(f"artifact URI {hide_uri(uri)!r} is no URL ({error}): is a '[' or ']' of its "
+                                    f"user info not percent-encoded?") from None
+
+
 def _open(uri: str, filesystems: dict, timeout: float):
     """``(filesystem, path)`` for ``uri``, one filesystem per scheme and bucket or host."""
-    parts = urlsplit(uri)
+    parts = split_artifact_uri(uri)
     scheme = parts.scheme.lower()
     if scheme in LOCAL_SCHEMES or len(scheme) == 1:
         key = ("",)

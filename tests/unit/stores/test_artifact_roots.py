@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from pyspark_experiments.errors import StoreNotFoundError
+from pyspark_experiments.errors import StoreNotFoundError, UnsupportedStoreError
+from pyspark_experiments.stores.artifacts import resolve_artifact_uri
 from support.reads import read_as_executors
 
 OUTSIDE_TEXT = b"OUTSIDE-THE-ROOT"
@@ -106,3 +107,11 @@ def test_a_root_that_is_a_file_is_named(linked_run, tmp_path):
     assert linked_run["run_id"] in str(error.value)
     rows, skipped = read(linked_run["uri"], "PERMISSIVE")
     assert rows == [] and [r.run_id for r in skipped] == [linked_run["run_id"]]
+
+
+def test_an_artifact_uri_that_is_no_url_is_refused_naming_it_without_its_password():
+    """urlsplit refuses a '[' outside an IPv6 address (here a raw character of a password): an
+    error of ours, which PERMISSIVE reports as the run's skip, not a ValueError failing the read."""
+    with pytest.raises(UnsupportedStoreError, match=r"artifact URI 's3://\*\*\*@bucket/x' is no URL") as refused:
+        resolve_artifact_uri("s3://KEY:pa[ss-w0rd@bucket/x")
+    assert "pa[ss-w0rd" not in str(refused.value)

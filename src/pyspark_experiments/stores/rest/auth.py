@@ -81,9 +81,39 @@ def resolve_connection(uri, options: dict | None = None, environ: dict | None = 
     else:
         base_url, credential = _tracking_server(uri, options, environ)
         databricks = False
+    check_sendable(credential)
     bulk = boolean_option(options, "bulkMetricHistory", True)
     return Connection(base_url, credential, databricks, verify, client_cert, retry, max_concurrent,
                       bulk_history=bulk and not databricks)
+
+
+def check_sendable(credential: Credential) -> None:
+    """Refuse a token, or OAuth client credentials, that HTTP cannot carry (a header is Latin-1
+    text on one line, and so is a Basic login as ``requests`` sends it), naming where they came
+    from and never their value: sent, they would fail inside the HTTP stack with an error that
+    holds them.
+
+    Example::
+
+        >>> check_sendable(Credential("bearer", "DATABRICKS_TOKEN", secret="dapi-12€"))
+        Traceback (most recent call last):
+        pyspark_experiments.errors.ConfigurationError: the token from DATABRICKS_TOKEN cannot be sent over HTTP: \
+character 8 of 8 is not Latin-1; it is ASCII where issued: is it the token, whole and alone?
+    """
+    if credential.kind == "bearer":
+        values = (("token", credential.secret),)
+    elif credential.kind == "oauth-m2m":
+        values = (("client id", credential.username), ("client secret", credential.secret))
+    else:
+        return
+    for what, value in values:
+        bad = next((i for i, c in enumerate(value or "") if c in "\r\n" or ord(c) > 0xFF), None)
+        if bad is not None:
+            why = "is a line break" if value[bad] in "\r\n" else "is not Latin-1"
+            raise ConfigurationError(
+                f"the {what} from {credential.source} cannot be sent over HTTP: character {bad + 1} of "
+                f"{len(value)} {why}; it is ASCII where issued: is it the {what}, whole and alone?"
+            )
 
 
 def _tls(options: dict, environ) -> tuple[bool | str, str | None]:

@@ -111,10 +111,12 @@ class RestClient:
     def __init__(self, connection: Connection, sleep=time.sleep, clock=time.monotonic, jitter=random.random) -> None:
         self.connection = connection
         credential = connection.credential
-        if credential.kind == "basic":
+        if credential.kind == "bearer":
+            remember(credential.secret)
+        else:  # a login; OAuth machine-to-machine sends its client id and secret as one, and both are secret
             remember_login(credential.username, credential.secret)
-        else:  # a token; for OAuth machine-to-machine also the client id
-            remember(credential.secret, credential.username if credential.kind == "oauth-m2m" else None)
+            if credential.kind == "oauth-m2m":
+                remember(credential.username)
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -167,12 +169,18 @@ class RestClient:
                         self._oauth = Config(host=self.connection.base_url, client_id=credential.username,
                                              client_secret=credential.secret, auth_type="oauth-m2m")
                     except Exception as error:
-                        raise StoreConnectionError(
-                            f"Databricks OAuth with the client credentials from {credential.source} failed: "
-                            f"{self.scrub(str(error))}"
-                        ) from None
+                        raise self._oauth_error(error) from None
+            try:  # the token request: its errors carry what the token endpoint answered
                 return dict(self._oauth.authenticate())
+            except Exception as error:
+                raise self._oauth_error(error) from None
         return {}
+
+    def _oauth_error(self, error: Exception) -> StoreConnectionError:
+        return StoreConnectionError(
+            f"Databricks OAuth with the client credentials from {self.connection.credential.source} failed: "
+            f"{self.scrub(str(error))}"
+        )
 
     def scrub(self, text: str) -> str:
         """``text`` with the credential hidden in every form a server may echo it in (plain,
@@ -286,7 +294,7 @@ class RestClient:
                     requests.exceptions.ContentDecodingError) as error:
                 if deadline.expired:
                     raise _Retryable(late) from None
-                raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self.scrub(_first_line(error))})") from None
+                raise _Retryable(f"connection failed or broke off ({type(error).__name__}: {self._first_line(error)})") from None
         status = response.status_code
         if status == 200:
             return content if raw else self._json(shown, response, content)
@@ -328,7 +336,13 @@ class RestClient:
             return ""
         if not isinstance(error, dict) or not (error.get("error_code") or error.get("message")):
             return ""
-        return f" ({error.get('error_code', 'error')}: {self.scrub(str(error.get('message', ''))[:500])})"
+        # hidden first, then cut: cut first, a credential across the cut would keep its first part
+        return f" ({error.get('error_code', 'error')}: {self.scrub(str(error.get('message', '')))[:500]})"
+
+    def _first_line(self, error: BaseException) -> str:
+        """The first line of ``error``'s text, hidden, then cut to 300 characters."""
+        text = self.scrub(str(error))
+        return text.splitlines()[0][:300] if text.strip() else type(error).__name__
 
     def _json(self, shown: str, response, content: bytes) -> dict:
         try:
@@ -448,6 +462,3 @@ def _digest(records: list) -> bytes:
     text = json.dumps(records, sort_keys=True, default=str, allow_nan=True)
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
 
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__

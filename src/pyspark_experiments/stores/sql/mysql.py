@@ -280,14 +280,19 @@ def connect_mysql(location: str, display: str) -> MySqlConnection:
         ) from error
     params = mysql_parameters(location)
     check_tls_files(location, params)
-    try:
-        connection = pymysql.connect(**params, autocommit=False)
-    except pymysql.err.MySQLError as error:
-        raise connection_error(error, params, display) from None
-    except OSError as error:  # PyMySQL loads the TLS files before it connects: one that is not PEM
-        files = ", ".join(f"{name}={params[name]!r}" for name, _ in _TLS_FILES if params.get(name))
-        raise ConfigurationError(f"cannot connect to {display}: the TLS files ({files}) cannot be loaded: "
-                                 f"{hide(str(error))}") from None
+    encodings = password_encodings(params.get("password"))
+    for n, password in enumerate(encodings, 1):
+        try:
+            connection = pymysql.connect(**(params if password is None else {**params, "password": password}),
+                                         autocommit=False)
+            break
+        except pymysql.err.MySQLError as error:
+            if n == len(encodings) or not (error.args and error.args[0] == _ACCESS_DENIED):
+                raise connection_error(error, params, display) from None
+        except OSError as error:  # PyMySQL loads the TLS files before it connects: one that is not PEM
+            files = ", ".join(f"{name}={params[name]!r}" for name, _ in _TLS_FILES if params.get(name))
+            raise ConfigurationError(f"cannot connect to {display}: the TLS files ({files}) cannot be loaded: "
+                                     f"{hide(str(error))}") from None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -296,6 +301,29 @@ def connect_mysql(location: str, display: str) -> MySqlConnection:
         connection.close()
         raise StoreConnectionError(f"cannot start a read-only snapshot of {display}: {hide(str(error))}") from None
     return MySqlConnection(connection)
+
+
+def password_encodings(password: str | None) -> list[bytes | None]:
+    """The bytes to try a password as: Latin-1, as PyMySQL (and so MLflow) sends it, then UTF-8,
+    as a server hashed it from a UTF-8 client; one of them where both are the same. PyMySQL
+    cannot send a password beyond Latin-1 itself: its error would show the password.
+
+    Example::
+
+        >>> password_encodings("pässwörd€"), password_encodings("ascii"), password_encodings(None)
+        ([b'p\\xc3\\xa4ssw\\xc3\\xb6rd\\xe2\\x82\\xac'], [b'ascii'], [None])
+        >>> password_encodings("pä")
+        [b'p\\xe4', b'p\\xc3\\xa4']
+    """
+    if password is None:
+        return [None]
+    encodings = []
+    try:
+        encodings.append(password.encode("latin-1"))
+    except UnicodeEncodeError:
+        pass
+    utf8 = password.encode("utf-8")
+    return encodings + [utf8] if utf8 not in encodings else encodings
 
 
 def check_tls_files(location: str, params: dict) -> None:
@@ -350,5 +378,5 @@ def connection_error(error, params: dict, display: str) -> Exception:
 
 __all__ = [
     "MYSQL_DRIVERS", "MySqlConnection", "arrow_reader", "check_tls_files", "connect_mysql", "connection_error", "inline_parameters",
-    "mysql_parameters", "quote_reserved", "sql_literal",
+    "mysql_parameters", "password_encodings", "quote_reserved", "sql_literal",
 ]

@@ -183,3 +183,24 @@ def test_a_workspace_url_that_is_no_url_is_refused_with_the_expected_form():
         with pytest.raises(ConfigurationError, match="DATABRICKS_HOST: .*https://adb-123.4.azuredatabricks.net") as error:
             connect("databricks", DATABRICKS_HOST=given, DATABRICKS_TOKEN="dapi-x")
         assert ":p@" not in str(error.value)
+
+
+@pytest.mark.parametrize("uri, options, environ, named", [
+    ("http://h:5000", {"token": "tok-12€-x"}, {}, "the token from option 'token'"),
+    ("http://h:5000", {}, {"MLFLOW_TRACKING_TOKEN": "tok-1234\n"}, "the token from MLFLOW_TRACKING_TOKEN"),
+    ("databricks", {}, {"DATABRICKS_HOST": "https://h.example.com", "DATABRICKS_TOKEN": "dapi-漢字"},
+     "the token from environment DATABRICKS_TOKEN"),
+])
+def test_a_token_http_cannot_carry_is_refused_naming_its_source_not_its_value(uri, options, environ, named):
+    """Sent, a token beyond Latin-1 fails inside http.client, whose error holds the header."""
+    with pytest.raises(ConfigurationError, match=f"^{named} cannot be sent over HTTP") as refused:
+        connect(uri, options, **environ)
+    token = (options or environ).get("token") or environ.get("MLFLOW_TRACKING_TOKEN") or environ["DATABRICKS_TOKEN"]
+    assert token.strip() not in str(refused.value)
+
+
+def test_oauth_client_credentials_http_cannot_carry_are_refused():
+    pytest.importorskip("databricks.sdk")
+    with pytest.raises(ConfigurationError, match="the client secret from environment DATABRICKS_CLIENT_ID/"):
+        connect("databricks", DATABRICKS_HOST="https://h.example.com", DATABRICKS_CLIENT_ID="cid",
+                DATABRICKS_CLIENT_SECRET="sécret-€")

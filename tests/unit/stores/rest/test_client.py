@@ -207,3 +207,33 @@ def test_basic_auth_header_and_scrubbing(scripted):
 
     assert server.seen[0][2]["Authorization"] == "Basic " + base64.b64encode(b"bob:pa55word").decode()
     assert client.scrub("failed with pa55word at http://bob:pa55word@h/") == "failed with *** at http://bob:***@h/"
+
+
+def test_oauth_token_request_errors_hide_the_client_secret(scripted):
+    """databricks-sdk's error for a refused token request holds the token endpoint's answer,
+    which may echo the client credentials (here: the secret, and the Basic login in base64)."""
+    pytest.importorskip("databricks.sdk")
+    import base64
+
+    secret = "cl1ent-s3cret-x"
+    login = base64.b64encode(f"cid:{secret}".encode()).decode()
+    echo = {"error": "invalid_client", "error_description": f"client secret {secret} ({login}) is wrong"}
+    server = scripted((200, {}, {"oidc_endpoint": "{url}/oidc", "workspace_id": "1"}), (404, {}, b""),
+                      (401, {}, echo))
+    server.script[0] = (200, {}, {"oidc_endpoint": f"{server.url}/oidc", "workspace_id": "1"})
+    server.script[1] = (200, {}, {"authorization_endpoint": f"{server.url}/oidc/v1/authorize",
+                                  "token_endpoint": f"{server.url}/oidc/v1/token"})
+    client, _ = client_for(server, credential=Credential("oauth-m2m", "options 'clientId'/'clientSecret'", "cid", secret))
+    with pytest.raises(StoreConnectionError, match="Databricks OAuth with the client credentials from options") as failed:
+        client.call("GET", "experiments/search")
+    assert secret not in str(failed.value) and login not in str(failed.value)
+
+
+def test_a_long_error_message_is_cut_after_the_credential_is_hidden(scripted):
+    """Cut first, a token echoed across the cut would keep its first characters."""
+    message = "x" * 480 + f" token {TOKEN} rejected"  # the cut at 500 falls inside the token
+    server = scripted((400, {}, {"error_code": "BAD_REQUEST", "message": message}))
+    client, _ = client_for(server)
+    with pytest.raises(StoreConnectionError) as refused:
+        client.call("GET", "x")
+    assert TOKEN[:8] not in str(refused.value) and "x" * 480 in str(refused.value)
