@@ -166,8 +166,12 @@ class RestClient:
                             "pip install 'pyspark-experiments[databricks]'"
                         ) from None
                     try:
+                        # databricks-sdk's own bounds (300 s of retries) give way to the read's
+                        policy = self.connection.retry
                         self._oauth = Config(host=self.connection.base_url, client_id=credential.username,
-                                             client_secret=credential.secret, auth_type="oauth-m2m")
+                                             client_secret=credential.secret, auth_type="oauth-m2m",
+                                             http_timeout_seconds=max(1, int(policy.timeout)),
+                                             retry_timeout_seconds=max(1, int(policy.max_retry_time)))
                     except Exception as error:
                         raise self._oauth_error(error) from None
             try:  # the token request: its errors carry what the token endpoint answered

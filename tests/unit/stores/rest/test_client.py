@@ -237,3 +237,23 @@ def test_a_long_error_message_is_cut_after_the_credential_is_hidden(scripted):
     with pytest.raises(StoreConnectionError) as refused:
         client.call("GET", "x")
     assert TOKEN[:8] not in str(refused.value) and "x" * 480 in str(refused.value)
+
+
+def test_oauth_gives_up_within_the_reads_retry_bound():
+    """A workspace that takes the connection and never answers: databricks-sdk would wait 60 s
+    per request for 300 s of retries; the read's ``requestTimeout`` and ``maxRetryTime`` bound it
+    instead (here 1 s and 2 s)."""
+    pytest.importorskip("databricks.sdk")
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections complete in the backlog; nothing is ever read or answered
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        policy = RetryPolicy(max_retries=1, backoff_factor=0.1, backoff_jitter=0.0, timeout=1, max_retry_time=2)
+        connection = Connection(url, Credential("oauth-m2m", "options 'clientId'/'clientSecret'", "cid", "s3cret-x"), retry=policy)
+        with pytest.raises(StoreConnectionError, match="Databricks OAuth with the client credentials from options"):
+            RestClient(connection).call("GET", "experiments/search")
+    finally:
+        silent.close()
