@@ -86,6 +86,7 @@ def test_no_trace_no_table_and_an_earlier_runs_are_emptied(spark, tmp_path, capl
     assert trace_tables(spark, cfg.override(trace_tables=False), "store", target, experiments, PREFIX).tables == {}
 
 
+@pytest.mark.slow  # a second full sync or job run; the default tier keeps one
 def test_trace_tables_of_a_target_when_synced(spark, trace_history_sqlite_store, tmp_path):
     uri, ids = trace_history_sqlite_store
     source = read_source(spark, uri)

@@ -150,6 +150,7 @@ def test_trace_tables_sync_incrementally_to_the_store_rows(spark, tmp_path, trac
     assert all(quiet.tables[t].version is None for t in TRACE_TABLES), quiet.summary()
 
 
+@pytest.mark.slow  # a second full sync or job run; the default tier keeps one
 def test_a_trace_table_kept_later_is_read_whole(spark, tmp_path, trace_sqlite_store):
     """A target that kept ``traces`` only gets ``spans`` and ``assessments`` whole when they are
     asked for; a sync that keeps none leaves the trace tables as they are."""

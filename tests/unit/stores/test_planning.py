@@ -91,6 +91,7 @@ def test_sql_store_capabilities_follow_the_dialect():
     assert sqlite.state_key == postgres.state_key == "sql"
 
 
+@pytest.mark.slow  # writes and plans file stores of up to 5,000 runs: 40 s
 def test_file_store_per_run_tables_split_in_quarters_of_1000_to_5000_runs(tmp_path):
     from benchmarks import generate_store
     from pyspark_experiments.stores.file.store import default_partition_runs
