@@ -23,7 +23,7 @@ from dataclasses import replace
 import pyarrow as pa
 
 from ... import tables
-from ...errors import StoreNotFoundError
+from ...errors import MalformedRecordError, StoreNotFoundError
 from ..artifacts import plan_artifacts, read_artifacts
 from ..base import (
     RUN_STATUSES,
@@ -144,9 +144,15 @@ class FileStore(FileTraceTables, Store):
             meta = read_yaml(os.path.join(path, META))
             if meta is None:
                 continue
+            recorded = str(meta.get("experiment_id", os.path.basename(path)))
+            if recorded != os.path.basename(path):  # MLflow ignores such an experiment, its runs with it
+                raise MalformedRecordError(
+                    f"{os.path.join(path, META)}: experiment_id {recorded!r} is not its folder's name "
+                    f"{os.path.basename(path)!r}"
+                )
             stage = meta.get("lifecycle_stage", "active")
             if stage in stages:
-                found.append(ExperimentRef(str(meta.get("experiment_id", os.path.basename(path))), meta.get("name"), stage))
+                found.append(ExperimentRef(recorded, meta.get("name"), stage))
         return sorted(found, key=lambda e: (len(e.experiment_id), e.experiment_id))
 
     def experiment_dir(self, experiment_id: str) -> str | None:
